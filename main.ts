@@ -1,0 +1,135 @@
+/**
+ * @module
+ * The `sealpost` command line: `serve` (default), `migrate`, `doctor`. Reads configuration once
+ * (environment and `--flags`), builds what the command needs, and turns every expected failure
+ * into one plain line on stderr with a non-zero exit code.
+ *
+ * @example
+ * ```sh
+ * deno task start                 # serve with embedded defaults
+ * sealpost serve --port 9000
+ * sealpost migrate
+ * sealpost doctor
+ * ```
+ */
+
+import { parseArgs } from "node:util";
+import {
+  type Config,
+  ConfigError,
+  describeSettings,
+  loadConfig,
+  readEnv,
+  SETTINGS,
+} from "./relay/config.ts";
+import { openDatabase } from "./relay/database.ts";
+import { doctor } from "./relay/doctor.ts";
+import { createLogger } from "./relay/log.ts";
+import { migrate, SchemaTooNewError } from "./relay/migrate.ts";
+import { serve } from "./relay/serve.ts";
+import { VERSION } from "./relay/version.ts";
+
+const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
+
+Usage: sealpost [command] [--flags]
+
+Commands:
+  serve      run the relay (default)
+  migrate    apply database migrations and exit
+  doctor     check configuration, database and blob store
+  version    print the version
+  help       show this help; 'sealpost serve --help' lists every setting
+
+Every setting is an environment variable and a --flag; flags win.`;
+
+/** Thrown for a bad command line; printed as one line with the usage hint. */
+class UsageError extends Error {}
+
+const COMMANDS = ["serve", "migrate", "doctor", "version", "help"] as const;
+
+function parseFlags(args: string[]): { flags: Record<string, string>; help: boolean } {
+  const options: Record<string, { type: "string" } | { type: "boolean" }> = {
+    help: { type: "boolean" },
+  };
+  for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'`);
+    const { help, ...flags } = values as Record<string, string | boolean>;
+    return { flags: flags as Record<string, string>, help: help === true };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const message = (error as Error).message.replace(/\. To specify.*$/s, "").replace(
+      /^Unknown option/,
+      "Unknown flag",
+    );
+    throw new UsageError(message);
+  }
+}
+
+function fail(message: string, code = 1): never {
+  console.error(`sealpost: ${message}`);
+  Deno.exit(code);
+}
+
+function loggerFor(config: Config) {
+  const format = config.logFormat ?? (Deno.stdout.isTerminal() ? "pretty" : "json");
+  return createLogger({ level: config.logLevel, format });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const first = argv[0];
+  const isCommand = first !== undefined && !first.startsWith("-");
+  const command = isCommand ? first : "serve";
+  const rest = isCommand ? argv.slice(1) : argv;
+  if (command === "--help" || command === "-h") return console.log(USAGE);
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`Unknown command '${command}'; expected one of ${COMMANDS.join(", ")}`);
+  }
+  if (command === "help") return console.log(USAGE);
+  if (command === "version") return console.log(VERSION);
+
+  const { flags, help } = parseFlags(rest);
+  if (help) {
+    console.log(
+      `Usage: sealpost ${command} [--flags]\n\nSettings (flag, environment variable, meaning):\n${describeSettings()}`,
+    );
+    return;
+  }
+  const config = loadConfig(readEnv(), flags);
+
+  if (command === "serve") return await serve(config, loggerFor(config));
+  if (command === "migrate") {
+    const database = await openDatabase(config);
+    try {
+      const report = await migrate(database.db);
+      console.log(
+        report.applied.length
+          ? `Applied ${report.applied.join(", ")}; the schema is at ${report.current}`
+          : `Nothing to apply; the schema is at ${report.current}`,
+      );
+    } finally {
+      await database.close();
+    }
+    return;
+  }
+  if (command === "doctor") {
+    const ok = await doctor(config, (line) => console.log(line));
+    if (!ok) Deno.exit(1);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (error) {
+    if (error instanceof UsageError) fail(`${error.message}\nRun 'sealpost help' for usage.`, 2);
+    if (error instanceof ConfigError || error instanceof SchemaTooNewError) fail(error.message, 2);
+    fail((error as Error).message ?? String(error));
+  }
+}

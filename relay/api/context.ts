@@ -1,0 +1,55 @@
+/**
+ * @module
+ * Shared pieces of the HTTP API: the Hono environment type, JSON body reading that turns a
+ * malformed body into `400 invalid_request`, and the bearer-token middleware.
+ */
+
+import type { Context, MiddlewareHandler } from "hono";
+import type { z } from "zod";
+import { authenticateToken, type Principal } from "../authenticate.ts";
+import type { Deps } from "../deps.ts";
+import { invalid, RelayError } from "../errors.ts";
+import { parse } from "../protocol.ts";
+
+/** Variables handlers may read from the context. */
+export type ApiEnv = {
+  Variables: { principal: Principal; requestId: string };
+  Bindings: { remoteAddr?: Deno.NetAddr };
+};
+
+/** Reads and validates a JSON body against `schema`. */
+export async function readBody<T extends z.ZodType>(
+  c: Context<ApiEnv>,
+  schema: T,
+): Promise<z.infer<T>> {
+  let json: unknown;
+  try {
+    const text = await c.req.text();
+    json = text.length === 0 ? {} : JSON.parse(text);
+  } catch {
+    throw invalid("The body is not valid JSON");
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw invalid("The body must be a JSON object");
+  }
+  return parse(schema, json);
+}
+
+/** The client's IP address as the socket reports it. */
+export function clientIp(c: Context<ApiEnv>): string {
+  return c.env?.remoteAddr?.hostname ?? "unknown";
+}
+
+/** The bearer-token middleware; routes list it so unknown paths still answer 404. */
+export type Auth = MiddlewareHandler<ApiEnv>;
+
+/** Requires `Authorization: Bearer <token>` and sets `principal`. */
+export function requireDevice(deps: Deps): Auth {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new RelayError("unauthenticated", "Missing bearer token");
+    c.set("principal", await authenticateToken(deps, match[1]));
+    await next();
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * @module
+ * The HTTP API: one Hono app composing the route groups, one error handler that turns every
+ * failure into the PROTOCOL.md error body, request logging with a request id (never tokens or
+ * bodies), and the unauthenticated `/v1/info`, `/healthz` and `/readyz`.
+ */
+
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Deps } from "../deps.ts";
+import { RelayError } from "../errors.ts";
+import { publicLimits } from "../limits.ts";
+import { RateLimiter } from "../rate_limit.ts";
+import { NAME, VERSION } from "../version.ts";
+import { authRoutes } from "./auth.ts";
+import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
+import { type DeviceHooks, deviceRoutes } from "./devices.ts";
+
+/** What the API needs beyond the base dependencies. */
+export type ApiOptions = {
+  hooks: DeviceHooks;
+  /** Whether the relay can take traffic: database reachable and migrated, not draining. */
+  ready(): Promise<boolean>;
+  /** Extra route groups mounted under `/v1` (messaging, blobs…), given the auth middleware. */
+  v1?: ((auth: Auth) => Hono<ApiEnv>)[];
+  /** Extra routes mounted at the root before the 404 (WebSocket, admin, metrics). */
+  root?: Hono<ApiEnv>[];
+};
+
+let requestCounter = 0;
+
+/**
+ * Builds the HTTP app.
+ *
+ * @example
+ * ```ts
+ * const app = createApi(deps, { hooks, ready: () => Promise.resolve(true) });
+ * Deno.serve((req, info) => app.fetch(req, { remoteAddr: info.remoteAddr }));
+ * ```
+ */
+export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+  const log = deps.log;
+
+  app.use("*", async (c, next) => {
+    const requestId = `${Date.now().toString(36)}-${(++requestCounter).toString(36)}`;
+    c.set("requestId", requestId);
+    const started = performance.now();
+    await next();
+    if (c.req.path === "/healthz" || c.req.path === "/readyz") return;
+    const status = c.res.status;
+    const fields = {
+      request_id: requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (status >= 500) log.error("request", fields);
+    else log.debug("request", fields);
+  });
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    const ok = await options.ready();
+    return c.json({ ready: ok }, ok ? 200 : 503);
+  });
+  app.get("/v1/info", async (c) => {
+    const settings = await deps.settings.get();
+    return c.json({
+      name: NAME,
+      version: VERSION,
+      registration: settings.registration,
+      limits: publicLimits(deps.config),
+      push: { apns: false, fcm: false, unifiedpush: false },
+    });
+  });
+
+  app.route(
+    "/v1/auth",
+    authRoutes(deps, new RateLimiter(deps.config.rateAuth, undefined, deps.clock)),
+  );
+
+  for (const routes of options.root ?? []) app.route("/", routes);
+
+  const auth = requireDevice(deps);
+  app.route("/v1", deviceRoutes(deps, auth, options.hooks));
+  for (const routes of options.v1 ?? []) app.route("/v1", routes(auth));
+
+  app.notFound((c) =>
+    c.json(new RelayError("not_found", `No route for ${c.req.method} ${c.req.path}`).toBody(), 404)
+  );
+
+  app.onError((error, c) => {
+    if (error instanceof RelayError) {
+      if (error.retryAfterMs !== undefined) {
+        c.header("Retry-After", String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+      }
+      return c.json(error.toBody(), error.status as 400);
+    }
+    if (error instanceof HTTPException && error.status < 500) {
+      const code = error.status === 413 ? "too_large" : "invalid_request";
+      return c.json(new RelayError(code, error.message || undefined).toBody(), error.status);
+    }
+    log.error("unhandled error", {
+      request_id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      error,
+    });
+    return c.json(new RelayError("internal").toBody(), 500);
+  });
+  return app;
+}

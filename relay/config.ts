@@ -1,0 +1,390 @@
+/**
+ * @module
+ * The one place that reads configuration. A table of settings (environment variable, `--flag`,
+ * default, description, parser) produces a frozen, typed {@link Config}. A bad value throws a
+ * {@link ConfigError} whose message is one line naming the variable, the value and what is
+ * accepted; `main.ts` prints it and exits. `Deno.env` is read nowhere else.
+ */
+
+/** A parsed rate limit: `count` events per `perMs`, or `null` when disabled (`off`). */
+export type Rate = { count: number; perMs: number } | null;
+
+/** Thrown for a bad configuration value; its message is the single line shown to the user. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/**
+ * Parses a duration like `500ms`, `90s`, `15m`, `24h`, `30d` into milliseconds.
+ *
+ * @example
+ * ```ts
+ * parseDuration("15m"); // 900000
+ * ```
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new Error("expected a duration like 500ms, 90s, 15m, 24h or 30d");
+  return Math.round(Number(match[1]) * DURATION_UNITS[match[2]]);
+}
+
+/** Parses a size like `64KiB` or `100MiB` into bytes. */
+export function parseSize(text: string): number {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = match?.[2].toLowerCase() ?? "";
+  if (!match || !(unit in SIZE_UNITS)) {
+    throw new Error("expected a size like 65536, 64KiB or 100MiB");
+  }
+  return Number(match[1]) * SIZE_UNITS[unit];
+}
+
+/** Parses a rate like `100/min`, `30/s`, `1000/h`, or `off`. */
+export function parseRate(text: string): Rate {
+  const value = text.trim().toLowerCase();
+  if (value === "off") return null;
+  const match = /^(\d+)\/(s|sec|min|m|h|hour)$/.exec(value);
+  if (!match || Number(match[1]) === 0) {
+    throw new Error("expected a rate like 100/min, 5/s, 1000/h, or off");
+  }
+  const per = { s: 1000, sec: 1000, min: 60_000, m: 60_000, h: 3_600_000, hour: 3_600_000 };
+  return { count: Number(match[1]), perMs: per[match[2] as keyof typeof per] };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error("expected a port number from 0 to 65535");
+  }
+  return port;
+}
+
+function oneOf<T extends string>(...values: T[]): (text: string) => T {
+  return (text) => {
+    if (!values.includes(text as T)) throw new Error(`expected one of ${values.join(", ")}`);
+    return text as T;
+  };
+}
+
+function parseUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    return url.toString().replace(/\/$/, "");
+  } catch {
+    throw new Error("expected an absolute URL like https://relay.example.com");
+  }
+}
+
+function parseDatabaseUrl(text: string): string {
+  if (!/^postgres(ql)?:\/\//.test(text)) {
+    throw new Error("expected a URL like postgres://user:password@host:5432/dbname");
+  }
+  return text;
+}
+
+function parseMaxTtl(text: string): number | null {
+  if (text.trim() === "forever") return null;
+  return parseDuration(text);
+}
+
+const text = (value: string) => value;
+
+/** One row of the settings table: how a setting is named, defaulted, described and parsed. */
+type Setting<T> = {
+  env: string;
+  flag: string;
+  default: string | undefined;
+  help: string;
+  parse: (value: string) => T;
+};
+
+function setting<T>(
+  env: string,
+  flag: string,
+  defaultValue: string | undefined,
+  help: string,
+  parse: (value: string) => T,
+): Setting<T> {
+  return { env, flag, default: defaultValue, help, parse };
+}
+
+/** Every setting Sealpost reads, in the order `serve --help` lists them. */
+export const SETTINGS = {
+  port: setting("PORT", "port", "8080", "port to listen on", parsePort),
+  host: setting("SEALPOST_HOST", "host", "0.0.0.0", "address to listen on", text),
+  dataDir: setting(
+    "SEALPOST_DATA_DIR",
+    "data-dir",
+    "./data",
+    "embedded database and blob files",
+    text,
+  ),
+  publicUrl: setting(
+    "SEALPOST_PUBLIC_URL",
+    "public-url",
+    undefined,
+    "base of signed URLs and admin links (default http://localhost:$PORT)",
+    parseUrl,
+  ),
+  databaseUrl: setting(
+    "DATABASE_URL",
+    "database-url",
+    undefined,
+    "server Postgres; unset → embedded PGlite in $SEALPOST_DATA_DIR/pg",
+    parseDatabaseUrl,
+  ),
+  databaseReplicaUrl: setting(
+    "DATABASE_REPLICA_URL",
+    "database-replica-url",
+    undefined,
+    "optional read replica for backlog reads",
+    parseDatabaseUrl,
+  ),
+  blobStore: setting("SEALPOST_BLOB_STORE", "blob-store", "fs", "fs or s3", oneOf("fs", "s3")),
+  registration: setting(
+    "SEALPOST_REGISTRATION",
+    "registration",
+    "open",
+    "initial registration mode: open, invite or closed",
+    oneOf("open", "invite", "closed"),
+  ),
+  retention: setting(
+    "SEALPOST_RETENTION",
+    "retention",
+    "30d",
+    "default group retention",
+    parseDuration,
+  ),
+  maxTtl: setting(
+    "SEALPOST_MAX_TTL",
+    "max-ttl",
+    "365d",
+    "cap on any TTL; forever keeps history until deleted",
+    parseMaxTtl,
+  ),
+  inactiveAfter: setting(
+    "SEALPOST_INACTIVE_AFTER",
+    "inactive-after",
+    "90d",
+    "a device with no activity this long is inactive",
+    parseDuration,
+  ),
+  deleteAfter: setting(
+    "SEALPOST_DELETE_AFTER",
+    "delete-after",
+    "180d",
+    "a device with no activity this long is deleted",
+    parseDuration,
+  ),
+  sweepInterval: setting(
+    "SEALPOST_SWEEP_INTERVAL",
+    "sweep-interval",
+    "60s",
+    "how often expiry and cleanup run",
+    parseDuration,
+  ),
+  maxMessageBytes: setting(
+    "SEALPOST_MAX_MESSAGE_BYTES",
+    "max-message-bytes",
+    "64KiB",
+    "largest message body (decoded)",
+    parseSize,
+  ),
+  maxBlobBytes: setting(
+    "SEALPOST_MAX_BLOB_BYTES",
+    "max-blob-bytes",
+    "100MiB",
+    "largest blob",
+    parseSize,
+  ),
+  rateSend: setting(
+    "SEALPOST_RATE_SEND",
+    "rate-send",
+    "100/min",
+    "sends per device",
+    parseRate,
+  ),
+  ratePoll: setting(
+    "SEALPOST_RATE_POLL",
+    "rate-poll",
+    "200/min",
+    "inbox polls per device",
+    parseRate,
+  ),
+  rateAuth: setting(
+    "SEALPOST_RATE_AUTH",
+    "rate-auth",
+    "30/min",
+    "auth calls per client IP",
+    parseRate,
+  ),
+  rateClaim: setting(
+    "SEALPOST_RATE_CLAIM",
+    "rate-claim",
+    "60/min",
+    "key package claims per device",
+    parseRate,
+  ),
+  tokenTtl: setting(
+    "SEALPOST_TOKEN_TTL",
+    "token-ttl",
+    "24h",
+    "session token lifetime",
+    parseDuration,
+  ),
+  adminPassword: setting(
+    "SEALPOST_ADMIN_PASSWORD",
+    "admin-password",
+    undefined,
+    "admin login password; unset → a one-time setup link is logged at start",
+    text,
+  ),
+  metricsToken: setting(
+    "SEALPOST_METRICS_TOKEN",
+    "metrics-token",
+    undefined,
+    "bearer token for /metrics; unset → open",
+    text,
+  ),
+  logLevel: setting(
+    "SEALPOST_LOG_LEVEL",
+    "log-level",
+    "info",
+    "debug, info, warn or error",
+    oneOf("debug", "info", "warn", "error"),
+  ),
+  logFormat: setting(
+    "SEALPOST_LOG_FORMAT",
+    "log-format",
+    undefined,
+    "pretty or json (default pretty on a TTY, else json)",
+    oneOf("pretty", "json"),
+  ),
+} as const;
+
+/** The validated, frozen configuration every part of the relay receives. */
+export type Config = {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly publicUrl: string;
+  readonly databaseUrl?: string;
+  readonly databaseReplicaUrl?: string;
+  readonly blobStore: "fs" | "s3";
+  readonly registration: "open" | "invite" | "closed";
+  /** Default group retention in milliseconds. */
+  readonly retention: number;
+  /** Cap on any TTL in milliseconds; `null` is forever. */
+  readonly maxTtl: number | null;
+  readonly inactiveAfter: number;
+  readonly deleteAfter: number;
+  readonly sweepInterval: number;
+  readonly maxMessageBytes: number;
+  readonly maxBlobBytes: number;
+  readonly rateSend: Rate;
+  readonly ratePoll: Rate;
+  readonly rateAuth: Rate;
+  readonly rateClaim: Rate;
+  readonly tokenTtl: number;
+  readonly adminPassword?: string;
+  readonly metricsToken?: string;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+  readonly logFormat?: "pretty" | "json";
+  /** The size of the send burst a device may use before its rate applies. */
+    readonly sendBurst: number;
+    /** Live WebSocket connections one device may hold. */
+    readonly maxConnectionsPerDevice: number;
+    readonly maxGroupMembers: number;
+    readonly maxGroupsPerAccount: number;
+    /** Buffered bytes on one WebSocket before it stops getting live frames and is closed 4009. */
+    readonly maxSocketBufferBytes: number;
+    /** Group commit window: how long a send waits for others to join its transaction. */
+    readonly commitWindowMs: number;
+  };
+
+/** Defaults for the settings that have no environment variable of their own. */
+const FIXED = {
+  sendBurst: 20,
+  maxConnectionsPerDevice: 5,
+  maxGroupMembers: 1000,
+  maxGroupsPerAccount: 10_000,
+  maxSocketBufferBytes: 4 * 1024 * 1024,
+  commitWindowMs: 2,
+};
+
+/**
+ * Builds the configuration from environment variables and `--flag` values (flags win).
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({ PORT: "9000" }, { "data-dir": "/tmp/x" });
+ * ```
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  flags: Record<string, string | undefined> = {},
+  overrides: Partial<Config> = {},
+): Config {
+  const out: Record<string, unknown> = { ...FIXED };
+  for (const [key, def] of Object.entries(SETTINGS)) {
+    const fromFlag = flags[def.flag];
+    const raw = fromFlag ?? env[def.env] ?? def.default;
+    if (raw === undefined || raw === "") {
+      out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = (def.parse as (v: string) => unknown)(raw);
+    } catch (error) {
+      const source = fromFlag !== undefined ? `--${def.flag}` : def.env;
+      const shown = key === "adminPassword" || key === "metricsToken" ? "***" : raw;
+      throw new ConfigError(
+        `Cannot parse ${source}: ${(error as Error).message}, got '${shown}'`,
+      );
+    }
+  }
+  if (out.publicUrl === undefined) out.publicUrl = `http://localhost:${out.port}`;
+  Object.assign(out, overrides);
+  const config = out as Config;
+  if (config.deleteAfter <= config.inactiveAfter) {
+    throw new ConfigError(
+      `Cannot use SEALPOST_DELETE_AFTER: it must be longer than SEALPOST_INACTIVE_AFTER, got '${
+        env.SEALPOST_DELETE_AFTER ?? flags["delete-after"] ?? "180d"
+      }'`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+/** Reads the process environment; the only call of `Deno.env` in the relay. */
+export function readEnv(): Record<string, string> {
+  return Deno.env.toObject();
+}
+
+/** Lists every setting for `serve --help` and the configuration docs. */
+export function describeSettings(): string {
+  const lines = Object.values(SETTINGS).map((s) => {
+    const left = `  --${s.flag}`.padEnd(26) + s.env.padEnd(28);
+    const def = s.default === undefined ? "" : ` (default ${s.default})`;
+    return `${left}${s.help}${def}`;
+  });
+  return lines.join("\n");
+}

@@ -1,0 +1,105 @@
+/**
+ * @module
+ * Opens the database behind Kysely: embedded PGlite in `$SEALPOST_DATA_DIR/pg` by default, or a
+ * server Postgres through postgres.js when `DATABASE_URL` is set. Both are Postgres, so the rest
+ * of the relay has one code path. `bigint` columns are read as JavaScript numbers (milliseconds
+ * and sequence numbers stay far below 2^53).
+ *
+ * Durability: PGlite runs Postgres single-user with `fsync` off. Every commit is written to the
+ * data directory's files before it returns, so a crashed process (kill -9) loses nothing it
+ * acknowledged; a power cut or kernel crash can lose the last few seconds. Server Postgres keeps
+ * its own durability settings.
+ */
+
+import { PGlite } from "@electric-sql/pglite";
+import { Kysely, PGliteDialect, sql } from "kysely";
+import { PostgresJSDialect } from "kysely-postgres-js";
+import postgres from "postgres";
+import type { Database } from "./schema.ts";
+
+/** The database handle the relay receives. */
+export type Db = Kysely<Database>;
+
+/** An open database and how to close it. */
+export interface DatabaseHandle {
+  readonly db: Db;
+  readonly kind: "pglite" | "postgres";
+  /** Where the data lives, for logs and `doctor` (no password). */
+  readonly location: string;
+  /** Runs `fn` with a single session-scoped connection (advisory locks, LISTEN). */
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+
+/** Opens embedded PGlite in `dir` (created if missing). */
+export async function openPglite(dir: string): Promise<DatabaseHandle> {
+  await Deno.mkdir(dir, { recursive: true });
+  const pg = await PGlite.create({
+    dataDir: dir,
+    parsers: { [INT8_OID]: (value: string) => Number(value) },
+  });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pg }) });
+  return {
+    db,
+    kind: "pglite",
+    location: dir,
+    close: async () => {
+      await db.destroy();
+    },
+  };
+}
+
+/** Connects to a server Postgres at `url` with a small pool. */
+export function openPostgres(url: string, options: { max?: number } = {}): DatabaseHandle {
+  const client = postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    types: {
+      bigint: {
+        to: INT8_OID,
+        from: [INT8_OID],
+        serialize: (value: number) => String(value),
+        parse: (value: string) => Number(value),
+      },
+    },
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
+  return {
+    db,
+    kind: "postgres",
+    location: redactUrl(url),
+    close: async () => {
+      await db.destroy();
+    },
+  };
+}
+
+/** Opens PGlite or Postgres from the configuration. */
+export function openDatabase(
+  config: { databaseUrl?: string; dataDir: string },
+): Promise<DatabaseHandle> {
+  if (config.databaseUrl) return Promise.resolve(openPostgres(config.databaseUrl));
+  return openPglite(`${config.dataDir}/pg`);
+}
+
+/** A URL without its password, safe for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable url)";
+  }
+}
+
+/** True when the database answers a trivial query. */
+export async function ping(db: Db): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
+}

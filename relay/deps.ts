@@ -1,0 +1,23 @@
+/**
+ * @module
+ * What every part of the relay receives from the one place that builds things (`main.ts` via
+ * `createRelay`): configuration, database, clock, logger and the shared services.
+ */
+
+import type { ActivityTracker } from "./activity.ts";
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Db } from "./database.ts";
+import type { Logger } from "./log.ts";
+import type { RuntimeSettings } from "./runtime_settings.ts";
+
+/** The base dependencies of every service. */
+export interface Deps {
+  readonly config: Config;
+  readonly db: Db;
+  readonly dbKind: "pglite" | "postgres";
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly settings: RuntimeSettings;
+  readonly activity: ActivityTracker;
+}

@@ -1,0 +1,63 @@
+/**
+ * @module
+ * Binary encodings of the wire: base64url without padding, UTF-8, and SHA-256 hashing of secrets
+ * (tokens, invite codes) so they are stored only as hashes.
+ */
+
+type Base64Options = { alphabet: "base64url"; lastChunkHandling?: "strict" | "loose" };
+type Uint8ArrayWithBase64 = Uint8ArrayConstructor & {
+  fromBase64(text: string, options: Base64Options): Uint8Array;
+};
+type BytesWithBase64 = Uint8Array & {
+  toBase64(options: { alphabet: "base64url"; omitPadding: boolean }): string;
+};
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Encodes bytes as base64url without padding. */
+export function toBase64Url(bytes: Uint8Array): string {
+  return (bytes as BytesWithBase64).toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+/**
+ * Decodes base64url without padding; returns `null` for text that is not canonical base64url.
+ *
+ * @example
+ * ```ts
+ * fromBase64Url("AQID"); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export function fromBase64Url(text: string): Uint8Array | null {
+  if (!B64URL.test(text) || text.length % 4 === 1) return null;
+  try {
+    return (Uint8Array as Uint8ArrayWithBase64).fromBase64(text, {
+      alphabet: "base64url",
+      lastChunkHandling: "loose",
+    });
+  } catch {
+    return null;
+  }
+}
+
+/** Decoded byte length of a base64url string, without decoding it. */
+export function base64UrlDecodedLength(text: string): number {
+  return Math.floor((text.length * 3) / 4);
+}
+
+/** `n` cryptographically random bytes as base64url. */
+export function randomId(n: number): string {
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes of a string. */
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(text);
+}
+
+/** SHA-256 of a string as base64url: how tokens and invite codes are stored. */
+export async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", utf8(text));
+  return toBase64Url(new Uint8Array(digest));
+}

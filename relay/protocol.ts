@@ -1,0 +1,71 @@
+/**
+ * @module
+ * The wire types of PROTOCOL.md as zod schemas: every request body and WebSocket frame is parsed
+ * here, at the edge, and trusted inside. Unknown fields are ignored (zod strips them); a missing
+ * or malformed field becomes `400 invalid_request` naming the field.
+ */
+
+import { z } from "zod";
+import { invalid } from "./errors.ts";
+import { isKeyId } from "./keys.ts";
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** A base64url string without padding. */
+export const b64url = z.string().regex(B64URL, "must be base64url without padding");
+
+/** An Ed25519 public key id: 32 bytes as 43 base64url chars. */
+export const keyId = z.string().refine(
+  isKeyId,
+  "must be a 32-byte Ed25519 public key in base64url",
+);
+
+/** An Ed25519 signature: 64 bytes as 86 base64url chars. */
+export const signature = b64url.length(86, "must be a 64-byte signature in base64url");
+
+/** A group id: 16 bytes as 22 base64url chars. */
+export const groupId = b64url.length(22, "must be 16 bytes in base64url (22 chars)");
+
+export const RegisterBody = z.object({
+  account: keyId,
+  device: keyId,
+  cert: signature,
+  nonce: b64url.min(1).max(128),
+  sig: signature,
+  name: z.string().max(100).optional(),
+  platform: z.string().max(50).optional(),
+  invite: z.string().min(1).max(200).optional(),
+});
+export type RegisterBody = z.infer<typeof RegisterBody>;
+
+export const LoginBody = z.object({
+  device: keyId,
+  nonce: b64url.min(1).max(128),
+  sig: signature,
+});
+export type LoginBody = z.infer<typeof LoginBody>;
+
+/** Describes the first problem zod found as `field: problem`. */
+export function describeIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "invalid request";
+  const path = issue.path.join(".");
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    return `missing required field ${path}`;
+  }
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/**
+ * Parses `input` with `schema`, throwing `400 invalid_request` that names the field.
+ *
+ * @example
+ * ```ts
+ * const body = parse(LoginBody, await c.req.json());
+ * ```
+ */
+export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw invalid(describeIssue(result.error));
+  return result.data;
+}

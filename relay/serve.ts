@@ -1,0 +1,68 @@
+/**
+ * @module
+ * `sealpost serve`: opens the database, applies migrations, builds the relay and listens until
+ * SIGINT/SIGTERM, then drains (readyz 503, sockets closed with 1001) and exits.
+ */
+
+import { systemClock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { openDatabase } from "./database.ts";
+import type { Logger } from "./log.ts";
+import { migrate } from "./migrate.ts";
+import { createRelay } from "./mod.ts";
+
+/** How long a drain may take before the process exits anyway. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/** Runs the relay until a stop signal. */
+export async function serve(config: Config, log: Logger): Promise<void> {
+  const started = performance.now();
+  const database = await openDatabase(config);
+  const report = await migrate(database.db);
+  if (report.applied.length > 0) log.info("migrated", { applied: report.applied });
+  const relay = createRelay({ config, database, clock: systemClock, log });
+  relay.start();
+
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.host,
+    onListen: ({ hostname, port }) => {
+      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+      log.info(`sealpost listening on http://${shown}:${port}`, {
+        database: database.kind === "pglite"
+          ? `embedded PGlite in ${database.location}`
+          : database.location,
+        data_dir: config.dataDir,
+        public_url: config.publicUrl,
+        startup_ms: Math.round(performance.now() - started),
+      });
+    },
+  }, (request, info) => relay.fetch(request, { remoteAddr: info.remoteAddr as Deno.NetAddr }));
+
+  const stop = async (signal: string) => {
+    log.info("draining", { signal });
+    relay.drain();
+    const timer = setTimeout(() => {
+      log.warn("drain timed out; exiting");
+      Deno.exit(1);
+    }, DRAIN_TIMEOUT_MS);
+    await relay.close();
+    await server.shutdown();
+    await database.close();
+    clearTimeout(timer);
+    log.info("stopped");
+    Deno.exit(0);
+  };
+  let stopping = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      stop(signal).catch((error) => {
+        log.error("stop failed", { error });
+        Deno.exit(1);
+      });
+    });
+  }
+  await server.finished;
+}
