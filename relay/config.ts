@@ -309,16 +309,16 @@ export type Config = {
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat?: "pretty" | "json";
   /** The size of the send burst a device may use before its rate applies. */
-    readonly sendBurst: number;
-    /** Live WebSocket connections one device may hold. */
-    readonly maxConnectionsPerDevice: number;
-    readonly maxGroupMembers: number;
-    readonly maxGroupsPerAccount: number;
-    /** Buffered bytes on one WebSocket before it stops getting live frames and is closed 4009. */
-    readonly maxSocketBufferBytes: number;
-    /** Group commit window: how long a send waits for others to join its transaction. */
-    readonly commitWindowMs: number;
-  };
+  readonly sendBurst: number;
+  /** Live WebSocket connections one device may hold. */
+  readonly maxConnectionsPerDevice: number;
+  readonly maxGroupMembers: number;
+  readonly maxGroupsPerAccount: number;
+  /** Buffered bytes on one WebSocket before it stops getting live frames and is closed 4009. */
+  readonly maxSocketBufferBytes: number;
+  /** Group commit window: how long a send waits for others to join its transaction. */
+  readonly commitWindowMs: number;
+};
 
 /** Defaults for the settings that have no environment variable of their own. */
 const FIXED = {

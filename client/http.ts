@@ -1,0 +1,156 @@
+/**
+ * @module
+ * Typed HTTP calls of the Sealpost protocol. Every non-2xx answer becomes a
+ * {@link SealpostError} carrying the protocol error code, status and retry hint.
+ */
+
+import { type DeviceIdentity, proveNonce } from "./keys.ts";
+
+/** An error answer from the relay. */
+export class SealpostError extends Error {
+  override name = "SealpostError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(`${status} ${code}: ${message}`);
+  }
+}
+
+/** A device as the directory shows it. */
+export type Device = {
+  id: string;
+  cert: string;
+  name: string | null;
+  platform: string | null;
+  created_at: number;
+  last_seen_at: number;
+  status: "active" | "inactive" | "revoked";
+};
+
+/** `GET /v1/info`. */
+export type ServerInfo = {
+  name: string;
+  version: string;
+  registration: "open" | "invite" | "closed";
+  limits: Record<string, unknown> & { max_message_bytes: number; max_blob_bytes: number };
+  push: Record<string, unknown>;
+};
+
+/** Options for registering a device. */
+export type RegisterOptions = { name?: string; platform?: string; invite?: string };
+
+/**
+ * A low-level HTTP client bound to one relay and (after register or login) one token.
+ *
+ * @example
+ * ```ts
+ * const api = new HttpClient("http://localhost:8080");
+ * await api.register(identity, { name: "laptop" });
+ * const { devices } = await api.devices(identity.account);
+ * ```
+ */
+export class HttpClient {
+  token: string | null = null;
+  tokenExpiresAt = 0;
+  constructor(readonly baseUrl: string, readonly fetchFn: typeof fetch = fetch) {
+    this.baseUrl = baseUrl.replace(/\/$/, "");
+  }
+
+  /** Performs a request; returns the parsed JSON (or null for 204) and the status. */
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { auth?: boolean; headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<{ status: number; data: T }> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (options.auth !== false && this.token) headers.authorization = `Bearer ${this.token}`;
+    const response = await this.fetchFn(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: options.signal,
+    });
+    const text = await response.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!response.ok) {
+      const error = data?.error ?? {};
+      throw new SealpostError(
+        response.status,
+        error.code ?? "internal",
+        error.message ?? response.statusText,
+        error.retry_after_ms,
+      );
+    }
+    return { status: response.status, data: data as T };
+  }
+
+  /** `GET /v1/info`. */
+  async info(): Promise<ServerInfo> {
+    return (await this.request<ServerInfo>("GET", "/v1/info", undefined, { auth: false })).data;
+  }
+
+  /** `POST /v1/auth/challenge`. */
+  async challenge(): Promise<{ nonce: string; expires_at: number }> {
+    return (await this.request<{ nonce: string; expires_at: number }>(
+      "POST",
+      "/v1/auth/challenge",
+      undefined,
+      { auth: false },
+    )).data;
+  }
+
+  /** Registers `identity` (idempotent for a known device) and keeps the token. */
+  async register(
+    identity: DeviceIdentity,
+    options: RegisterOptions = {},
+  ): Promise<
+    { status: number; token: string; expires_at: number; account: string; device: string }
+  > {
+    const { nonce } = await this.challenge();
+    const { status, data } = await this.request<
+      { token: string; expires_at: number; account: string; device: string }
+    >("POST", "/v1/auth/register", {
+      account: identity.account,
+      device: identity.device.id,
+      cert: identity.cert,
+      nonce,
+      sig: await proveNonce(identity.device, nonce),
+      ...options,
+    }, { auth: false });
+    this.token = data.token;
+    this.tokenExpiresAt = data.expires_at;
+    return { status, ...data };
+  }
+
+  /** Logs in a known device and keeps the token. */
+  async login(identity: DeviceIdentity): Promise<{ token: string; expires_at: number }> {
+    const { nonce } = await this.challenge();
+    const { data } = await this.request<{ token: string; expires_at: number }>(
+      "POST",
+      "/v1/auth/login",
+      { device: identity.device.id, nonce, sig: await proveNonce(identity.device, nonce) },
+      { auth: false },
+    );
+    this.token = data.token;
+    this.tokenExpiresAt = data.expires_at;
+    return data;
+  }
+
+  /** `GET /v1/accounts/:account/devices`. */
+  async devices(account: string): Promise<{ devices: Device[] }> {
+    return (await this.request<{ devices: Device[] }>(
+      "GET",
+      `/v1/accounts/${encodeURIComponent(account)}/devices`,
+    )).data;
+  }
+
+  /** `DELETE /v1/devices/:device`. */
+  async revokeDevice(device: string): Promise<void> {
+    await this.request("DELETE", `/v1/devices/${encodeURIComponent(device)}`);
+  }
+}
