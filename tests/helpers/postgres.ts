@@ -86,6 +86,8 @@ export interface PostgresCluster {
   start(): Promise<void>;
   /** Stops the server and deletes the data. */
   destroy(): Promise<void>;
+  /** The same, synchronously, for an `unload` handler (immediate shutdown). */
+  destroySync(): void;
 }
 
 let dbCounter = 0;
@@ -171,8 +173,12 @@ export async function startPostgres(): Promise<PostgresCluster> {
     if (!process) return;
     const p = process as Deno.ChildProcess;
     process = null;
+    // Signal the postmaster itself, by the pid it wrote: a `runuser` wrapper would turn any
+    // signal into a smart shutdown (SIGTERM) that waits for clients, then a SIGKILL.
+    const pid = postmasterPid(dataDir);
     try {
-      p.kill(mode === "immediate" ? "SIGQUIT" : "SIGINT");
+      if (pid) Deno.kill(pid, mode === "immediate" ? "SIGQUIT" : "SIGINT");
+      else p.kill(mode === "immediate" ? "SIGQUIT" : "SIGINT");
     } catch { /* already gone */ }
     await p.status;
   };
@@ -216,25 +222,59 @@ export async function startPostgres(): Promise<PostgresCluster> {
       await stop("immediate");
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
+    destroySync: () => {
+      const pid = postmasterPid(dataDir);
+      if (pid) {
+        try {
+          Deno.kill(pid, "SIGQUIT");
+        } catch { /* already gone */ }
+        // An immediate shutdown takes milliseconds; wait for it (bounded) before removing files.
+        const deadline = Date.now() + 5000;
+        while (Date.now() < deadline && processAlive(pid)) sleepSync(20);
+      }
+      try {
+        Deno.removeSync(root, { recursive: true });
+      } catch { /* best effort */ }
+    },
   };
   return cluster;
+}
+
+/** The postmaster's pid from `postmaster.pid`, or null when it is not running. */
+function postmasterPid(dataDir: string): number | null {
+  try {
+    const pid = Number(Deno.readTextFileSync(`${dataDir}/postmaster.pid`).split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat); // a zombie has exited
+  } catch {
+    return false;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 let shared: Promise<PostgresCluster> | null = null;
 
 /**
- * The module's shared cluster, started on first use and stopped when the test process exits.
+ * The module's shared cluster, started on first use; stopped and deleted when the test module
+ * unloads.
  */
 export function sharedPostgres(): Promise<PostgresCluster> {
   if (!shared) {
     shared = startPostgres();
     shared.then((cluster) => {
-      globalThis.addEventListener("unload", () => {
-        // unload cannot await: stop synchronously, then remove the files.
-        try {
-          new Deno.Command("pkill", { args: ["-QUIT", "-f", cluster.dataDir] }).outputSync();
-        } catch { /* ignore */ }
-      });
+      // unload cannot await: shut down and remove the files synchronously.
+      globalThis.addEventListener("unload", () => cluster.destroySync());
     }).catch(() => {});
   }
   return shared;
