@@ -30,6 +30,37 @@ export type Device = {
   status: "active" | "inactive" | "revoked";
 };
 
+/** A group as the relay returns it. */
+export type Group = {
+  id: string;
+  members: { account: string; role: "owner" | "admin" | "member"; added_at: number }[];
+  retention_s: number;
+  last_seq: number;
+  created_at: number;
+};
+
+/** A stored message. */
+export type StoredMessage = {
+  group: string;
+  seq: number;
+  from: { account: string; device: string };
+  created_at: number;
+  expires_at: number | null;
+  body: string;
+  blob?: { id: string; size: number };
+  to?: string[];
+};
+
+/** What a send carries. */
+export type SendRequest = {
+  body: string;
+  client_id?: string;
+  ttl_s?: number;
+  to?: string[];
+  blob?: string;
+  ephemeral?: boolean;
+};
+
 /** `GET /v1/info`. */
 export type ServerInfo = {
   name: string;
@@ -152,5 +183,101 @@ export class HttpClient {
   /** `DELETE /v1/devices/:device`. */
   async revokeDevice(device: string): Promise<void> {
     await this.request("DELETE", `/v1/devices/${encodeURIComponent(device)}`);
+  }
+
+  /** `POST /v1/groups`. */
+  async createGroup(
+    options: { id?: string; members?: string[]; retention_s?: number } = {},
+  ): Promise<Group> {
+    return (await this.request<Group>("POST", "/v1/groups", options)).data;
+  }
+
+  /** `GET /v1/groups`. */
+  async groups(): Promise<(Group & { cursor: number })[]> {
+    return (await this.request<{ groups: (Group & { cursor: number })[] }>("GET", "/v1/groups"))
+      .data.groups;
+  }
+
+  /** `GET /v1/groups/:id`. */
+  async group(id: string): Promise<Group> {
+    return (await this.request<Group>("GET", `/v1/groups/${id}`)).data;
+  }
+
+  /** `PUT /v1/groups/:id/members/:account`. */
+  async putMember(
+    id: string,
+    account: string,
+    role?: "owner" | "admin" | "member",
+  ): Promise<Group> {
+    return (await this.request<Group>(
+      "PUT",
+      `/v1/groups/${id}/members/${account}`,
+      role ? { role } : {},
+    ))
+      .data;
+  }
+
+  /** `DELETE /v1/groups/:id/members/:account`. */
+  async removeMember(id: string, account: string): Promise<void> {
+    await this.request("DELETE", `/v1/groups/${id}/members/${account}`);
+  }
+
+  /** `DELETE /v1/groups/:id`. */
+  async deleteGroup(id: string): Promise<void> {
+    await this.request("DELETE", `/v1/groups/${id}`);
+  }
+
+  /** `POST /v1/groups/:id/messages`; `status` is 201 (new), 200 (repeat) or 202 (ephemeral). */
+  async send(
+    group: string,
+    message: SendRequest,
+  ): Promise<
+    {
+      status: number;
+      seq?: number;
+      created_at?: number;
+      expires_at?: number | null;
+      delivered?: number;
+    }
+  > {
+    const { status, data } = await this.request<Record<string, number>>(
+      "POST",
+      `/v1/groups/${group}/messages`,
+      message,
+    );
+    return { status, ...data };
+  }
+
+  /** `GET /v1/groups/:id/messages?after&limit`. */
+  async messages(
+    group: string,
+    after = 0,
+    limit?: number,
+  ): Promise<{ messages: StoredMessage[]; last_seq: number; has_more: boolean }> {
+    const query = `after=${after}${limit ? `&limit=${limit}` : ""}`;
+    return (await this.request<{ messages: StoredMessage[]; last_seq: number; has_more: boolean }>(
+      "GET",
+      `/v1/groups/${group}/messages?${query}`,
+    )).data;
+  }
+
+  /** `GET /v1/inbox?wait&limit`. */
+  async inbox(
+    options: { wait?: number; limit?: number; signal?: AbortSignal } = {},
+  ): Promise<StoredMessage[]> {
+    const params = new URLSearchParams();
+    if (options.wait !== undefined) params.set("wait", String(options.wait));
+    if (options.limit !== undefined) params.set("limit", String(options.limit));
+    return (await this.request<{ messages: StoredMessage[] }>(
+      "GET",
+      `/v1/inbox?${params}`,
+      undefined,
+      { signal: options.signal },
+    )).data.messages;
+  }
+
+  /** `POST /v1/ack`. */
+  async ack(cursors: Record<string, number>): Promise<void> {
+    await this.request("POST", "/v1/ack", { cursors });
   }
 }

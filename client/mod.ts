@@ -14,3 +14,4 @@
 
 export * from "./keys.ts";
 export * from "./http.ts";
+export * from "./session.ts";

@@ -5,6 +5,7 @@
  */
 
 import type { ActivityTracker } from "./activity.ts";
+import type { Bus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./database.ts";
@@ -20,4 +21,5 @@ export interface Deps {
   readonly log: Logger;
   readonly settings: RuntimeSettings;
   readonly activity: ActivityTracker;
+  readonly bus: Bus;
 }

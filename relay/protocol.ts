@@ -69,3 +69,55 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
   if (!result.success) throw invalid(describeIssue(result.error));
   return result.data;
 }
+
+/** A send (HTTP body, or the fields of a WebSocket `send` frame). */
+export const SendBody = z.object({
+  client_id: z.string().min(1).max(64).optional(),
+  body: b64url,
+  ttl_s: z.number().int().positive().optional(),
+  to: z.array(keyId).min(1).max(1000).optional(),
+  blob: z.string().min(1).max(64).optional(),
+  ephemeral: z.boolean().optional(),
+});
+export type SendBody = z.infer<typeof SendBody>;
+
+export const CreateGroupBody = z.object({
+  id: groupId.optional(),
+  members: z.array(keyId).max(10_000).optional(),
+  retention_s: z.number().int().nonnegative().optional(),
+});
+
+export const PutMemberBody = z.object({
+  role: z.enum(["owner", "admin", "member"]).optional(),
+});
+
+export const AckBody = z.object({
+  cursors: z.record(z.string(), z.number().int().nonnegative()),
+});
+
+/** An optional `ref` echoed in replies: a string or number chosen by the client. */
+const ref = z.union([z.string().max(128), z.number()]).optional();
+
+/** Frames a client may send after `auth`. */
+export const ClientFrame = z.discriminatedUnion("t", [
+  z.object({
+    t: z.literal("sub"),
+    ref,
+    groups: z.array(groupId).max(10_000).nullable(),
+    since: z.record(z.string(), z.number().int().nonnegative()).optional(),
+    presence: z.boolean().optional(),
+  }),
+  z.object({ t: z.literal("unsub"), ref, groups: z.array(groupId).nullable() }),
+  SendBody.extend({ t: z.literal("send"), ref, group: groupId }),
+  z.object({ t: z.literal("ack"), ref, group: groupId, seq: z.number().int().nonnegative() }),
+  z.object({ t: z.literal("presence"), ref, group: groupId }),
+  z.object({ t: z.literal("ping"), ref }),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+/** The first frame of a WebSocket: a token, or a signature over the hello nonce. */
+export const AuthFrame = z.union([
+  z.object({ t: z.literal("auth"), token: z.string().min(1).max(200) }),
+  z.object({ t: z.literal("auth"), device: keyId, sig: signature }),
+]);
+export type AuthFrame = z.infer<typeof AuthFrame>;

@@ -1,0 +1,46 @@
+/**
+ * @module
+ * The bus port: how one instance tells the others (and its own hub) what happened. The
+ * in-process implementation serves one box; a Postgres LISTEN/NOTIFY implementation serves many.
+ *
+ * Guarantee: events published by one instance are delivered to every subscriber of every
+ * instance in publish order. Delivery may be lost when an instance's bus connection drops; the
+ * hub tolerates it because every subscription detects gaps in `seq` and reads them back from the
+ * database.
+ */
+
+import type { StoredMessage } from "./messages.ts";
+
+/** Membership events of PROTOCOL.md. */
+export type MembershipEvent = "member_added" | "member_removed" | "role_changed" | "deleted";
+
+/** Something every instance's hub must hear about. */
+export type BusEvent =
+  /** Messages committed in one group, `seq` ascending. */
+  | { kind: "messages"; group: string; messages: StoredMessage[] }
+  /** A membership change; `members` are the accounts to tell (remaining, added and removed). */
+  | { kind: "membership"; group: string; event: MembershipEvent; account: string; notify: string[] }
+  /** A device was revoked or deleted: close its connections with 4003. */
+  | { kind: "revoked"; device: string }
+  /** An ephemeral message: relayed to connected, subscribed devices only. */
+  | {
+    kind: "eph";
+    /** The instance that already delivered it locally. */
+    origin: string;
+    group: string;
+    from: { account: string; device: string };
+    body: string;
+    to?: string[];
+  }
+  /** A device came online (first connection) or went offline (last connection closed). */
+  | { kind: "presence"; device: string; account: string; groups: string[]; online: boolean };
+
+/** A bus. */
+export interface Bus {
+  /** Publishes an event to every instance, including this one. */
+  publish(event: BusEvent): void;
+  /** Registers a handler; returns the function that removes it. */
+  subscribe(handler: (event: BusEvent) => void): () => void;
+  /** Stops delivering. */
+  close(): Promise<void>;
+}

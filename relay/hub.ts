@@ -1,0 +1,369 @@
+/**
+ * @module
+ * The local hub: every live WebSocket connection of this instance, indexed by device, account
+ * and subscribed group. It turns bus events into frames — committed messages (through each
+ * connection's {@link Subscription}, so order is kept), membership announcements, presence,
+ * ephemeral messages, revocations — and enforces the per-device connection limit and
+ * backpressure: a connection whose buffered output passes the limit is closed with `4009` and
+ * resumes from its cursor on reconnect, so nothing is lost.
+ */
+
+import type { Bus, BusEvent } from "./bus.ts";
+import { CLOSE } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
+import { Subscription } from "./subscribe.ts";
+import type { Db } from "./database.ts";
+import type { Clock } from "./clock.ts";
+
+/** The socket operations the hub needs (a WebSocket, or a test double in unit tests). */
+export interface FrameSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+}
+
+/** One authenticated connection. */
+export class Connection {
+  readonly subs = new Map<string, Subscription>();
+  /** Groups the account belongs to (kept current by membership events). */
+  groups = new Set<string>();
+  subscribeAll = false;
+  presence = false;
+  #closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly account: string,
+    readonly device: string,
+    private readonly socket: FrameSocket,
+    private readonly maxBuffered: number,
+    private readonly onSlow: (conn: Connection) => void,
+  ) {}
+
+  get open(): boolean {
+    return !this.#closed && this.socket.readyState === 1;
+  }
+
+  /** Sends a frame unless the connection is closed or too slow; false when it was not sent. */
+  sendText(frame: string): boolean {
+    if (!this.open) return false;
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      this.onSlow(this);
+      return false;
+    }
+    this.socket.send(frame);
+    return true;
+  }
+
+  /** Sends a JSON frame. */
+  sendJson(frame: Record<string, unknown>): boolean {
+    return this.sendText(JSON.stringify(frame));
+  }
+
+  /** Closes the socket with a protocol close code. */
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const sub of this.subs.values()) sub.close();
+    try {
+      this.socket.close(code, reason);
+    } catch { /* already closed */ }
+  }
+}
+
+const frameCache = new WeakMap<StoredMessage, string>();
+
+/** The serialized frame of a message, built once and shared by every recipient. */
+export function sharedFrame(message: StoredMessage): string {
+  let frame = frameCache.get(message);
+  if (!frame) frameCache.set(message, frame = messageFrame(message));
+  return frame;
+}
+
+/** Options of the hub. */
+export type HubOptions = {
+  db: Db;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  instanceId: string;
+  maxConnectionsPerDevice: number;
+  maxBufferedBytes: number;
+  /** Reads a device's cursors (stored merged with unflushed). */
+  cursorsOf(device: string): Promise<Map<string, number>>;
+  /** Counts closes by code (metrics). */
+  onClose?(code: number): void;
+};
+
+/** The hub of one instance. */
+export class Hub {
+  readonly #byDevice = new Map<string, Set<Connection>>();
+  readonly #byAccount = new Map<string, Set<Connection>>();
+  readonly #byGroup = new Map<string, Set<Connection>>();
+  #nextId = 1;
+  readonly #unsubscribeBus: () => void;
+
+  constructor(private readonly options: HubOptions) {
+    this.#unsubscribeBus = options.bus.subscribe((event) => this.#onEvent(event));
+  }
+
+  /** Number of live connections. */
+  get connections(): number {
+    let n = 0;
+    for (const set of this.#byDevice.values()) n += set.size;
+    return n;
+  }
+
+  /** Number of devices with at least one live connection. */
+  get onlineDevices(): number {
+    return this.#byDevice.size;
+  }
+
+  /** True when `device` has a live connection on this instance. */
+  isOnline(device: string): boolean {
+    return this.#byDevice.has(device);
+  }
+
+  /**
+   * Adds an authenticated connection, or returns null when the device already has the maximum
+   * number of connections.
+   */
+  add(account: string, device: string, socket: FrameSocket, groups: string[]): Connection | null {
+    const existing = this.#byDevice.get(device);
+    if (existing && existing.size >= this.options.maxConnectionsPerDevice) return null;
+    const conn = new Connection(
+      this.#nextId++,
+      account,
+      device,
+      socket,
+      this.options.maxBufferedBytes,
+      (slow) =>
+        this.closeConnection(
+          slow,
+          CLOSE.tooSlow,
+          "too slow: reconnect and resume from your cursor",
+        ),
+    );
+    conn.groups = new Set(groups);
+    const first = !existing || existing.size === 0;
+    index(this.#byDevice, device, conn);
+    index(this.#byAccount, account, conn);
+    if (first) {
+      this.options.bus.publish({ kind: "presence", device, account, groups, online: true });
+    }
+    return conn;
+  }
+
+  /** Removes a connection (socket closed). */
+  remove(conn: Connection): void {
+    for (const group of conn.subs.keys()) unindex(this.#byGroup, group, conn);
+    for (const sub of conn.subs.values()) sub.close();
+    conn.subs.clear();
+    const wasIndexed = this.#byDevice.get(conn.device)?.has(conn) ?? false;
+    unindex(this.#byDevice, conn.device, conn);
+    unindex(this.#byAccount, conn.account, conn);
+    if (wasIndexed && !this.#byDevice.has(conn.device)) {
+      this.options.bus.publish({
+        kind: "presence",
+        device: conn.device,
+        account: conn.account,
+        groups: [...conn.groups],
+        online: false,
+      });
+    }
+  }
+
+  /** Closes a connection with a code and forgets it. */
+  closeConnection(conn: Connection, code: number, reason: string): void {
+    this.options.onClose?.(code);
+    conn.close(code, reason);
+    this.remove(conn);
+  }
+
+  /**
+   * Subscribes a connection to groups (`null`: all of the account's groups, now and later).
+   * Returns the requested groups that the account is not a member of.
+   */
+  async subscribe(
+    conn: Connection,
+    groups: string[] | null,
+    since: Record<string, number> | undefined,
+    presence: boolean,
+  ): Promise<string[]> {
+    if (presence) conn.presence = true;
+    if (groups === null) conn.subscribeAll = true;
+    const wanted = groups === null ? [...conn.groups] : groups;
+    const refused = wanted.filter((g) => !conn.groups.has(g));
+    const accepted = wanted.filter((g) => conn.groups.has(g));
+    const needCursor = accepted.some((g) => since?.[g] === undefined);
+    const cursors = needCursor
+      ? await this.options.cursorsOf(conn.device)
+      : new Map<string, number>();
+    for (const group of accepted) {
+      this.#startSubscription(conn, group, since?.[group] ?? cursors.get(group) ?? 0);
+    }
+    return refused;
+  }
+
+  #startSubscription(conn: Connection, group: string, after: number): void {
+    if (!conn.open) return;
+    conn.subs.get(group)?.close();
+    const sub = new Subscription(
+      group,
+      {
+        device: conn.device,
+        get open() {
+          return conn.open;
+        },
+        deliver: (message) => conn.sendText(sharedFrame(message)),
+        synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
+      },
+      Math.max(0, after),
+      this.options.db,
+      () => this.options.clock.now(),
+      (error) => {
+        this.options.log.warn("replay failed; closing connection", { error, device: conn.device });
+        this.closeConnection(conn, 1011, "replay failed: reconnect");
+      },
+    );
+    conn.subs.set(group, sub);
+    index(this.#byGroup, group, conn);
+    sub.start();
+  }
+
+  /** Stops delivering `groups` (or all) to a connection. */
+  unsubscribe(conn: Connection, groups: string[] | null): void {
+    if (groups === null) conn.subscribeAll = false;
+    for (const group of groups ?? [...conn.subs.keys()]) {
+      conn.subs.get(group)?.close();
+      conn.subs.delete(group);
+      unindex(this.#byGroup, group, conn);
+    }
+  }
+
+  /** Devices of `accounts` that have a live connection here. */
+  onlineDevicesOf(accounts: string[]): string[] {
+    const out = new Set<string>();
+    for (const account of accounts) {
+      for (const conn of this.#byAccount.get(account) ?? []) out.add(conn.device);
+    }
+    return [...out];
+  }
+
+  /**
+   * Delivers an ephemeral message to this instance's subscribed devices other than the sender;
+   * returns how many devices received it.
+   */
+  deliverEphemeral(event: Extract<BusEvent, { kind: "eph" }>): number {
+    const frame: Record<string, unknown> = {
+      t: "eph",
+      group: event.group,
+      from: event.from,
+      body: event.body,
+    };
+    if (event.to) frame.to = event.to;
+    const text = JSON.stringify(frame);
+    const reached = new Set<string>();
+    for (const conn of this.#byGroup.get(event.group) ?? []) {
+      if (conn.device === event.from.device) continue;
+      if (!visibleTo({ to: event.to, from: event.from }, conn.device)) continue;
+      if (conn.sendText(text)) reached.add(conn.device);
+    }
+    return reached.size;
+  }
+
+  #onEvent(event: BusEvent): void {
+    switch (event.kind) {
+      case "messages":
+        for (const conn of this.#byGroup.get(event.group) ?? []) {
+          conn.subs.get(event.group)?.offer(event.messages);
+        }
+        return;
+      case "eph":
+        if (event.origin !== this.options.instanceId) this.deliverEphemeral(event);
+        return;
+      case "revoked":
+        for (const conn of [...this.#byDevice.get(event.device) ?? []]) {
+          this.closeConnection(conn, CLOSE.revoked, "device revoked");
+        }
+        return;
+      case "presence":
+        this.#onPresence(event);
+        return;
+      case "membership":
+        this.#onMembership(event);
+        return;
+    }
+  }
+
+  #onPresence(event: Extract<BusEvent, { kind: "presence" }>): void {
+    for (const group of event.groups) {
+      const frame = JSON.stringify({
+        t: "presence",
+        group,
+        device: event.device,
+        online: event.online,
+      });
+      for (const conn of this.#byGroup.get(group) ?? []) {
+        if (conn.presence && conn.device !== event.device) conn.sendText(frame);
+      }
+    }
+  }
+
+  #onMembership(event: Extract<BusEvent, { kind: "membership" }>): void {
+    const { group, account } = event;
+    const frame = JSON.stringify({ t: "group", group, event: event.event, account });
+    if (event.event === "member_added") {
+      for (const conn of this.#byAccount.get(account) ?? []) {
+        if (conn.groups.has(group)) continue;
+        conn.groups.add(group);
+        if (conn.subscribeAll) this.#startSubscription(conn, group, 0);
+      }
+    } else if (event.event === "member_removed") {
+      for (const conn of this.#byAccount.get(account) ?? []) this.#dropGroup(conn, group);
+    }
+    for (const target of event.notify) {
+      for (const conn of this.#byAccount.get(target) ?? []) conn.sendText(frame);
+    }
+    if (event.event === "deleted") {
+      for (const conn of [...this.#byGroup.get(group) ?? []]) this.#dropGroup(conn, group);
+      for (const target of event.notify) {
+        for (const conn of this.#byAccount.get(target) ?? []) conn.groups.delete(group);
+      }
+    }
+  }
+
+  #dropGroup(conn: Connection, group: string): void {
+    conn.groups.delete(group);
+    conn.subs.get(group)?.close();
+    conn.subs.delete(group);
+    unindex(this.#byGroup, group, conn);
+  }
+
+  /** Closes every connection with `code` (drain) and stops listening to the bus. */
+  closeAll(code: number, reason: string): void {
+    for (const set of [...this.#byDevice.values()]) {
+      for (const conn of [...set]) this.closeConnection(conn, code, reason);
+    }
+  }
+
+  /** Stops listening to the bus. */
+  stop(): void {
+    this.#unsubscribeBus();
+  }
+}
+
+function index<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, set = new Set());
+  set.add(value);
+}
+
+function unindex<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

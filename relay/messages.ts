@@ -1,0 +1,141 @@
+/**
+ * @module
+ * Stored messages: the row ↔ wire mapping, the visibility rule for targeted (`to`) messages, and
+ * the reads of PROTOCOL.md (page after a `seq`, inbox across a device's groups). Expired messages
+ * are never returned, even before the sweeper removes them.
+ */
+
+import { sql } from "kysely";
+import type { Db } from "./database.ts";
+import { toBase64Url } from "./encoding.ts";
+
+/** A committed message as the relay keeps it in memory and on the bus. */
+export type StoredMessage = {
+  group: string;
+  seq: number;
+  from: { account: string; device: string };
+  created_at: number;
+  expires_at: number | null;
+  /** base64url ciphertext. */
+  body: string;
+  blob?: { id: string; size: number };
+  to?: string[];
+};
+
+/** The wire form of a message: the stored message with `"t":"msg"` for WebSocket frames. */
+export function messageFrame(message: StoredMessage): string {
+  return JSON.stringify({ t: "msg", ...message });
+}
+
+/** True when `device` may see `message`: untargeted, targeted at it, or sent by it. */
+export function visibleTo(
+  message: { to?: string[] | null; from: { device: string } },
+  device: string,
+) {
+  return !message.to || message.from.device === device || message.to.includes(device);
+}
+
+type MessageRow = {
+  group_id: string;
+  seq: number;
+  sender_account: string;
+  sender_device: string;
+  body: Uint8Array;
+  blob_id: string | null;
+  blob_size?: number | null;
+  to_devices: string[] | null;
+  created_at: number;
+  expires_at: number | null;
+};
+
+/** Maps a database row to the wire shape. */
+export function fromRow(row: MessageRow): StoredMessage {
+  const message: StoredMessage = {
+    group: row.group_id,
+    seq: row.seq,
+    from: { account: row.sender_account, device: row.sender_device },
+    created_at: row.created_at,
+    expires_at: row.expires_at,
+    body: toBase64Url(row.body instanceof Uint8Array ? row.body : new Uint8Array(row.body)),
+  };
+  if (row.blob_id) message.blob = { id: row.blob_id, size: row.blob_size ?? 0 };
+  if (row.to_devices) message.to = row.to_devices;
+  return message;
+}
+
+/** One page of a group's messages visible to a device, with the group's `last_seq` read in the same snapshot. */
+export type Page = { messages: StoredMessage[]; last_seq: number; has_more: boolean };
+
+/**
+ * Reads messages of `group` after `after` visible to `device`, lowest `seq` first. `last_seq` is
+ * read in the same statement (one snapshot), so every message up to it is committed and either
+ * returned, invisible to this device, or expired: a reader that continues from `last_seq` when
+ * `has_more` is false never misses anything.
+ */
+export async function readPage(
+  db: Db,
+  group: string,
+  device: string,
+  after: number,
+  limit: number,
+  now: number,
+): Promise<Page> {
+  const result = await sql<MessageRow & { last_seq: number }>`
+    select g.last_seq, m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+           m.to_devices, m.created_at, m.expires_at
+    from groups g
+    left join lateral (
+      select * from messages m
+      where m.group_id = g.id and m.seq > ${after}
+        and (m.expires_at is null or m.expires_at > ${now})
+        and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+      order by m.seq
+      limit ${limit + 1}
+    ) m on true
+    where g.id = ${group}`.execute(db);
+  const rows = result.rows;
+  if (rows.length === 0) return { messages: [], last_seq: 0, has_more: false };
+  const last_seq = rows[0].last_seq;
+  const found = rows.filter((r) => r.seq !== null);
+  const has_more = found.length > limit;
+  return { messages: found.slice(0, limit).map(fromRow), last_seq, has_more };
+}
+
+/**
+ * Messages after the device's cursors across all groups of its account, lowest `seq` first per
+ * group, at most `limit` in all. `cursors` overrides stored cursors (unflushed acks).
+ */
+export async function readInbox(
+  db: Db,
+  account: string,
+  device: string,
+  limit: number,
+  now: number,
+  pendingCursors: Map<string, number>,
+): Promise<StoredMessage[]> {
+  const groups = [...pendingCursors.keys()];
+  const seqs = groups.map((g) => pendingCursors.get(g)!);
+  const result = await sql<MessageRow>`
+    with mine as (
+      select gm.group_id, greatest(coalesce(c.seq, 0), coalesce(p.seq, 0)) as after
+      from group_members gm
+      left join cursors c on c.group_id = gm.group_id and c.device_id = ${device}
+      left join unnest(${groups}::text[], ${seqs}::bigint[]) as p(group_id, seq)
+        on p.group_id = gm.group_id
+      where gm.account_id = ${account}
+    )
+    select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+           m.to_devices, m.created_at, m.expires_at
+    from mine
+    cross join lateral (
+      select * from messages m
+      where m.group_id = mine.group_id and m.seq > mine.after
+        and (m.expires_at is null or m.expires_at > ${now})
+        and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+      order by m.seq
+      limit ${limit}
+    ) m
+    order by m.group_id, m.seq
+    limit ${limit}`.execute(db);
+  return result.rows.map(fromRow);
+}

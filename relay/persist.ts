@@ -1,0 +1,278 @@
+/**
+ * @module
+ * Group commit: sends that arrive together are written in one transaction and acknowledged only
+ * after it commits. Inside the transaction each touched group's row is locked (in id order, so
+ * batches never deadlock), membership is checked, repeats of a `client_id` are answered with
+ * their original `seq`, and new messages get the next `seq`s of their group. Because `seq` is
+ * assigned under the group row lock in the inserting transaction, commit order equals `seq`
+ * order: the rule of order holds for any number of senders and instances. A rejected send never
+ * consumes a `seq`. After the commit the batch is published on the bus, one event per group.
+ */
+
+import { sql } from "kysely";
+import type { Bus } from "./bus.ts";
+import type { Clock } from "./clock.ts";
+import type { Db } from "./database.ts";
+import { RelayError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { StoredMessage } from "./messages.ts";
+
+/** A validated send waiting for its transaction. */
+export type PendingSend = {
+  group: string;
+  account: string;
+  device: string;
+  clientId: string;
+  body: Uint8Array;
+  /** The body as the client sent it (base64url), reused for fan-out. */
+  bodyText: string;
+  ttlS?: number;
+  to?: string[];
+};
+
+/** The outcome of a send. */
+export type SendResult = {
+  seq: number;
+  created_at: number;
+  expires_at: number | null;
+  /** True when this `client_id` had been sent before: the original result is returned. */
+  duplicate: boolean;
+};
+
+type Waiting = PendingSend & {
+  resolve(result: SendResult): void;
+  reject(error: unknown): void;
+};
+
+/** Options of the committer. */
+export type GroupCommitOptions = {
+  db: Db;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  /** Server cap on any TTL in ms; null = forever. */
+  maxTtlMs: number | null;
+  /** How long the first send of a batch waits for company. */
+  windowMs: number;
+  /** Largest batch in one transaction. */
+  maxBatch?: number;
+  /** Called after each commit with the batch size (metrics). */
+  onBatch?: (size: number, ms: number) => void;
+};
+
+/**
+ * Computes a message's expiry: `ttl_s` capped by the group's retention, capped by the server's
+ * max TTL. `retention_s` 0 means "as long as the server allows". Returns null for forever.
+ */
+export function expiryOf(
+  createdAt: number,
+  ttlS: number | undefined,
+  retentionS: number,
+  maxTtlMs: number | null,
+): number | null {
+  const maxS = maxTtlMs === null ? Infinity : Math.floor(maxTtlMs / 1000);
+  const capS = retentionS > 0 ? Math.min(retentionS, maxS) : maxS;
+  const lifeS = ttlS !== undefined ? Math.min(ttlS, capS) : capS;
+  return lifeS === Infinity ? null : createdAt + lifeS * 1000;
+}
+
+/** Batches sends into transactions. */
+export class GroupCommit {
+  #queue: Waiting[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+  #idle: (() => void)[] = [];
+  readonly #maxBatch: number;
+
+  constructor(private readonly options: GroupCommitOptions) {
+    this.#maxBatch = options.maxBatch ?? 1000;
+  }
+
+  /** Queues a send; resolves once it is durable (or rejects with a RelayError). */
+  submit(send: PendingSend): Promise<SendResult> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ...send, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or in flight (drain). */
+  idle(): Promise<void> {
+    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #schedule(): void {
+    if (this.#running || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#run();
+    }, this.options.windowMs);
+  }
+
+  async #run(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        await this.#commit(batch);
+      }
+    } finally {
+      this.#running = false;
+      if (this.#queue.length > 0) this.#schedule();
+      else for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  async #commit(batch: Waiting[]): Promise<void> {
+    const started = performance.now();
+    let published: StoredMessage[][] = [];
+    try {
+      published = await this.#transaction(batch);
+    } catch (error) {
+      if ((error as { code?: string })?.code === "23505" && batch.length > 0) {
+        // A concurrent instance committed the same client_id between our check and insert;
+        // the retry sees it and answers with its seq.
+        try {
+          published = await this.#transaction(batch);
+        } catch (retryError) {
+          this.#failAll(batch, retryError);
+          return;
+        }
+      } else {
+        this.#failAll(batch, error);
+        return;
+      }
+    }
+    this.options.onBatch?.(batch.length, performance.now() - started);
+    for (const messages of published) {
+      this.options.bus.publish({ kind: "messages", group: messages[0].group, messages });
+    }
+  }
+
+  #failAll(batch: Waiting[], error: unknown): void {
+    this.options.log.error("group commit failed", { error, batch: batch.length });
+    const answer = error instanceof RelayError ? error : new RelayError(
+      "unavailable",
+      "The message store is unavailable; retry with the same client_id",
+    );
+    for (const send of batch) send.reject(answer);
+  }
+
+  /** One transaction for the whole batch; returns the new messages per group. */
+  async #transaction(batch: Waiting[]): Promise<StoredMessage[][]> {
+    const { db, clock, maxTtlMs } = this.options;
+    const outcomes = new Map<Waiting, SendResult | RelayError>();
+    const perGroup = new Map<string, StoredMessage[]>();
+
+    await db.transaction().execute(async (tx) => {
+      outcomes.clear();
+      perGroup.clear();
+      const groupIds = [...new Set(batch.map((s) => s.group))].sort();
+      const accounts = [...new Set(batch.map((s) => s.account))];
+      const locked = await sql<{ id: string; last_seq: number; retention_s: number }>`
+        select id, last_seq, retention_s from groups
+        where id = any(${groupIds}::text[]) order by id for update`.execute(tx);
+      const groups = new Map(locked.rows.map((g) => [g.id, { ...g }]));
+      const members = await sql<{ group_id: string; account_id: string }>`
+        select group_id, account_id from group_members
+        where group_id = any(${groupIds}::text[]) and account_id = any(${accounts}::text[])`
+        .execute(tx);
+      const isMember = new Set(members.rows.map((m) => `${m.group_id} ${m.account_id}`));
+
+      const candidates = batch.filter((send) => {
+        if (!groups.has(send.group) || !isMember.has(`${send.group} ${send.account}`)) {
+          outcomes.set(send, new RelayError("not_found", "No such group"));
+          return false;
+        }
+        return true;
+      });
+
+      const earlier = new Map<string, SendResult>();
+      if (candidates.length > 0) {
+        const found = await sql<
+          {
+            group_id: string;
+            sender_device: string;
+            client_id: string;
+            seq: number;
+            created_at: number;
+            expires_at: number | null;
+          }
+        >`
+          select m.group_id, m.sender_device, m.client_id, m.seq, m.created_at, m.expires_at
+          from messages m
+          join unnest(${candidates.map((s) => s.group)}::text[],
+                      ${candidates.map((s) => s.device)}::text[],
+                      ${candidates.map((s) => s.clientId)}::text[]) as k(g, d, c)
+            on m.group_id = k.g and m.sender_device = k.d and m.client_id = k.c`.execute(tx);
+        for (const row of found.rows) {
+          earlier.set(`${row.group_id} ${row.sender_device} ${row.client_id}`, {
+            seq: row.seq,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            duplicate: true,
+          });
+        }
+      }
+
+      const now = clock.now();
+      const rows = [];
+      for (const send of candidates) {
+        const key = `${send.group} ${send.device} ${send.clientId}`;
+        const before = earlier.get(key);
+        if (before) {
+          outcomes.set(send, { ...before, duplicate: true });
+          continue;
+        }
+        const group = groups.get(send.group)!;
+        group.last_seq += 1;
+        const expires_at = expiryOf(now, send.ttlS, group.retention_s, maxTtlMs);
+        const result = { seq: group.last_seq, created_at: now, expires_at, duplicate: false };
+        earlier.set(key, result);
+        outcomes.set(send, result);
+        rows.push({
+          group_id: send.group,
+          seq: result.seq,
+          sender_account: send.account,
+          sender_device: send.device,
+          client_id: send.clientId,
+          body: send.body,
+          blob_id: null,
+          to_devices: send.to ?? null,
+          created_at: now,
+          expires_at,
+        });
+        const message: StoredMessage = {
+          group: send.group,
+          seq: result.seq,
+          from: { account: send.account, device: send.device },
+          created_at: now,
+          expires_at,
+          body: send.bodyText,
+        };
+        if (send.to) message.to = send.to;
+        const list = perGroup.get(send.group) ?? [];
+        list.push(message);
+        perGroup.set(send.group, list);
+      }
+      if (rows.length === 0) return;
+      await tx.insertInto("messages").values(rows).execute();
+      const touched = [...perGroup.keys()];
+      await sql`
+        update groups g set last_seq = u.last_seq
+        from unnest(${touched}::text[], ${touched.map((id) => groups.get(id)!.last_seq)}::bigint[])
+          as u(id, last_seq)
+        where g.id = u.id`.execute(tx);
+    });
+
+    for (const send of batch) {
+      const outcome = outcomes.get(send);
+      if (outcome instanceof RelayError) send.reject(outcome);
+      else if (outcome) send.resolve(outcome);
+      else send.reject(new RelayError("internal"));
+    }
+    return [...perGroup.values()];
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * @module
+ * The send path shared by HTTP and WebSocket: validate the body, enforce the size limit and the
+ * per-device send rate, then either relay an ephemeral message to connected devices or hand a
+ * durable one to group commit, which answers once it is committed.
+ */
+
+import type { Principal } from "./authenticate.ts";
+import type { Deps } from "./deps.ts";
+import { fromBase64Url, randomId } from "./encoding.ts";
+import { invalid, notFound, RelayError } from "./errors.ts";
+import type { Hub } from "./hub.ts";
+import type { GroupCommit, SendResult } from "./persist.ts";
+import type { SendBody } from "./protocol.ts";
+import type { RateLimiter } from "./rate_limit.ts";
+
+/** What the send path needs. */
+export type SendDeps = Deps & {
+  commit: GroupCommit;
+  hub: Hub;
+  sendLimit: RateLimiter;
+  instanceId: string;
+  /** Whether `account` is a member of `group` (the caller may know from its connection). */
+  isMember(group: string, account: string): Promise<boolean>;
+};
+
+/** The outcome of a send. */
+export type Sent =
+  | ({ ephemeral: false } & SendResult)
+  | { ephemeral: true; delivered: number };
+
+/**
+ * Sends one message to `group` as `from`.
+ *
+ * @example
+ * ```ts
+ * const sent = await send(deps, principal, group, { body: "AAEC", client_id: "m1" });
+ * ```
+ */
+export async function send(
+  deps: SendDeps,
+  from: Principal,
+  group: string,
+  body: SendBody,
+): Promise<Sent> {
+  const bytes = fromBase64Url(body.body);
+  if (!bytes) throw invalid("body: must be base64url without padding");
+  if (bytes.length > deps.config.maxMessageBytes) {
+    throw new RelayError(
+      "too_large",
+      `The body is ${bytes.length} bytes; the limit is ${deps.config.maxMessageBytes} (use a blob)`,
+    );
+  }
+  if (body.blob !== undefined && !body.ephemeral) {
+    throw notFound("No such blob");
+  }
+  deps.sendLimit.check(from.device, "sends");
+
+  if (body.ephemeral) {
+    if (!(await deps.isMember(group, from.account))) throw notFound("No such group");
+    const event = {
+      kind: "eph" as const,
+      origin: deps.instanceId,
+      group,
+      from,
+      body: body.body,
+      ...(body.to ? { to: body.to } : {}),
+    };
+    const delivered = deps.hub.deliverEphemeral(event);
+    deps.bus.publish(event);
+    return { ephemeral: true, delivered };
+  }
+
+  const result = await deps.commit.submit({
+    group,
+    account: from.account,
+    device: from.device,
+    clientId: body.client_id ?? randomId(12),
+    body: bytes,
+    bodyText: body.body,
+    ttlS: body.ttl_s,
+    to: body.to,
+  });
+  return { ephemeral: false, ...result };
+}

@@ -1,0 +1,154 @@
+/**
+ * @module
+ * One device's subscription to one group, and the rule that makes the seam between replay and
+ * live delivery safe. A subscription remembers the highest `seq` it has passed (`last`). Live
+ * messages are delivered only when they are exactly the next `seq`; anything else — a
+ * subscription still replaying, or a gap because an event was late or lost — is buffered and
+ * the subscription catches up from the database, reading pages after `last` together with the
+ * group's `last_seq` in one snapshot, then drains the buffer. So a device never sees a gap, a
+ * duplicate or a reordering, whatever the timing of commits, bus events and replays.
+ */
+
+import type { Db } from "./database.ts";
+import { readPage, type StoredMessage, visibleTo } from "./messages.ts";
+
+/** Where a subscription delivers. */
+export interface SubscriptionSink {
+  readonly device: string;
+  /** Sends one message; returns false if the connection can take no more (closed or slow). */
+  deliver(message: StoredMessage): boolean;
+  /** Tells the client the replay reached the group's latest `seq`. */
+  synced(group: string, seq: number): void;
+  /** True while the connection is open. */
+  readonly open: boolean;
+}
+
+/** Largest number of live messages buffered during a replay before relying on a re-read. */
+const MAX_BUFFER = 10_000;
+/** Messages read per page during replay. */
+const PAGE = 500;
+
+/** A device's subscription to one group. */
+export class Subscription {
+  #buffer: StoredMessage[] = [];
+  #overflowed = false;
+  #catching = false;
+  #synced = false;
+  #live = false;
+  #closed = false;
+
+  constructor(
+    readonly group: string,
+    private readonly sink: SubscriptionSink,
+    /** The highest seq already passed to (or skipped for) the device. */
+    public last: number,
+    private readonly db: Db,
+    private readonly now: () => number,
+    /** Called when a catch-up fails (database down): the connection should be closed. */
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** True after the initial replay finished and live delivery began. */
+  get live(): boolean {
+    return this.#live;
+  }
+
+  /** Stops delivering (unsubscribe, membership removed, connection closed). */
+  close(): void {
+    this.#closed = true;
+    this.#buffer = [];
+  }
+
+  /** Starts the replay; `synced` follows it. */
+  start(): void {
+    this.#catchUp();
+  }
+
+  /** Offers live messages of this group, `seq` ascending. */
+  offer(messages: StoredMessage[]): void {
+    if (this.#closed) return;
+    if (!this.#live) {
+      this.#bufferAll(messages);
+      return;
+    }
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      if (message.seq <= this.last) continue;
+      if (message.seq !== this.last + 1) {
+        this.#live = false;
+        this.#bufferAll(messages.slice(i));
+        this.#catchUp();
+        return;
+      }
+      this.last = message.seq;
+      if (visibleTo(message, this.sink.device) && !this.sink.deliver(message)) return;
+    }
+  }
+
+  #bufferAll(messages: StoredMessage[]): void {
+    if (this.#buffer.length + messages.length > MAX_BUFFER) {
+      // Too much to hold: forget it and read it back from the database instead.
+      this.#buffer = [];
+      this.#overflowed = true;
+      return;
+    }
+    for (const m of messages) this.#buffer.push(m);
+  }
+
+  async #catchUp(): Promise<void> {
+    if (this.#catching || this.#closed) return;
+    this.#catching = true;
+    try {
+      // Each round either advances `last` or ends; bounded so a broken invariant cannot spin.
+      for (let round = 0; round < 100_000; round++) {
+        if (this.#closed || !this.sink.open) return;
+        this.#overflowed = false;
+        const page = await readPage(
+          this.db,
+          this.group,
+          this.sink.device,
+          this.last,
+          PAGE,
+          this.now(),
+        );
+        if (this.#closed || !this.sink.open) return;
+        for (const message of page.messages) {
+          if (message.seq <= this.last) continue;
+          this.last = message.seq;
+          if (!this.sink.deliver(message)) return;
+        }
+        if (page.has_more) continue;
+        if (page.last_seq > this.last) this.last = page.last_seq;
+        if (this.#overflowed) continue;
+        if (this.#drainBuffer()) continue;
+        this.#live = true;
+        if (!this.#synced) {
+          this.#synced = true;
+          this.sink.synced(this.group, this.last);
+        }
+        return;
+      }
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.#catching = false;
+    }
+  }
+
+  /** Delivers buffered messages that continue `last`; returns true if a gap remains. */
+  #drainBuffer(): boolean {
+    const buffer = this.#buffer.sort((a, b) => a.seq - b.seq);
+    this.#buffer = [];
+    for (let i = 0; i < buffer.length; i++) {
+      const message = buffer[i];
+      if (message.seq <= this.last) continue;
+      if (message.seq !== this.last + 1) {
+        this.#buffer = buffer.slice(i);
+        return true;
+      }
+      this.last = message.seq;
+      if (visibleTo(message, this.sink.device) && !this.sink.deliver(message)) return false;
+    }
+    return false;
+  }
+}
