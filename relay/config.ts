@@ -318,6 +318,8 @@ export type Config = {
   readonly maxSocketBufferBytes: number;
   /** Group commit window: how long a send waits for others to join its transaction. */
   readonly commitWindowMs: number;
+  /** How long a WebSocket client has to send its `auth` frame. */
+  readonly authTimeoutMs: number;
 };
 
 /** Defaults for the settings that have no environment variable of their own. */
@@ -327,7 +329,8 @@ const FIXED = {
   maxGroupMembers: 1000,
   maxGroupsPerAccount: 10_000,
   maxSocketBufferBytes: 4 * 1024 * 1024,
-  commitWindowMs: 2,
+  commitWindowMs: 1,
+  authTimeoutMs: 10_000,
 };
 
 /**

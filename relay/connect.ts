@@ -9,7 +9,6 @@
 
 import { authenticateSignature, authenticateToken, type Principal } from "./authenticate.ts";
 import type { CursorStore } from "./ack.ts";
-import type { Deps } from "./deps.ts";
 import { randomId } from "./encoding.ts";
 import { CLOSE, RelayError } from "./errors.ts";
 import { groupsOf } from "./groups.ts";
@@ -19,8 +18,6 @@ import { AuthFrame, ClientFrame, describeIssue } from "./protocol.ts";
 import { send, type SendDeps } from "./send.ts";
 import { PROTOCOL_VERSION, VERSION } from "./version.ts";
 
-/** How long a client has to authenticate. */
-export const AUTH_TIMEOUT_MS = 10_000;
 /** Rate-limited sends per minute a connection may keep making before it is closed 4008. */
 const ABUSE_LIMIT = 60;
 
@@ -74,7 +71,7 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
 
   const authTimer = setTimeout(
     () => closeWith(CLOSE.unauthenticated, "not authenticated in time"),
-    AUTH_TIMEOUT_MS,
+    deps.config.authTimeoutMs,
   );
 
   socket.onopen = () => {
