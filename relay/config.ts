@@ -70,7 +70,7 @@ export function parseRate(text: string): Rate {
 }
 
 function parsePort(text: string): number {
-  const port = Number(text);
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error("expected a port number from 0 to 65535");
   }
@@ -348,9 +348,10 @@ export function loadConfig(
 ): Config {
   const out: Record<string, unknown> = { ...FIXED };
   for (const [key, def] of Object.entries(SETTINGS)) {
-    const fromFlag = flags[def.flag];
-    const raw = fromFlag ?? env[def.env] ?? def.default;
-    if (raw === undefined || raw === "") {
+    // An empty value (`PORT=` in a compose file) means unset: the default applies.
+    const fromFlag = flags[def.flag] || undefined;
+    const raw = fromFlag ?? (env[def.env] || undefined) ?? def.default;
+    if (raw === undefined) {
       out[key] = undefined;
       continue;
     }
@@ -370,7 +371,7 @@ export function loadConfig(
   if (config.deleteAfter <= config.inactiveAfter) {
     throw new ConfigError(
       `Cannot use SEALPOST_DELETE_AFTER: it must be longer than SEALPOST_INACTIVE_AFTER, got '${
-        env.SEALPOST_DELETE_AFTER ?? flags["delete-after"] ?? "180d"
+        flags["delete-after"] || env.SEALPOST_DELETE_AFTER || SETTINGS.deleteAfter.default
       }'`,
     );
   }

@@ -32,7 +32,18 @@ export async function readBody<T extends z.ZodType>(
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw invalid("The body must be a JSON object");
   }
+  if (hasNul(json)) throw invalid("Strings in the body may not contain the NUL character");
   return parse(schema, json);
+}
+
+/** True when a string anywhere in `value` holds U+0000, which Postgres text cannot store. */
+function hasNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\0");
+  if (Array.isArray(value)) return value.some(hasNul);
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).some(([key, v]) => key.includes("\0") || hasNul(v));
+  }
+  return false;
 }
 
 /** The client's IP address as the socket reports it. */
