@@ -24,6 +24,9 @@ export interface FrameSocket {
   readonly readyState: number;
 }
 
+/** How long a replay waits for a client that reads nothing before closing it 4009. */
+const REPLAY_STALL_MS = 30_000;
+
 /** One authenticated connection. */
 export class Connection {
   readonly subs = new Map<string, Subscription>();
@@ -53,6 +56,27 @@ export class Connection {
       this.onSlow(this);
       return false;
     }
+    this.socket.send(frame);
+    return true;
+  }
+
+  /**
+   * For replays: sends a frame even past the live limit, after waiting (up to
+   * {@link REPLAY_STALL_MS}) for the client to read its buffer down; false if it never does,
+   * in which case the connection is closed as too slow.
+   */
+  async sendPaced(frame: string): Promise<boolean> {
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      const deadline = Date.now() + REPLAY_STALL_MS;
+      while (this.open && this.socket.bufferedAmount > this.maxBuffered / 2) {
+        if (Date.now() > deadline) {
+          this.onSlow(this);
+          return false;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    if (!this.open) return false;
     this.socket.send(frame);
     return true;
   }
@@ -218,6 +242,7 @@ export class Hub {
           return conn.open;
         },
         deliver: (message) => conn.sendText(sharedFrame(message)),
+        replay: (message) => conn.sendPaced(sharedFrame(message)),
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),

@@ -15,8 +15,10 @@ import { readPage, type StoredMessage, visibleTo } from "./messages.ts";
 /** Where a subscription delivers. */
 export interface SubscriptionSink {
   readonly device: string;
-  /** Sends one message; returns false if the connection can take no more (closed or slow). */
+  /** Sends one live message; returns false if the connection can take no more (closed or slow). */
   deliver(message: StoredMessage): boolean;
+  /** Sends one replayed message, waiting while the client reads; false when it gave up. */
+  replay(message: StoredMessage): Promise<boolean>;
   /** Tells the client the replay reached the group's latest `seq`. */
   synced(group: string, seq: number): void;
   /** True while the connection is open. */
@@ -115,7 +117,7 @@ export class Subscription {
         for (const message of page.messages) {
           if (message.seq <= this.last) continue;
           this.last = message.seq;
-          if (!this.sink.deliver(message)) return;
+          if (!(await this.sink.replay(message)) || this.#closed) return;
         }
         if (page.has_more) continue;
         if (page.last_seq > this.last) this.last = page.last_seq;
