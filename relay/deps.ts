@@ -10,6 +10,7 @@ import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./database.ts";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 import type { RuntimeSettings } from "./runtime_settings.ts";
 
 /** The base dependencies of every service. */
@@ -22,4 +23,5 @@ export interface Deps {
   readonly settings: RuntimeSettings;
   readonly activity: ActivityTracker;
   readonly bus: Bus;
+  readonly metrics: Metrics;
 }

@@ -119,6 +119,8 @@ export type HubOptions = {
   cursorsOf(device: string): Promise<Map<string, number>>;
   /** Counts closes by code (metrics). */
   onClose?(code: number): void;
+  /** Counts message frames written (metrics). */
+  onDeliver?(path: "live" | "replay"): void;
 };
 
 /** The hub of one instance. */
@@ -241,8 +243,14 @@ export class Hub {
         get open() {
           return conn.open;
         },
-        deliver: (message) => conn.sendText(sharedFrame(message)),
-        replay: (message) => conn.sendPaced(sharedFrame(message)),
+        deliver: (message) => {
+          this.options.onDeliver?.("live");
+          return conn.sendText(sharedFrame(message));
+        },
+        replay: (message) => {
+          this.options.onDeliver?.("replay");
+          return conn.sendPaced(sharedFrame(message));
+        },
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),

@@ -23,6 +23,7 @@ import { CLOSE } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { InboxWaiters } from "./inbox.ts";
 import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { isMigrated } from "./migrate.ts";
 import { GroupCommit } from "./persist.ts";
 import { RateLimiter } from "./rate_limit.ts";
@@ -75,7 +76,18 @@ export function createRelay(options: RelayOptions): Relay {
     retention_s: Math.floor(config.retention / 1000),
   });
   const activity = new ActivityTracker(db, clock, log, config.inactiveAfter);
-  const base: Deps = { config, db, dbKind: database.kind, clock, log, settings, activity, bus };
+  const metrics = new Metrics();
+  const base: Deps = {
+    config,
+    db,
+    dbKind: database.kind,
+    clock,
+    log,
+    settings,
+    activity,
+    bus,
+    metrics,
+  };
   const cursors = new CursorStore(db, log);
   const hub = new Hub({
     db,
@@ -86,7 +98,19 @@ export function createRelay(options: RelayOptions): Relay {
     maxConnectionsPerDevice: config.maxConnectionsPerDevice,
     maxBufferedBytes: config.maxSocketBufferBytes,
     cursorsOf: (device) => cursors.cursorsOf(device),
+    onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
+    onDeliver: (path) => metrics.deliveries.inc({ path }),
   });
+  metrics.gauge(
+    "sealpost_websocket_connections",
+    "Live authenticated WebSocket connections.",
+    () => hub.connections,
+  );
+  metrics.gauge(
+    "sealpost_devices_online",
+    "Devices with at least one live connection.",
+    () => hub.onlineDevices,
+  );
   const commit = new GroupCommit({
     db,
     bus,
@@ -94,6 +118,12 @@ export function createRelay(options: RelayOptions): Relay {
     log,
     maxTtlMs: config.maxTtl,
     windowMs: config.commitWindowMs,
+    onBatch: (size, waits, newMessages, newBytes) => {
+      metrics.batchSize.observe(size);
+      for (const ms of waits) metrics.commitSeconds.observe(ms / 1000);
+      metrics.messagesAccepted.inc(newMessages);
+      metrics.bytesIn.inc(newBytes);
+    },
   });
   const waiters = new InboxWaiters(bus);
   const deps: ConnectDeps & { waiters: InboxWaiters; pollLimit: RateLimiter } = {

@@ -40,6 +40,7 @@ export type SendResult = {
 };
 
 type Waiting = PendingSend & {
+  queuedAt: number;
   resolve(result: SendResult): void;
   reject(error: unknown): void;
 };
@@ -56,8 +57,8 @@ export type GroupCommitOptions = {
   windowMs: number;
   /** Largest batch in one transaction. */
   maxBatch?: number;
-  /** Called after each commit with the batch size (metrics). */
-  onBatch?: (size: number, ms: number) => void;
+  /** Called after each commit with the batch size, the sends' wait times and new bytes. */
+  onBatch?: (size: number, waitsMs: number[], newMessages: number, newBytes: number) => void;
 };
 
 /**
@@ -91,7 +92,7 @@ export class GroupCommit {
   /** Queues a send; resolves once it is durable (or rejects with a RelayError). */
   submit(send: PendingSend): Promise<SendResult> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...send, resolve, reject });
+      this.#queue.push({ ...send, queuedAt: performance.now(), resolve, reject });
       this.#schedule();
     });
   }
@@ -126,7 +127,6 @@ export class GroupCommit {
   }
 
   async #commit(batch: Waiting[]): Promise<void> {
-    const started = performance.now();
     let published: StoredMessage[][] = [];
     try {
       published = await this.#transaction(batch);
@@ -145,7 +145,14 @@ export class GroupCommit {
         return;
       }
     }
-    this.options.onBatch?.(batch.length, performance.now() - started);
+    const now = performance.now();
+    let newBytes = 0;
+    let newMessages = 0;
+    for (const messages of published) {
+      newMessages += messages.length;
+      for (const m of messages) newBytes += Math.floor(m.body.length * 3 / 4);
+    }
+    this.options.onBatch?.(batch.length, batch.map((s) => now - s.queuedAt), newMessages, newBytes);
     for (const messages of published) {
       this.options.bus.publish({ kind: "messages", group: messages[0].group, messages });
     }

@@ -43,6 +43,22 @@ export async function send(
   group: string,
   body: SendBody,
 ): Promise<Sent> {
+  try {
+    return await sendUnchecked(deps, from, group, body);
+  } catch (error) {
+    const reason = error instanceof RelayError ? error.code : "internal";
+    deps.metrics.messagesRejected.inc({ reason });
+    if (reason === "rate_limited") deps.metrics.rateLimited.inc({ limit: "send" });
+    throw error;
+  }
+}
+
+async function sendUnchecked(
+  deps: SendDeps,
+  from: Principal,
+  group: string,
+  body: SendBody,
+): Promise<Sent> {
   const bytes = fromBase64Url(body.body);
   if (!bytes) throw invalid("body: must be base64url without padding");
   if (bytes.length > deps.config.maxMessageBytes) {
@@ -67,6 +83,7 @@ export async function send(
       ...(body.to ? { to: body.to } : {}),
     };
     const delivered = deps.hub.deliverEphemeral(event);
+    deps.metrics.ephemeralSent.inc();
     deps.bus.publish(event);
     return { ephemeral: true, delivered };
   }

@@ -49,6 +49,7 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     await next();
     if (c.req.path === "/healthz" || c.req.path === "/readyz") return;
     const status = c.res.status;
+    deps.metrics.httpRequests.inc({ status: `${Math.floor(status / 100)}xx` });
     const fields = {
       request_id: requestId,
       method: c.req.method,
@@ -64,6 +65,13 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
   app.get("/readyz", async (c) => {
     const ok = await options.ready();
     return c.json({ ready: ok }, ok ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    const token = deps.config.metricsToken;
+    if (token && c.req.header("authorization") !== `Bearer ${token}`) {
+      throw new RelayError("unauthenticated", "This endpoint needs the metrics bearer token");
+    }
+    return c.body(await deps.metrics.text(), 200, { "content-type": deps.metrics.contentType });
   });
   app.get("/v1/info", async (c) => {
     const settings = await deps.settings.get();

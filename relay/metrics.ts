@@ -1,0 +1,99 @@
+/**
+ * @module
+ * Prometheus metrics of one relay instance, on prom-client with its own registry (no default
+ * Node process metrics, which do not apply under Deno). Names carry units and `_total`
+ * suffixes; labels never hold device, account or group ids. Parts of the relay receive the
+ * {@link Metrics} object and move the counters; gauges read live state when scraped.
+ */
+
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Every metric of the relay. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly messagesAccepted = new Counter({
+    name: "sealpost_messages_accepted_total",
+    help: "Messages committed (durable sends), excluding repeats of a client_id.",
+    registers: [this.registry],
+  });
+  readonly messagesRejected = new Counter({
+    name: "sealpost_messages_rejected_total",
+    help: "Sends rejected, by error code.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly ephemeralSent = new Counter({
+    name: "sealpost_ephemeral_messages_total",
+    help: "Ephemeral messages relayed.",
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: "sealpost_deliveries_total",
+    help: "Message frames written to WebSocket connections (live and replay).",
+    labelNames: ["path"],
+    registers: [this.registry],
+  });
+  readonly bytesIn = new Counter({
+    name: "sealpost_message_bytes_in_total",
+    help: "Decoded body bytes of committed messages.",
+    registers: [this.registry],
+  });
+  readonly commitSeconds = new Histogram({
+    name: "sealpost_send_commit_seconds",
+    help: "Time from a send's arrival to its commit (group commit latency).",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: "sealpost_group_commit_batch_size",
+    help: "Sends per group-commit transaction.",
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly wsCloses = new Counter({
+    name: "sealpost_websocket_closes_total",
+    help: "WebSocket connections closed by the relay, by close code.",
+    labelNames: ["code"],
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: "sealpost_rate_limited_total",
+    help: "Requests or frames refused by a rate limit, by limit.",
+    labelNames: ["limit"],
+    registers: [this.registry],
+  });
+  readonly httpRequests = new Counter({
+    name: "sealpost_http_requests_total",
+    help: "HTTP requests answered, by status class.",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
+
+  /** Registers a gauge whose value is read at scrape time. */
+  gauge(name: string, help: string, read: () => number, labels?: Record<string, string>): void {
+    const labelNames = labels ? Object.keys(labels) : [];
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        if (labels) this.set(labels, read());
+        else this.set(read());
+      },
+    });
+  }
+
+  /** The text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The content type of {@link text}. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
