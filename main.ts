@@ -84,10 +84,10 @@ function loggerFor(config: Config) {
 
 async function main(argv: string[]): Promise<void> {
   const first = argv[0];
+  if (first === "--help" || first === "-h") return console.log(USAGE);
   const isCommand = first !== undefined && !first.startsWith("-");
   const command = isCommand ? first : "serve";
   const rest = isCommand ? argv.slice(1) : argv;
-  if (command === "--help" || command === "-h") return console.log(USAGE);
   if (!(COMMANDS as readonly string[]).includes(command)) {
     throw new UsageError(`Unknown command '${command}'; expected one of ${COMMANDS.join(", ")}`);
   }
@@ -128,7 +128,7 @@ if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (error) {
-    if (error instanceof UsageError) fail(`${error.message}\nRun 'sealpost help' for usage.`, 2);
+    if (error instanceof UsageError) fail(`${error.message} (run 'sealpost help' for usage)`, 2);
     if (error instanceof ConfigError || error instanceof SchemaTooNewError) fail(error.message, 2);
     fail((error as Error).message ?? String(error));
   }
