@@ -132,7 +132,7 @@ Deno.test("sealpost doctor reports an unreachable Postgres and an unusable blob 
       SEALPOST_DATA_DIR: `${dir}/file/data`,
     });
     assert.equal(result.code, 1, result.stdout + result.stderr);
-    assert.match(result.stdout, /^ok   config\s+listen 0.0.0.0:8080/m);
+    assert.match(result.stdout, /^ok {3}config\s+listen 0.0.0.0:8080/m);
     assert.match(result.stdout, /^FAIL database\s+\S/m);
     assert.match(result.stdout, /^FAIL blob store\s+filesystem at .*\/file\/data\/blobs/m);
   });
