@@ -6,8 +6,14 @@
 
 import type { Migration } from "kysely/migration";
 import * as m0001 from "./0001_initial.ts";
+import * as m0002 from "./0002_blobs.ts";
+import * as m0003 from "./0003_admin.ts";
+import * as m0004 from "./0004_instances.ts";
 
 /** All migrations by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001,
+  "0002_blobs": m0002,
+  "0003_admin": m0003,
+  "0004_instances": m0004,
 };

@@ -15,7 +15,7 @@ import type { Logger } from "./log.ts";
 export class ActivityTracker {
   #pending = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  readonly intervalMs: number;
+  intervalMs: number;
 
   constructor(
     private readonly db: Db,
@@ -34,6 +34,18 @@ export class ActivityTracker {
   /** The unflushed last activity of `device`, if any. */
   pending(device: string): number | undefined {
     return this.#pending.get(device);
+  }
+
+  /** Follows a run-time change of `inactive_after`: the flush interval stays a tenth of it. */
+  setInactiveAfter(inactiveAfterMs: number): void {
+    const next = Math.max(50, Math.min(60_000, Math.floor(inactiveAfterMs / 10)));
+    if (next === this.intervalMs) return;
+    this.intervalMs = next;
+    if (this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      this.start();
+    }
   }
 
   /** Starts the periodic flush. */

@@ -4,12 +4,19 @@
  * in-process implementation serves one box; a Postgres LISTEN/NOTIFY implementation serves many.
  *
  * Guarantee: events published by one instance are delivered to every subscriber of every
- * instance in publish order. Delivery may be lost when an instance's bus connection drops; the
- * hub tolerates it because every subscription detects gaps in `seq` and reads them back from the
- * database.
+ * instance in publish order, and committed messages are announced atomically with their commit
+ * (`announce` runs inside the committing transaction). Delivery can be interrupted when an
+ * instance's bus connection drops; the bus then calls its `onGap` handlers after reconnecting,
+ * and the hub reads everything it may have missed back from the database (every subscription
+ * also detects gaps in `seq` by itself).
  */
 
+import type { Kysely } from "kysely";
 import type { StoredMessage } from "./messages.ts";
+import type { Database } from "./schema.ts";
+
+/** A range of committed `seq`s in one group. */
+export type SeqRange = { group: string; from: number; to: number };
 
 /** Membership events of PROTOCOL.md. */
 export type MembershipEvent = "member_added" | "member_removed" | "role_changed" | "deleted";
@@ -37,8 +44,15 @@ export type BusEvent =
 
 /** A bus. */
 export interface Bus {
-  /** Publishes an event to every instance, including this one. */
+  /**
+   * Publishes an event to every instance, including this one. A `messages` event is delivered
+   * locally only: other instances learn of the messages from {@link Bus.announce}.
+   */
   publish(event: BusEvent): void;
+  /** Announces committed ranges to other instances, inside the committing transaction. */
+  announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void>;
+  /** Registers a handler called when events may have been missed (after a reconnect). */
+  onGap(handler: () => void): void;
   /** Registers a handler; returns the function that removes it. */
   subscribe(handler: (event: BusEvent) => void): () => void;
   /** Stops delivering. */

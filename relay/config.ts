@@ -215,6 +215,43 @@ export const SETTINGS = {
     "largest blob",
     parseSize,
   ),
+  maxAccountBytes: setting(
+    "SEALPOST_MAX_ACCOUNT_BYTES",
+    "max-account-bytes",
+    "1GiB",
+    "blob storage quota per account (uploads in progress count)",
+    parseSize,
+  ),
+  s3Endpoint: setting(
+    "AWS_ENDPOINT_URL_S3",
+    "s3-endpoint",
+    undefined,
+    "S3-compatible endpoint (Tigris, R2, MinIO); unset → AWS S3 in AWS_REGION",
+    parseUrl,
+  ),
+  s3Region: setting(
+    "AWS_REGION",
+    "s3-region",
+    "us-east-1",
+    "S3 region (auto for R2, Tigris)",
+    text,
+  ),
+  s3AccessKeyId: setting("AWS_ACCESS_KEY_ID", "s3-access-key-id", undefined, "S3 access key", text),
+  s3SecretAccessKey: setting(
+    "AWS_SECRET_ACCESS_KEY",
+    "s3-secret-access-key",
+    undefined,
+    "S3 secret key",
+    text,
+  ),
+  s3Bucket: setting("BUCKET_NAME", "bucket-name", undefined, "S3 bucket for blobs", text),
+  s3PathStyle: setting(
+    "SEALPOST_S3_PATH_STYLE",
+    "s3-path-style",
+    "auto",
+    "S3 URLs as endpoint/bucket/key (MinIO): true, false, or auto (for IP and localhost endpoints)",
+    oneOf("auto", "true", "false"),
+  ),
   rateSend: setting(
     "SEALPOST_RATE_SEND",
     "rate-send",
@@ -264,6 +301,27 @@ export const SETTINGS = {
     "bearer token for /metrics; unset → open",
     text,
   ),
+  instanceId: setting(
+    "SEALPOST_INSTANCE_ID",
+    "instance-id",
+    undefined,
+    "this instance's id (default $FLY_MACHINE_ID, else hostname:port)",
+    text,
+  ),
+  region: setting(
+    "SEALPOST_REGION",
+    "region",
+    undefined,
+    "this instance's region (default $FLY_REGION)",
+    text,
+  ),
+  drainTimeout: setting(
+    "SEALPOST_DRAIN_TIMEOUT",
+    "drain-timeout",
+    "10s",
+    "longest a graceful stop may take before exiting anyway",
+    parseDuration,
+  ),
   logLevel: setting(
     "SEALPOST_LOG_LEVEL",
     "log-level",
@@ -299,6 +357,14 @@ export type Config = {
   readonly sweepInterval: number;
   readonly maxMessageBytes: number;
   readonly maxBlobBytes: number;
+  /** Blob bytes one account may store, uploads in progress included. */
+  readonly maxAccountBytes: number;
+  readonly s3Endpoint?: string;
+  readonly s3Region: string;
+  readonly s3AccessKeyId?: string;
+  readonly s3SecretAccessKey?: string;
+  readonly s3Bucket?: string;
+  readonly s3PathStyle: "auto" | "true" | "false";
   readonly rateSend: Rate;
   readonly ratePoll: Rate;
   readonly rateAuth: Rate;
@@ -306,6 +372,9 @@ export type Config = {
   readonly tokenTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;
+  readonly instanceId: string;
+  readonly region?: string;
+  readonly drainTimeout: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat?: "pretty" | "json";
   /** The size of the send burst a device may use before its rate applies. */
@@ -359,13 +428,18 @@ export function loadConfig(
       out[key] = (def.parse as (v: string) => unknown)(raw);
     } catch (error) {
       const source = fromFlag !== undefined ? `--${def.flag}` : def.env;
-      const shown = key === "adminPassword" || key === "metricsToken" ? "***" : raw;
+      const shown = key === "adminPassword" || key === "metricsToken" ||
+          key === "s3SecretAccessKey"
+        ? "***"
+        : raw;
       throw new ConfigError(
         `Cannot parse ${source}: ${(error as Error).message}, got '${shown}'`,
       );
     }
   }
   if (out.publicUrl === undefined) out.publicUrl = `http://localhost:${out.port}`;
+  out.instanceId ??= env.FLY_MACHINE_ID || `${hostname()}:${out.port}`;
+  out.region ??= env.FLY_REGION || undefined;
   Object.assign(out, overrides);
   const config = out as Config;
   if (config.deleteAfter <= config.inactiveAfter) {
@@ -375,7 +449,27 @@ export function loadConfig(
       }'`,
     );
   }
+  if (config.blobStore === "s3") {
+    const missing = [
+      ["AWS_ACCESS_KEY_ID", config.s3AccessKeyId],
+      ["AWS_SECRET_ACCESS_KEY", config.s3SecretAccessKey],
+      ["BUCKET_NAME", config.s3Bucket],
+    ].filter(([, value]) => !value).map(([name]) => name);
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `Cannot use SEALPOST_BLOB_STORE=s3: it needs ${missing.join(", ")}, got them unset`,
+      );
+    }
+  }
   return Object.freeze(config);
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
 }
 
 /** Reads the process environment; the only call of `Deno.env` in the relay. */

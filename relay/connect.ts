@@ -13,6 +13,7 @@ import { randomId } from "./encoding.ts";
 import { CLOSE, RelayError } from "./errors.ts";
 import { groupsOf } from "./groups.ts";
 import type { Connection, Hub } from "./hub.ts";
+import type { InstanceRegistry } from "./instances.ts";
 import { publicLimits } from "./limits.ts";
 import { AuthFrame, ClientFrame, describeIssue } from "./protocol.ts";
 import { send, type SendDeps } from "./send.ts";
@@ -22,7 +23,7 @@ import { PROTOCOL_VERSION, VERSION } from "./version.ts";
 const ABUSE_LIMIT = 60;
 
 /** What a connection needs. */
-export type ConnectDeps = SendDeps & { hub: Hub; cursors: CursorStore };
+export type ConnectDeps = SendDeps & { hub: Hub; cursors: CursorStore; registry: InstanceRegistry };
 
 /** Largest text frame accepted: a maximal body in base64url plus room for the other fields. */
 export function maxFrameBytes(maxMessageBytes: number): number {
@@ -199,7 +200,8 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
         if (!conn.groups.has(frame.group)) throw new RelayError("not_found", "No such group");
         const members = await deps.db.selectFrom("group_members").select("account_id")
           .where("group_id", "=", frame.group).execute();
-        const online = deps.hub.onlineDevicesOf(members.map((m) => m.account_id));
+        const here = deps.hub.onlineDevicesOf(members.map((m) => m.account_id));
+        const online = [...new Set([...here, ...await deps.registry.onlineElsewhere(frame.group)])];
         const answer: Record<string, unknown> = { t: "presence", group: frame.group, online };
         if (frame.ref !== undefined) answer.ref = frame.ref;
         conn.sendJson(answer);

@@ -26,7 +26,10 @@ export interface DatabaseHandle {
   readonly kind: "pglite" | "postgres";
   /** Where the data lives, for logs and `doctor` (no password). */
   readonly location: string;
-  /** Runs `fn` with a single session-scoped connection (advisory locks, LISTEN). */
+  /** For server Postgres: the connection URL (for the bus's own listening connection). */
+  readonly url?: string;
+  /** For server Postgres: the postgres.js pool (reserved connections for advisory locks). */
+  readonly sql?: postgres.Sql;
   close(): Promise<void>;
 }
 
@@ -54,6 +57,7 @@ export async function openPglite(dir: string): Promise<DatabaseHandle> {
 export function openPostgres(url: string, options: { max?: number } = {}): DatabaseHandle {
   const client = postgres(url, {
     max: options.max ?? 10,
+    connection: { application_name: "sealpost" },
     onnotice: () => {},
     types: {
       bigint: {
@@ -69,6 +73,8 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
     db,
     kind: "postgres",
     location: redactUrl(url),
+    url,
+    sql: client,
     close: async () => {
       await db.destroy();
     },

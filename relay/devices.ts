@@ -56,6 +56,7 @@ export async function listDevices(
     .where("account_id", "=", account).orderBy("created_at").execute();
   if (rows.length === 0 && viewer !== account) throw notFound("No such account");
   const now = deps.clock.now();
+  const inactiveAfterMs = (await deps.settings.get()).inactive_after_s * 1000;
   return rows.map((row) => {
     const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
     return {
@@ -65,7 +66,7 @@ export async function listDevices(
       platform: row.platform,
       created_at: row.created_at,
       last_seen_at: lastSeen,
-      status: deviceStatus(row.revoked_at, lastSeen, now, deps.config.inactiveAfter),
+      status: deviceStatus(row.revoked_at, lastSeen, now, inactiveAfterMs),
     };
   });
 }
@@ -81,4 +82,37 @@ export async function revokeDevice(deps: Deps, account: string, device: string):
   if (row.revoked_at !== null) return;
   await deps.db.updateTable("devices").set({ revoked_at: deps.clock.now() })
     .where("id", "=", device).where("revoked_at", "is", null).execute();
+}
+
+/**
+ * Revokes any device as an admin, recording it in the audit log. Returns false when there is no
+ * such device; revoking a revoked device is a no-op. The caller publishes the `revoked` bus
+ * event so the device's live connections close with `4003` on every instance.
+ */
+export async function adminRevokeDevice(
+  deps: Deps,
+  device: string,
+  actor: string,
+): Promise<boolean> {
+  const row = await deps.db.selectFrom("devices").select(["account_id", "revoked_at"])
+    .where("id", "=", device).executeTakeFirst();
+  if (!row) return false;
+  if (row.revoked_at !== null) return true;
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (tx) => {
+    await tx.updateTable("devices").set({ revoked_at: now })
+      .where("id", "=", device).where("revoked_at", "is", null).execute();
+    await tx.insertInto("audit_log").values({
+      at: now,
+      actor,
+      action: "device.revoke",
+      detail: JSON.stringify({
+        device,
+        account: row.account_id,
+        before: "active",
+        after: "revoked",
+      }),
+    }).execute();
+  });
+  return true;
 }

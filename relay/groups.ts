@@ -289,3 +289,47 @@ async function purgeGroup(deps: Deps, id: string, by: string, members: string[])
   await deps.db.deleteFrom("groups").where("id", "=", id).execute();
   announce(deps, id, "deleted", by, members);
 }
+
+/**
+ * Changes a group's retention as an admin (capped by the server's max TTL), recording it in the
+ * audit log. New messages get the new retention; stored ones keep their expiry. Returns the
+ * stored value, or null when there is no such group.
+ */
+export async function adminSetRetention(
+  deps: Deps,
+  id: string,
+  retentionS: number,
+  actor: string,
+): Promise<number | null> {
+  const retention = capRetention(retentionS, deps.config.maxTtl);
+  const group = await deps.db.selectFrom("groups").select("retention_s").where("id", "=", id)
+    .executeTakeFirst();
+  if (!group) return null;
+  if (group.retention_s === retention) return retention;
+  await deps.db.transaction().execute(async (tx) => {
+    await tx.updateTable("groups").set({ retention_s: retention }).where("id", "=", id).execute();
+    await tx.insertInto("audit_log").values({
+      at: deps.clock.now(),
+      actor,
+      action: "group.retention",
+      detail: JSON.stringify({ group: id, before: group.retention_s, after: retention }),
+    }).execute();
+  });
+  return retention;
+}
+
+/** Deletes a group as an admin, with its messages, telling its members; false if none. */
+export async function adminDeleteGroup(deps: Deps, id: string, actor: string): Promise<boolean> {
+  const group = await deps.db.selectFrom("groups").select(["last_seq"]).where("id", "=", id)
+    .executeTakeFirst();
+  if (!group) return false;
+  const members = await memberAccounts(deps, id);
+  await deps.db.insertInto("audit_log").values({
+    at: deps.clock.now(),
+    actor,
+    action: "group.delete",
+    detail: JSON.stringify({ group: id, members: members.length, last_seq: group.last_seq }),
+  }).execute();
+  await purgeGroup(deps, id, members[0] ?? "", members);
+  return true;
+}

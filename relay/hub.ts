@@ -121,6 +121,8 @@ export type HubOptions = {
   onClose?(code: number): void;
   /** Counts message frames written (metrics). */
   onDeliver?(path: "live" | "replay"): void;
+  /** A device's first connection here opened, or its last one closed. */
+  onPresence?(device: string, online: boolean): void;
 };
 
 /** The hub of one instance. */
@@ -145,6 +147,33 @@ export class Hub {
   /** Number of devices with at least one live connection. */
   get onlineDevices(): number {
     return this.#byDevice.size;
+  }
+
+  /** True when a connection here follows `group`. */
+  hasSubscribers(group: string): boolean {
+    return this.#byGroup.has(group);
+  }
+
+  /** Every live connection (for revalidation after a bus gap). */
+  allConnections(): Connection[] {
+    return [...this.#byDevice.values()].flatMap((set) => [...set]);
+  }
+
+  /**
+   * After events may have been missed: every subscription reads back from its `last` seq, and
+   * `memberships` (account → groups, read fresh) brings each connection's group set up to date.
+   */
+  resync(memberships: Map<string, string[]>): void {
+    for (const conn of this.allConnections()) {
+      const now = new Set(memberships.get(conn.account) ?? []);
+      for (const group of [...conn.groups]) if (!now.has(group)) this.#dropGroup(conn, group);
+      for (const group of now) {
+        if (conn.groups.has(group)) continue;
+        conn.groups.add(group);
+        if (conn.subscribeAll) this.#startSubscription(conn, group, 0);
+      }
+      for (const sub of conn.subs.values()) sub.kick();
+    }
   }
 
   /** True when `device` has a live connection on this instance. */
@@ -177,6 +206,7 @@ export class Hub {
     index(this.#byDevice, device, conn);
     index(this.#byAccount, account, conn);
     if (first) {
+      this.options.onPresence?.(device, true);
       this.options.bus.publish({ kind: "presence", device, account, groups, online: true });
     }
     return conn;
@@ -191,6 +221,7 @@ export class Hub {
     unindex(this.#byDevice, conn.device, conn);
     unindex(this.#byAccount, conn.account, conn);
     if (wasIndexed && !this.#byDevice.has(conn.device)) {
+      this.options.onPresence?.(conn.device, false);
       this.options.bus.publish({
         kind: "presence",
         device: conn.device,

@@ -139,3 +139,19 @@ export async function readInbox(
     limit ${limit}`.execute(db);
   return result.rows.map(fromRow);
 }
+
+/** Reads every message (targeted ones too) in the given `seq` ranges, group then `seq` order. */
+export async function readRanges(
+  db: Db,
+  ranges: { group: string; from: number; to: number }[],
+): Promise<StoredMessage[]> {
+  if (ranges.length === 0) return [];
+  const result = await sql<MessageRow>`
+    select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+           m.to_devices, m.created_at, m.expires_at
+    from unnest(${ranges.map((r) => r.group)}::text[], ${ranges.map((r) => r.from)}::bigint[],
+                ${ranges.map((r) => r.to)}::bigint[]) as r(g, a, b)
+    join messages m on m.group_id = r.g and m.seq between r.a and r.b
+    order by m.group_id, m.seq`.execute(db);
+  return result.rows.map(fromRow);
+}

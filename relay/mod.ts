@@ -25,9 +25,12 @@ import { InboxWaiters } from "./inbox.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { isMigrated } from "./migrate.ts";
+import { InstanceRegistry } from "./instances.ts";
+import { type Leadership, SoleLeader } from "./leader.ts";
+import { VERSION } from "./version.ts";
 import { GroupCommit } from "./persist.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { RuntimeSettings } from "./runtime_settings.ts";
+import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
 
 /** What a relay is built from. */
 export type RelayOptions = {
@@ -37,17 +40,19 @@ export type RelayOptions = {
   log: Logger;
   /** The bus; defaults to the in-process bus (one instance). */
   bus?: Bus;
-  /** This instance's id (defaults to a random one). */
-  instanceId?: string;
+  /** Who leads background jobs; defaults to this instance alone (embedded). */
+  leadership?: Leadership;
 };
 
 /** A built relay. */
 export interface Relay {
   readonly deps: ConnectDeps;
+  readonly registry: InstanceRegistry;
+  readonly leadership: Leadership;
   /** Handles one HTTP request (including WebSocket upgrades). */
   fetch(request: Request, info?: { remoteAddr?: Deno.NetAddr }): Response | Promise<Response>;
-  /** Starts background work (activity and cursor flushes). */
-  start(): void;
+  /** Starts background work (activity and cursor flushes, heartbeats, leader jobs). */
+  start(): Promise<void>;
   /** True when the relay can take traffic. */
   ready(): Promise<boolean>;
   /** Begins draining: `/readyz` answers 503 and new WebSockets are refused. */
@@ -70,11 +75,9 @@ export function createRelay(options: RelayOptions): Relay {
   const { config, database, clock, log } = options;
   const db = database.db;
   const bus = options.bus ?? new LocalBus();
-  const instanceId = options.instanceId ?? crypto.randomUUID();
-  const settings = new RuntimeSettings(db, clock, {
-    registration: config.registration,
-    retention_s: Math.floor(config.retention / 1000),
-  });
+  const instanceId = config.instanceId;
+  const leadership = options.leadership ?? new SoleLeader();
+  const settings = new RuntimeSettings(db, clock, initialRuntimeValues(config));
   const activity = new ActivityTracker(db, clock, log, config.inactiveAfter);
   const metrics = new Metrics();
   const base: Deps = {
@@ -100,7 +103,49 @@ export function createRelay(options: RelayOptions): Relay {
     cursorsOf: (device) => cursors.cursorsOf(device),
     onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
     onDeliver: (path) => metrics.deliveries.inc({ path }),
+    onPresence: (device, online) => registry.deviceOnline(device, online),
   });
+  const registry = new InstanceRegistry({
+    db,
+    clock,
+    log,
+    id: instanceId,
+    region: config.region ?? null,
+    version: VERSION,
+    connections: () => hub.connections,
+    isLeader: () => leadership.isLeader(),
+  });
+  (bus as { setInterest?: (wants: (group: string) => boolean) => void }).setInterest?.(
+    (group) => hub.hasSubscribers(group),
+  );
+  bus.onGap(() => {
+    revalidate().catch((error) => log.error("read-back after a bus gap failed", { error }));
+  });
+
+  /** After missed bus events: close revoked devices, refresh memberships, read back messages. */
+  async function revalidate(): Promise<void> {
+    const conns = hub.allConnections();
+    if (conns.length === 0) return;
+    const devices = [...new Set(conns.map((c) => c.device))];
+    const accounts = [...new Set(conns.map((c) => c.account))];
+    const alive = await db.selectFrom("devices").select("id").where("id", "in", devices)
+      .where("revoked_at", "is", null).execute();
+    const ok = new Set(alive.map((d) => d.id));
+    for (const conn of conns) {
+      if (!ok.has(conn.device)) {
+        hub.closeConnection(conn, CLOSE.revoked, "device revoked or removed");
+      }
+    }
+    const rows = await db.selectFrom("group_members").select(["account_id", "group_id"])
+      .where("account_id", "in", accounts).execute();
+    const memberships = new Map<string, string[]>();
+    for (const row of rows) {
+      const list = memberships.get(row.account_id) ?? [];
+      list.push(row.group_id);
+      memberships.set(row.account_id, list);
+    }
+    hub.resync(memberships);
+  }
   metrics.gauge(
     "sealpost_websocket_connections",
     "Live authenticated WebSocket connections.",
@@ -128,6 +173,7 @@ export function createRelay(options: RelayOptions): Relay {
   const waiters = new InboxWaiters(bus);
   const deps: ConnectDeps & { waiters: InboxWaiters; pollLimit: RateLimiter } = {
     ...base,
+    registry,
     commit,
     hub,
     cursors,
@@ -140,6 +186,7 @@ export function createRelay(options: RelayOptions): Relay {
         .where("account_id", "=", account).executeTakeFirst()),
   };
   let draining = false;
+  const jobs: ReturnType<typeof setInterval>[] = [];
 
   const ready = async () => !draining && await ping(db) && await isMigrated(db).catch(() => false);
   const app = createApi(base, {
@@ -155,9 +202,17 @@ export function createRelay(options: RelayOptions): Relay {
   return {
     deps,
     fetch: (request, info) => app.fetch(request, { remoteAddr: info?.remoteAddr }),
-    start: () => {
+    registry,
+    leadership,
+    start: async () => {
       activity.start();
       cursors.start();
+      await leadership.start();
+      await registry.start();
+      jobs.push(setInterval(() => {
+        if (!leadership.isLeader()) return;
+        registry.prune().catch((error) => log.warn("registry prune failed", { error }));
+      }, 10_000));
     },
     ready,
     drain: () => {
@@ -167,11 +222,14 @@ export function createRelay(options: RelayOptions): Relay {
     close: async () => {
       draining = true;
       waiters.close();
+      for (const job of jobs) clearInterval(job);
       await commit.idle();
       hub.closeAll(CLOSE.draining, "relay restarting");
       hub.stop();
       await cursors.stop();
       await activity.stop();
+      await registry.stop();
+      await leadership.stop();
       await bus.close();
     },
   };

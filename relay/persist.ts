@@ -266,6 +266,10 @@ export class GroupCommit {
       }
       if (rows.length === 0) return;
       await tx.insertInto("messages").values(rows).execute();
+      await this.options.bus.announce(
+        tx,
+        [...perGroup].map(([group, list]) => ({ group, from: list[0].seq, to: list.at(-1)!.seq })),
+      );
       const touched = [...perGroup.keys()];
       await sql`
         update groups g set last_seq = u.last_seq

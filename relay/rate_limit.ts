@@ -22,14 +22,20 @@ type Bucket = { tokens: number; at: number };
  */
 export class RateLimiter {
   readonly #buckets = new Map<string, Bucket>();
-  readonly #burst: number;
+  #burst: number;
 
   constructor(
-    private readonly rate: Rate,
-    burst: number | undefined,
+    private rate: Rate,
+    private readonly burst: number | undefined,
     private readonly clock: Clock,
   ) {
     this.#burst = Math.max(1, burst ?? rate?.count ?? 1);
+  }
+
+  /** Changes the rate (an admin changed a run-time setting); buckets keep their tokens. */
+  setRate(rate: Rate): void {
+    this.rate = rate;
+    this.#burst = Math.max(1, this.burst ?? rate?.count ?? 1);
   }
 
   /** Takes one token for `key`; returns 0 when allowed, else milliseconds until one is free. */

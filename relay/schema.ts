@@ -81,6 +81,8 @@ export interface MessagesTable {
   client_id: string;
   body: Uint8Array;
   blob_id: string | null;
+  /** The referenced blob's size, so reads need no join. */
+  blob_size: number | null;
   to_devices: string[] | null;
   created_at: number;
   expires_at: number | null;
@@ -92,12 +94,74 @@ export interface CursorsTable {
   seq: number;
 }
 
+/**
+ * A blob: declared at `POST /v1/blobs`, verified once uploaded (`uploaded_at`), kept until
+ * `expires_at` (an hour after creation until a message references it, then as long as the
+ * longest-lived referencing message; null is forever). `group_id` is null once its group is gone.
+ */
+export interface BlobsTable {
+  id: string;
+  group_id: string | null;
+  account_id: string;
+  size: number;
+  /** base64url of the raw SHA-256 digest. */
+  sha256: string;
+  created_at: number;
+  uploaded_at: number | null;
+  referenced_at: number | null;
+  expires_at: number | null;
+}
+
 export interface AuditLogTable {
   id: Generated<number>;
   at: number;
   actor: string;
   action: string;
   detail: string;
+}
+
+export interface InstancesTable {
+  id: string;
+  region: string | null;
+  version: string;
+  started_at: number;
+  heartbeat_at: number;
+  connections: number;
+  leader: boolean;
+}
+
+export interface OnlineDevicesTable {
+  device_id: string;
+  instance_id: string;
+  since: number;
+}
+
+export interface BusSpillTable {
+  id: Generated<number>;
+  payload: string;
+  created_at: number;
+}
+
+/** The admin password as a PBKDF2 hash string (`pbkdf2-sha256$iterations$salt$hash`). */
+export interface AdminCredentialsTable {
+  id: string;
+  password_hash: string;
+  updated_at: number;
+}
+
+/** Admin login sessions, by the hash of the cookie value. */
+export interface AdminSessionsTable {
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  last_used_at: number;
+  ip: string | null;
+}
+
+/** One-time setup links for a first start without a password, by hash. */
+export interface AdminSetupTokensTable {
+  token_hash: string;
+  expires_at: number;
 }
 
 /** The whole database. */
@@ -114,4 +178,11 @@ export interface Database {
   messages: MessagesTable;
   cursors: CursorsTable;
   audit_log: AuditLogTable;
+  blobs: BlobsTable;
+  admin_credentials: AdminCredentialsTable;
+  admin_sessions: AdminSessionsTable;
+  admin_setup_tokens: AdminSetupTokensTable;
+  instances: InstancesTable;
+  online_devices: OnlineDevicesTable;
+  bus_spill: BusSpillTable;
 }

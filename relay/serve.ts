@@ -10,9 +10,7 @@ import { openDatabase } from "./database.ts";
 import type { Logger } from "./log.ts";
 import { migrate } from "./migrate.ts";
 import { createRelay } from "./mod.ts";
-
-/** How long a drain may take before the process exits anyway. */
-const DRAIN_TIMEOUT_MS = 10_000;
+import { clusterParts } from "./cluster.ts";
 
 /** Runs the relay until a stop signal. */
 export async function serve(config: Config, log: Logger): Promise<void> {
@@ -20,8 +18,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   const database = await openDatabase(config);
   const report = await migrate(database.db);
   if (report.applied.length > 0) log.info("migrated", { applied: report.applied });
-  const relay = createRelay({ config, database, clock: systemClock, log });
-  relay.start();
+  const { bus, leadership } = await clusterParts(database, config.instanceId, log);
+  const relay = createRelay({ config, database, clock: systemClock, log, bus, leadership });
+  await relay.start();
 
   const server = Deno.serve({
     port: config.port,
@@ -45,7 +44,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     const timer = setTimeout(() => {
       log.warn("drain timed out; exiting");
       Deno.exit(1);
-    }, DRAIN_TIMEOUT_MS);
+    }, config.drainTimeout);
     await relay.close();
     await server.shutdown();
     await database.close();

@@ -61,6 +61,13 @@ export class Subscription {
     this.#buffer = [];
   }
 
+  /** Reads back from the database in case live events were missed (bus reconnect). */
+  kick(): void {
+    if (this.#closed) return;
+    this.#live = false;
+    this.#catchUp();
+  }
+
   /** Starts the replay; `synced` follows it. */
   start(): void {
     this.#catchUp();

@@ -11,6 +11,7 @@ import { type DatabaseHandle, openPglite, openPostgres } from "../../relay/datab
 import { createLogger, type Logger, type LogLevel } from "../../relay/log.ts";
 import { migrate } from "../../relay/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
+import { clusterParts } from "../../relay/cluster.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import { postgresUnavailable, sharedPostgres } from "./postgres.ts";
 
@@ -44,6 +45,8 @@ export type TestRelayOptions = {
   dataDir?: string;
   databaseUrl?: string;
   logLevel?: LogLevel;
+  /** Use the in-process bus even on Postgres. */
+  localBus?: boolean;
 };
 
 async function pgliteTemplate(): Promise<string> {
@@ -136,8 +139,9 @@ export async function startTestRelay(
     {},
     options.overrides,
   );
-  const relay = createRelay({ config, database: handle, clock, log });
-  relay.start();
+  const parts = options.localBus ? {} : await clusterParts(handle, config.instanceId, log);
+  const relay = createRelay({ config, database: handle, clock, log, ...parts });
+  await relay.start();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     (req, info) => relay.fetch(req, { remoteAddr: info.remoteAddr as Deno.NetAddr }),

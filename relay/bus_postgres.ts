@@ -1,0 +1,180 @@
+/**
+ * @module
+ * The bus across instances on Postgres `LISTEN/NOTIFY` — no extra service. One notification per
+ * group-commit batch carries only `seq` ranges (sent inside the committing transaction, so it is
+ * delivered exactly when the messages become visible); receivers read the messages from the
+ * database once per instance, and only for groups someone here follows. Other events
+ * (membership, revocation, presence, ephemeral) travel as JSON; one too large for Postgres's
+ * 8,000-byte payload limit is spilled to a table and fetched by id.
+ *
+ * The listening connection is dedicated (not from the pool) and reconnects by itself; after a
+ * reconnect the bus calls its `onGap` handlers so the hub reads back whatever was committed
+ * while it was deaf — nothing published meanwhile is missed.
+ */
+
+import { type Kysely, sql } from "kysely";
+import postgres from "postgres";
+import type { Bus, BusEvent, SeqRange } from "./bus.ts";
+import type { Db } from "./database.ts";
+import type { Logger } from "./log.ts";
+import { readRanges } from "./messages.ts";
+import type { Database } from "./schema.ts";
+
+/** The notification channel. */
+export const CHANNEL = "sealpost_bus";
+/** Postgres refuses payloads of 8,000 bytes or more; stay below with room to spare. */
+const MAX_PAYLOAD = 7_500;
+
+type Wire =
+  | { o: string; k: "m"; r: [string, number, number][] }
+  | { o: string; k: "e"; e: BusEvent }
+  | { o: string; k: "s"; id: number };
+
+/** Options of the Postgres bus. */
+export type PostgresBusOptions = {
+  /** URL of the primary, for the dedicated listening connection. */
+  url: string;
+  db: Db;
+  instanceId: string;
+  log: Logger;
+  /** Whether anyone on this instance follows `group` (else its messages are not read). */
+  wants?: (group: string) => boolean;
+  /** Called with the lag between a notification's send and its handling (metrics). */
+  onLag?: (ms: number) => void;
+};
+
+/** A bus over Postgres LISTEN/NOTIFY. */
+export class PostgresBus implements Bus {
+  #handlers = new Set<(event: BusEvent) => void>();
+  #gapHandlers = new Set<() => void>();
+  #listener: postgres.Sql;
+  #queue: Promise<void> = Promise.resolve();
+  #listens = 0;
+  #closed = false;
+  #wants: (group: string) => boolean;
+
+  private constructor(private readonly options: PostgresBusOptions) {
+    this.#wants = options.wants ?? (() => true);
+    this.#listener = postgres(options.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: "sealpost-listen" },
+    });
+  }
+
+  /** Connects the listening connection and starts receiving. */
+  static async start(options: PostgresBusOptions): Promise<PostgresBus> {
+    const bus = new PostgresBus(options);
+    await bus.#listener.listen(CHANNEL, (payload) => bus.#receive(payload), () => bus.#onListen());
+    return bus;
+  }
+
+  /** Sets which groups this instance follows. */
+  setInterest(wants: (group: string) => boolean): void {
+    this.#wants = wants;
+  }
+
+  #onListen(): void {
+    this.#listens++;
+    if (this.#listens === 1) return;
+    this.options.log.warn("bus listener reconnected; reading back what may have been missed");
+    // Handle after everything already queued, so the read-back comes last.
+    this.#queue = this.#queue.then(() => {
+      for (const handler of this.#gapHandlers) handler();
+    });
+  }
+
+  #receive(payload: string): void {
+    this.#queue = this.#queue.then(() => this.#handle(payload)).catch((error) => {
+      this.options.log.error("bus notification failed; reading back", { error });
+      for (const handler of this.#gapHandlers) handler();
+    });
+  }
+
+  async #handle(payload: string): Promise<void> {
+    let wire = JSON.parse(payload) as Wire;
+    if (wire.o === this.options.instanceId) return;
+    if (wire.k === "s") {
+      const row = await sql<{ payload: string }>`
+        select payload from bus_spill where id = ${wire.id}`.execute(this.options.db);
+      if (!row.rows[0]) return;
+      wire = JSON.parse(row.rows[0].payload) as Wire;
+    }
+    if (wire.k === "e") {
+      this.#emit(wire.e);
+      return;
+    }
+    if (wire.k !== "m") return;
+    const ranges = wire.r.map(([group, from, to]) => ({ group, from, to }));
+    const wanted = ranges.filter((r) => this.#wants(r.group));
+    const messages = await readRanges(this.options.db, wanted);
+    for (const range of ranges) {
+      const list = messages.filter((m) => m.group === range.group);
+      if (list[0]) this.options.onLag?.(Date.now() - list[0].created_at);
+      this.#emit({ kind: "messages", group: range.group, messages: list });
+    }
+  }
+
+  #emit(event: BusEvent): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event);
+      } catch (error) {
+        this.options.log.error("bus handler failed", { error, kind: event.kind });
+      }
+    }
+  }
+
+  publish(event: BusEvent): void {
+    this.#emit(event);
+    if (event.kind === "messages" || this.#closed) return;
+    this.#notify(this.options.db, { o: this.options.instanceId, k: "e", e: event }).catch((error) =>
+      this.options.log.error("bus publish failed", { error, kind: event.kind })
+    );
+  }
+
+  async announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void> {
+    // Chunk so each notification stays under the payload limit.
+    let chunk: [string, number, number][] = [];
+    let size = 0;
+    for (const r of ranges) {
+      const entry: [string, number, number] = [r.group, r.from, r.to];
+      const bytes = JSON.stringify(entry).length + 1;
+      if (size + bytes > MAX_PAYLOAD - 100 && chunk.length > 0) {
+        await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
+        chunk = [];
+        size = 0;
+      }
+      chunk.push(entry);
+      size += bytes;
+    }
+    if (chunk.length > 0) await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
+  }
+
+  async #notify(db: Kysely<Database>, wire: Wire): Promise<void> {
+    let payload = JSON.stringify(wire);
+    if (new TextEncoder().encode(payload).length > MAX_PAYLOAD) {
+      const row = await sql<{ id: number }>`
+        insert into bus_spill (payload, created_at) values (${payload}, ${Date.now()})
+        returning id`.execute(db);
+      payload = JSON.stringify({ o: this.options.instanceId, k: "s", id: row.rows[0].id });
+    }
+    await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(db);
+  }
+
+  subscribe(handler: (event: BusEvent) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  onGap(handler: () => void): void {
+    this.#gapHandlers.add(handler);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#handlers.clear();
+    this.#gapHandlers.clear();
+    await this.#listener.end({ timeout: 1 });
+  }
+}
