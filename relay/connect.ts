@@ -81,7 +81,7 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
       nonce,
       version: PROTOCOL_VERSION,
       server: VERSION,
-      limits: publicLimits(deps.config),
+      limits: publicLimits(deps.config, deps.settings.current),
     }));
   };
 

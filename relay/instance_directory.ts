@@ -2,11 +2,13 @@
  * @module
  * The instance directory port: which relay instances are running, where, since when and with how
  * many connections, for the admin overview. Guarantee: `list()` includes this instance (marked
- * `self`) with its live connection count. {@link LocalInstances} knows only this instance (one
- * box); a directory over the shared database's instance registry serves many.
+ * `self`) with its live connection count, even before its first heartbeat is stored.
+ * {@link registryDirectory} reads the shared instance registry (every instance on one database);
+ * {@link LocalInstances} knows only this instance (tests, or a relay without a registry).
  */
 
 import type { Clock } from "./clock.ts";
+import type { InstanceRegistry } from "./instances.ts";
 
 /** One running instance. */
 export type InstanceInfo = {
@@ -14,7 +16,7 @@ export type InstanceInfo = {
   region: string | null;
   version: string;
   started_at: number;
-  /** When the instance last reported (its own clock); equals now for this instance. */
+  /** When the instance last reported; now for this instance. */
   heartbeat_at: number;
   connections: number;
   /** True for the instance answering this request. */
@@ -54,4 +56,31 @@ export class LocalInstances implements InstanceDirectory {
       self: true,
     }]);
   }
+}
+
+/**
+ * The live instances of the shared registry, with this instance's numbers taken live (the
+ * stored row lags by up to a heartbeat).
+ */
+export function registryDirectory(
+  registry: InstanceRegistry,
+  self: LocalInstances,
+): InstanceDirectory {
+  return {
+    async list() {
+      const [mine] = await self.list();
+      const others = (await registry.list())
+        .filter((i) => i.alive && i.id !== mine.id)
+        .map((i) => ({
+          id: i.id,
+          region: i.region,
+          version: i.version,
+          started_at: i.started_at,
+          heartbeat_at: i.heartbeat_at,
+          connections: i.connections,
+          self: false,
+        }));
+      return [mine, ...others];
+    },
+  };
 }

@@ -3,7 +3,8 @@
  * The limits a client sees in `hello` and `GET /v1/info` (PROTOCOL.md "Limits and rate limits").
  */
 
-import type { Config, Rate } from "./config.ts";
+import { type Config, parseRate, type Rate } from "./config.ts";
+import type { RuntimeValues } from "./runtime_settings.ts";
 
 /** A rate as the wire shows it: `{count, per_s}` or `null` when disabled. */
 export type WireRate = { count: number; per_s: number } | null;
@@ -12,8 +13,13 @@ function wireRate(rate: Rate): WireRate {
   return rate ? { count: rate.count, per_s: rate.perMs / 1000 } : null;
 }
 
-/** The limits object of `hello` and `/v1/info`. */
-export function publicLimits(config: Config) {
+/**
+ * The limits object of `hello` and `/v1/info`; with `runtime` (the run-time settings), the rate
+ * limits and default retention an admin set win over the configuration's.
+ */
+export function publicLimits(config: Config, runtime?: RuntimeValues) {
+  const rate = (configured: Rate, key: keyof RuntimeValues) =>
+    wireRate(runtime ? parseRate(String(runtime[key])) : configured);
   return {
     max_message_bytes: config.maxMessageBytes,
     max_blob_bytes: config.maxBlobBytes,
@@ -21,11 +27,11 @@ export function publicLimits(config: Config) {
     max_groups_per_account: config.maxGroupsPerAccount,
     max_connections_per_device: config.maxConnectionsPerDevice,
     max_ttl_s: config.maxTtl === null ? null : Math.floor(config.maxTtl / 1000),
-    default_retention_s: Math.floor(config.retention / 1000),
-    rate_send: wireRate(config.rateSend),
+    default_retention_s: runtime?.retention_s ?? Math.floor(config.retention / 1000),
+    rate_send: rate(config.rateSend, "rate_send"),
     rate_send_burst: config.sendBurst,
-    rate_poll: wireRate(config.ratePoll),
-    rate_auth: wireRate(config.rateAuth),
-    rate_claim: wireRate(config.rateClaim),
+    rate_poll: rate(config.ratePoll, "rate_poll"),
+    rate_auth: rate(config.rateAuth, "rate_auth"),
+    rate_claim: rate(config.rateClaim, "rate_claim"),
   };
 }

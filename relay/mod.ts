@@ -6,6 +6,7 @@
  * connects anywhere by itself.
  */
 
+import { announceSetupLink, createAdmin } from "../admin/mod.ts";
 import { CursorStore } from "./ack.ts";
 import { ActivityTracker } from "./activity.ts";
 import { groupRoutes } from "./api/groups.ts";
@@ -15,7 +16,7 @@ import { wsRoutes } from "./api/ws.ts";
 import type { Bus } from "./bus.ts";
 import { LocalBus } from "./bus_local.ts";
 import type { Clock } from "./clock.ts";
-import type { Config } from "./config.ts";
+import { type Config, parseRate } from "./config.ts";
 import type { ConnectDeps } from "./connect.ts";
 import { type DatabaseHandle, ping } from "./database.ts";
 import type { Deps } from "./deps.ts";
@@ -26,6 +27,8 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { isMigrated } from "./migrate.ts";
 import { InstanceRegistry } from "./instances.ts";
+import { LocalInstances, registryDirectory } from "./instance_directory.ts";
+import { MetricsHistory } from "./metrics_history.ts";
 import { type Leadership, SoleLeader } from "./leader.ts";
 import { VERSION } from "./version.ts";
 import { GroupCommit } from "./persist.ts";
@@ -185,6 +188,28 @@ export function createRelay(options: RelayOptions): Relay {
       !!(await db.selectFrom("group_members").select("group_id").where("group_id", "=", group)
         .where("account_id", "=", account).executeTakeFirst()),
   };
+  // Run-time settings changed by an admin (on any instance) apply here without a restart.
+  settings.onChange((values) => {
+    deps.sendLimit.setRate(parseRate(values.rate_send));
+    deps.pollLimit.setRate(parseRate(values.rate_poll));
+    activity.setInactiveAfter(values.inactive_after_s * 1000);
+  });
+  const history = new MetricsHistory(metrics, clock);
+  const adminDeps = {
+    ...base,
+    instances: registryDirectory(
+      registry,
+      new LocalInstances({
+        id: instanceId,
+        region: config.region ?? null,
+        version: VERSION,
+        clock,
+        connections: () => hub.connections,
+      }),
+    ),
+    history,
+    live: hub,
+  };
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];
 
@@ -192,7 +217,7 @@ export function createRelay(options: RelayOptions): Relay {
   const app = createApi(base, {
     hooks: { onRevoked: (device) => bus.publish({ kind: "revoked", device }) },
     ready,
-    root: [wsRoutes(deps, () => draining)],
+    root: [wsRoutes(deps, () => draining), createAdmin(adminDeps)],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
@@ -207,6 +232,11 @@ export function createRelay(options: RelayOptions): Relay {
     start: async () => {
       activity.start();
       cursors.start();
+      settings.start((error) => log.warn("settings reload failed", { error }));
+      history.start();
+      await announceSetupLink(adminDeps).catch((error) =>
+        log.error("admin setup link failed", { error })
+      );
       await leadership.start();
       await registry.start();
       jobs.push(setInterval(() => {
@@ -223,6 +253,8 @@ export function createRelay(options: RelayOptions): Relay {
       draining = true;
       waiters.close();
       for (const job of jobs) clearInterval(job);
+      settings.stop();
+      history.stop();
       await commit.idle();
       hub.closeAll(CLOSE.draining, "relay restarting");
       hub.stop();

@@ -7,6 +7,7 @@
 
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { parseRate } from "../config.ts";
 import type { Deps } from "../deps.ts";
 import { RelayError } from "../errors.ts";
 import { publicLimits } from "../limits.ts";
@@ -79,15 +80,14 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
       name: NAME,
       version: VERSION,
       registration: settings.registration,
-      limits: publicLimits(deps.config),
+      limits: publicLimits(deps.config, settings),
       push: { apns: false, fcm: false, unifiedpush: false },
     });
   });
 
-  app.route(
-    "/v1/auth",
-    authRoutes(deps, new RateLimiter(deps.config.rateAuth, undefined, deps.clock)),
-  );
+  const authLimit = new RateLimiter(deps.config.rateAuth, undefined, deps.clock);
+  deps.settings.onChange((values) => authLimit.setRate(parseRate(values.rate_auth)));
+  app.route("/v1/auth", authRoutes(deps, authLimit));
 
   for (const routes of options.root ?? []) app.route("/", routes);
 

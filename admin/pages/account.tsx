@@ -1,0 +1,99 @@
+/**
+ * @module
+ * `/admin/accounts/:id`: an account's devices and groups.
+ */
+
+import type { Hono } from "hono";
+import { accountDetail } from "../../relay/admin_queries.ts";
+import { ASSET_URLS } from "../assets.ts";
+import { formatAgo, formatTime } from "../components/format.ts";
+import { Layout } from "../components/layout.tsx";
+import { Badge, IdLink, Table } from "../components/ui.tsx";
+import { page } from "../render.ts";
+import type { AccountDetail } from "../../relay/admin_queries.ts";
+import type { AdminDeps, AdminEnv } from "../types.ts";
+
+/** The account's devices and groups. */
+export function AccountView(props: { account: AccountDetail; now: number }) {
+  const a = props.account;
+  return (
+    <>
+      <h1>Account</h1>
+      <dl class="facts">
+        <dt>Account id</dt>
+        <dd>
+          <code>{a.id}</code>
+        </dd>
+        <dt>Created</dt>
+        <dd>{formatTime(a.created_at)}</dd>
+      </dl>
+      <h2>Devices</h2>
+      <Table caption={`${a.devices.length} device${a.devices.length === 1 ? "" : "s"}`}>
+        <thead>
+          <tr>
+            <th scope="col">Device</th>
+            <th scope="col">Name</th>
+            <th scope="col">Platform</th>
+            <th scope="col">Status</th>
+            <th scope="col">Last seen</th>
+          </tr>
+        </thead>
+        <tbody>
+          {a.devices.map((d) => (
+            <tr>
+              <td>
+                <IdLink kind="devices" id={d.id} />
+              </td>
+              <td>{d.name ?? "—"}</td>
+              <td>{d.platform ?? "—"}</td>
+              <td>
+                <Badge status={d.status} />
+              </td>
+              <td>{formatAgo(d.last_seen_at, props.now)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </Table>
+      <h2>Groups</h2>
+      <Table caption={`${a.groups.length} group${a.groups.length === 1 ? "" : "s"}`}>
+        <thead>
+          <tr>
+            <th scope="col">Group</th>
+            <th scope="col">Role</th>
+            <th scope="col" class="num">Members</th>
+            <th scope="col" class="num">Last seq</th>
+          </tr>
+        </thead>
+        <tbody>
+          {a.groups.map((g) => (
+            <tr>
+              <td>
+                <IdLink kind="groups" id={g.id} />
+              </td>
+              <td>{g.role}</td>
+              <td class="num">{g.members}</td>
+              <td class="num">{g.last_seq}</td>
+            </tr>
+          ))}
+        </tbody>
+      </Table>
+    </>
+  );
+}
+
+/** Registers the account page. */
+export function accountPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
+  app.get("/accounts/:id", async (c) => {
+    const account = await accountDetail(deps, c.req.param("id"));
+    const csrf = c.get("session").csrf;
+    return page(
+      c,
+      <Layout title="Account" section="/admin/devices" csrf={csrf} assets={ASSET_URLS}>
+        {account
+          ? <AccountView account={account} now={deps.clock.now()} />
+          : <h1>No such account</h1>}
+      </Layout>,
+      account ? 200 : 404,
+    );
+  });
+}
