@@ -227,7 +227,8 @@ export class Session {
       }
       case "error": {
         const pending = frame.ref !== undefined ? this.#pending.get(String(frame.ref)) : undefined;
-        if (pending && frame.code !== "rate_limited") {
+        const retryable = frame.code === "rate_limited" || frame.code === "unavailable";
+        if (pending && !retryable) {
           this.#pending.delete(String(frame.ref));
           pending.reject(new SendError(String(frame.code), String(frame.message)));
         } else if (pending) {

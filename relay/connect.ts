@@ -10,7 +10,7 @@
 import { authenticateSignature, authenticateToken, type Principal } from "./authenticate.ts";
 import type { CursorStore } from "./ack.ts";
 import { randomId } from "./encoding.ts";
-import { CLOSE, RelayError } from "./errors.ts";
+import { CLOSE, isUnavailable, RelayError } from "./errors.ts";
 import { groupsOf } from "./groups.ts";
 import type { Connection, Hub } from "./hub.ts";
 import type { InstanceRegistry } from "./instances.ts";
@@ -23,7 +23,13 @@ import { PROTOCOL_VERSION, VERSION } from "./version.ts";
 const ABUSE_LIMIT = 60;
 
 /** What a connection needs. */
-export type ConnectDeps = SendDeps & { hub: Hub; cursors: CursorStore; registry: InstanceRegistry };
+export type ConnectDeps = SendDeps & {
+  hub: Hub;
+  cursors: CursorStore;
+  registry: InstanceRegistry;
+  /** Every open socket, authenticated or not, so a drain can close them all. */
+  sockets: Set<WebSocket>;
+};
 
 /** Largest text frame accepted: a maximal body in base64url plus room for the other fields. */
 export function maxFrameBytes(maxMessageBytes: number): number {
@@ -75,6 +81,7 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
     deps.config.authTimeoutMs,
   );
 
+  deps.sockets.add(socket);
   socket.onopen = () => {
     socket.send(JSON.stringify({
       t: "hello",
@@ -86,6 +93,7 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
   };
 
   socket.onclose = () => {
+    deps.sockets.delete(socket);
     closed = true;
     clearTimeout(authTimer);
     if (conn) deps.hub.remove(conn);
@@ -110,8 +118,9 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
       if (authenticating) return;
       authenticating = true;
       authenticate(json).catch((error) => {
+        if (isUnavailable(error)) return closeWith(1013, "database unreachable: try again later");
         log.error("websocket auth failed unexpectedly", { error });
-        closeWith(CLOSE.unauthenticated, "authentication failed");
+        closeWith(1011, "authentication failed");
       });
       return;
     }
@@ -130,6 +139,12 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
       if (error instanceof RelayError) {
         if (error.code === "rate_limited") noteRateLimited();
         return errorFrame(error, ref);
+      }
+      if (isUnavailable(error)) {
+        return errorFrame(
+          new RelayError("unavailable", "The database is unreachable; retry shortly", 1000),
+          ref,
+        );
       }
       log.error("websocket frame failed", { error, device: conn?.device, t: parsed.data.t });
       errorFrame(new RelayError("internal"), ref);

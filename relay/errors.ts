@@ -82,3 +82,28 @@ export function notFound(message = "Not found"): RelayError {
 export function invalid(message: string): RelayError {
   return new RelayError("invalid_request", message);
 }
+
+const UNAVAILABLE_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+/**
+ * True when `error` means the database cannot be reached right now (restart, failover, network):
+ * the client should retry, so it is answered `503 unavailable` rather than `500 internal`.
+ */
+export function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith("08"))) return true;
+  return error instanceof Error &&
+    /ECONNREFUSED|Connection refused|connection.*(closed|terminated)/i
+      .test(error.message);
+}

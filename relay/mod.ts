@@ -9,12 +9,17 @@
 import { announceSetupLink, createAdmin } from "../admin/mod.ts";
 import { CursorStore } from "./ack.ts";
 import { ActivityTracker } from "./activity.ts";
+import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
 import { messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
 import type { Bus } from "./bus.ts";
 import { LocalBus } from "./bus_local.ts";
+import type { BlobStore } from "./blobs/mod.ts";
+import { openBlobStore } from "./blobs/open.ts";
+import { BlobPolicy } from "./blobs/policy.ts";
+import type { LifecycleHooks } from "./cleanup.ts";
 import type { Clock } from "./clock.ts";
 import { type Config, parseRate } from "./config.ts";
 import type { ConnectDeps } from "./connect.ts";
@@ -33,6 +38,7 @@ import { type Leadership, SoleLeader } from "./leader.ts";
 import { VERSION } from "./version.ts";
 import { GroupCommit } from "./persist.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import { Sweeper } from "./sweep.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
 
 /** What a relay is built from. */
@@ -45,6 +51,10 @@ export type RelayOptions = {
   bus?: Bus;
   /** Who leads background jobs; defaults to this instance alone (embedded). */
   leadership?: Leadership;
+  /** The blob store; defaults to the configured one (`SEALPOST_BLOB_STORE`). */
+  blobStore?: BlobStore;
+  /** Cleanup hooks (the push wake-up before a device is deleted). */
+  lifecycle?: LifecycleHooks;
 };
 
 /** A built relay. */
@@ -52,6 +62,10 @@ export interface Relay {
   readonly deps: ConnectDeps;
   readonly registry: InstanceRegistry;
   readonly leadership: Leadership;
+  /** Blob rules over the blob store. */
+  readonly blobs: BlobPolicy;
+  /** Expiry, blob purge and device cleanup, on a timer while started. */
+  readonly sweeper: Sweeper;
   /** Handles one HTTP request (including WebSocket upgrades). */
   fetch(request: Request, info?: { remoteAddr?: Deno.NetAddr }): Response | Promise<Response>;
   /** Starts background work (activity and cursor flushes, heartbeats, leader jobs). */
@@ -174,14 +188,22 @@ export function createRelay(options: RelayOptions): Relay {
     },
   });
   const waiters = new InboxWaiters(bus);
+  const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
+  const sweeper = new Sweeper({ ...base, blobs }, {
+    hooks: options.lifecycle,
+    isLeader: () => leadership.isLeader(),
+  });
+  const sockets = new Set<WebSocket>();
   const deps: ConnectDeps & { waiters: InboxWaiters; pollLimit: RateLimiter } = {
     ...base,
     registry,
+    sockets,
     commit,
     hub,
     cursors,
     waiters,
     instanceId,
+    blobs,
     sendLimit: new RateLimiter(config.rateSend, config.sendBurst, clock),
     pollLimit: new RateLimiter(config.ratePoll, undefined, clock),
     isMember: async (group, account) =>
@@ -221,6 +243,7 @@ export function createRelay(options: RelayOptions): Relay {
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
+      (auth) => blobRoutes(blobs, auth),
     ],
   });
 
@@ -229,6 +252,8 @@ export function createRelay(options: RelayOptions): Relay {
     fetch: (request, info) => app.fetch(request, { remoteAddr: info?.remoteAddr }),
     registry,
     leadership,
+    blobs,
+    sweeper,
     start: async () => {
       activity.start();
       cursors.start();
@@ -239,6 +264,7 @@ export function createRelay(options: RelayOptions): Relay {
       );
       await leadership.start();
       await registry.start();
+      sweeper.start();
       jobs.push(setInterval(() => {
         if (!leadership.isLeader()) return;
         registry.prune().catch((error) => log.warn("registry prune failed", { error }));
@@ -256,7 +282,13 @@ export function createRelay(options: RelayOptions): Relay {
       settings.stop();
       history.stop();
       await commit.idle();
+      await sweeper.stop();
       hub.closeAll(CLOSE.draining, "relay restarting");
+      for (const socket of sockets) {
+        try {
+          socket.close(CLOSE.draining, "relay restarting");
+        } catch { /* already closing */ }
+      }
       hub.stop();
       await cursors.stop();
       await activity.stop();

@@ -10,6 +10,7 @@
  */
 
 import { sql } from "kysely";
+import { extendBlobLives, lockLiveBlobs } from "./blobs/policy.ts";
 import type { Bus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
 import type { Db } from "./database.ts";
@@ -28,6 +29,8 @@ export type PendingSend = {
   bodyText: string;
   ttlS?: number;
   to?: string[];
+  /** The referenced blob, already checked by the blob policy. */
+  blob?: { id: string; size: number };
 };
 
 /** The outcome of a send. */
@@ -159,7 +162,9 @@ export class GroupCommit {
   }
 
   #failAll(batch: Waiting[], error: unknown): void {
-    this.options.log.error("group commit failed", { error, batch: batch.length });
+    if (!(error instanceof RelayError)) {
+      this.options.log.error("group commit failed", { error, batch: batch.length });
+    }
     const answer = error instanceof RelayError ? error : new RelayError(
       "unavailable",
       "The message store is unavailable; retry with the same client_id",
@@ -187,10 +192,15 @@ export class GroupCommit {
         where group_id = any(${groupIds}::text[]) and account_id = any(${accounts}::text[])`
         .execute(tx);
       const isMember = new Set(members.rows.map((m) => `${m.group_id} ${m.account_id}`));
+      const blobGroup = await lockLiveBlobs(tx, batch, clock.now());
 
       const candidates = batch.filter((send) => {
         if (!groups.has(send.group) || !isMember.has(`${send.group} ${send.account}`)) {
           outcomes.set(send, new RelayError("not_found", "No such group"));
+          return false;
+        }
+        if (send.blob && blobGroup.get(send.blob.id) !== send.group) {
+          outcomes.set(send, new RelayError("not_found", "No such blob"));
           return false;
         }
         return true;
@@ -246,7 +256,8 @@ export class GroupCommit {
           sender_device: send.device,
           client_id: send.clientId,
           body: send.body,
-          blob_id: null,
+          blob_id: send.blob?.id ?? null,
+          blob_size: send.blob?.size ?? null,
           to_devices: send.to ?? null,
           created_at: now,
           expires_at,
@@ -259,6 +270,7 @@ export class GroupCommit {
           expires_at,
           body: send.bodyText,
         };
+        if (send.blob) message.blob = send.blob;
         if (send.to) message.to = send.to;
         const list = perGroup.get(send.group) ?? [];
         list.push(message);
@@ -266,6 +278,7 @@ export class GroupCommit {
       }
       if (rows.length === 0) return;
       await tx.insertInto("messages").values(rows).execute();
+      await extendBlobLives(tx, rows, now);
       await this.options.bus.announce(
         tx,
         [...perGroup].map(([group, list]) => ({ group, from: list[0].seq, to: list.at(-1)!.seq })),

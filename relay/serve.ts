@@ -12,8 +12,30 @@ import { migrate } from "./migrate.ts";
 import { createRelay } from "./mod.ts";
 import { clusterParts } from "./cluster.ts";
 
+/**
+ * postgres.js 3.4 under Deno can throw from a queued write after the server closed the
+ * connection (`socket.write` on a socket it already dropped) — an uncaught error in a timer that
+ * would end the process during a database restart. The pool reconnects by itself, so that one
+ * error is logged and absorbed; anything else still ends the process.
+ */
+function absorbDriverRaces(log: Logger): void {
+  const fromDriver = (error: unknown) =>
+    error instanceof Error && /postgres\/src\/connection\.js/.test(error.stack ?? "");
+  globalThis.addEventListener("error", (event) => {
+    if (!fromDriver(event.error)) return;
+    event.preventDefault();
+    log.warn("database connection dropped mid-write; the pool reconnects", { error: event.error });
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (!fromDriver(event.reason)) return;
+    event.preventDefault();
+    log.warn("database connection dropped mid-write; the pool reconnects", { error: event.reason });
+  });
+}
+
 /** Runs the relay until a stop signal. */
 export async function serve(config: Config, log: Logger): Promise<void> {
+  absorbDriverRaces(log);
   const started = performance.now();
   const database = await openDatabase(config);
   const report = await migrate(database.db);

@@ -9,7 +9,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseRate } from "../config.ts";
 import type { Deps } from "../deps.ts";
-import { RelayError } from "../errors.ts";
+import { isUnavailable, RelayError } from "../errors.ts";
 import { publicLimits } from "../limits.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { NAME, VERSION } from "../version.ts";
@@ -109,6 +109,14 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     if (error instanceof HTTPException && error.status < 500) {
       const code = error.status === 413 ? "too_large" : "invalid_request";
       return c.json(new RelayError(code, error.message || undefined).toBody(), error.status);
+    }
+    if (isUnavailable(error)) {
+      log.warn("database unavailable", { request_id: c.get("requestId"), path: c.req.path });
+      c.header("Retry-After", "1");
+      return c.json(
+        new RelayError("unavailable", "The database is unreachable; retry shortly", 1000).toBody(),
+        503,
+      );
     }
     log.error("unhandled error", {
       request_id: c.get("requestId"),

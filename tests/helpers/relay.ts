@@ -133,6 +133,7 @@ export async function startTestRelay(
   const config = loadConfig(
     {
       SEALPOST_DATA_DIR: dataDir,
+      SEALPOST_INSTANCE_ID: `test-${crypto.randomUUID().slice(0, 8)}`,
       SEALPOST_RATE_AUTH: "off",
       ...options.env,
     },
