@@ -24,7 +24,14 @@ import {
   type RegisterOptions,
   SealpostError,
 } from "../../client/mod.ts";
-import { type DbKind, startTestRelay, type TestRelay, type TestRelayOptions } from "./relay.ts";
+import {
+  DB_KINDS,
+  type DbKind,
+  dbUnavailable,
+  startTestRelay,
+  type TestRelay,
+  type TestRelayOptions,
+} from "./relay.ts";
 
 /** A test relay as {@link withRelay} hands it out. */
 export type RunningRelay = TestRelay & { databaseUrl?: string };
@@ -44,6 +51,42 @@ export async function withRelay<T>(
   } finally {
     await t.stop();
     if (!options.dataDir) await Deno.remove(t.dataDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Registers one test per database kind that starts a single relay and runs each behaviour
+ * against it as a named step, in order. Starting a relay costs far more than most checks, so
+ * behaviours that do not need a relay of their own share one; each uses fresh identities and
+ * sets up whatever state (a setting, say) it relies on.
+ *
+ * @example
+ * ```ts
+ * relaySuite("authentication", {}, {
+ *   "login() answers 401 unknown_device for an unknown device": async (t) => {},
+ * });
+ * ```
+ */
+export function relaySuite(
+  name: string,
+  options: Omit<TestRelayOptions, "db">,
+  behaviours: Record<string, (t: RunningRelay) => Promise<void>>,
+): void {
+  for (const kind of DB_KINDS) {
+    const why = dbUnavailable(kind);
+    if (why) console.warn(`skipping "${name} [${kind}]": ${why}`);
+    Deno.test({
+      name: `${name} [${kind}]`,
+      ignore: why !== null,
+      sanitizeOps: false,
+      sanitizeResources: false,
+      fn: (ctx) =>
+        withRelay(kind, options, async (t) => {
+          for (const [behaviour, fn] of Object.entries(behaviours)) {
+            await ctx.step(behaviour, () => fn(t));
+          }
+        }),
+    });
   }
 }
 

@@ -9,8 +9,7 @@ import { generateKeyPair, HttpClient } from "../../client/mod.ts";
 import { ActivityTracker } from "../../relay/activity.ts";
 import { silentLogger } from "../../relay/log.ts";
 import { ManualClock } from "../../relay/clock.ts";
-import { testBothDatabases } from "../helpers/relay.ts";
-import { registered, type RunningRelay, withRelay } from "../helpers/http.ts";
+import { registered, relaySuite, type RunningRelay } from "../helpers/http.ts";
 
 async function storedLastSeen(t: RunningRelay, device: string): Promise<number> {
   const row = await t.relay.deps.db.selectFrom("devices").select("last_seen_at")
@@ -18,75 +17,67 @@ async function storedLastSeen(t: RunningRelay, device: string): Promise<number> 
   return row.last_seen_at;
 }
 
-testBothDatabases(
-  "last_seen_at is not written to the database per request, only by activity.flush()",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      const registeredAt = t.clock.now();
-      const { me, api } = await registered(t);
-      await t.relay.deps.activity.flush();
-      assert.equal(await storedLastSeen(t, me.device.id), registeredAt);
+relaySuite("device activity", {}, {
+  "last_seen_at is not written to the database per request, only by activity.flush()": async (
+    t,
+  ) => {
+    const registeredAt = t.clock.now();
+    const { me, api } = await registered(t);
+    await t.relay.deps.activity.flush();
+    assert.equal(await storedLastSeen(t, me.device.id), registeredAt);
 
-      t.clock.advance(60_000);
-      for (let i = 0; i < 5; i++) await api.devices(me.account);
-      const seenAt = t.clock.now();
-      assert.equal(await storedLastSeen(t, me.device.id), registeredAt, "no write per request");
+    t.clock.advance(60_000);
+    for (let i = 0; i < 5; i++) await api.devices(me.account);
+    const seenAt = t.clock.now();
+    assert.equal(await storedLastSeen(t, me.device.id), registeredAt, "no write per request");
 
-      // The directory still reports the unflushed activity.
-      const { devices } = await api.devices(me.account);
-      assert.equal(devices[0].last_seen_at, seenAt);
+    // The directory still reports the unflushed activity.
+    const { devices } = await api.devices(me.account);
+    assert.equal(devices[0].last_seen_at, seenAt);
 
-      assert.equal(await t.relay.deps.activity.flush(), 1, "one device in the batch");
-      assert.equal(await storedLastSeen(t, me.device.id), seenAt);
-      assert.equal(await t.relay.deps.activity.flush(), 0, "nothing pending");
-    }),
-);
+    assert.equal(await t.relay.deps.activity.flush(), 1, "one device in the batch");
+    assert.equal(await storedLastSeen(t, me.device.id), seenAt);
+    assert.equal(await t.relay.deps.activity.flush(), 0, "nothing pending");
+  },
 
-testBothDatabases(
-  "login and registration count as activity",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      const root = await generateKeyPair();
-      const a = await registered(t, { account: root });
-      const b = await registered(t, { account: root });
-      t.clock.advance(5_000);
-      await new HttpClient(t.url).login(b.me);
-      const loginAt = t.clock.now();
-      t.clock.advance(5_000);
-      await b.api.register(b.me);
-      const registerAt = t.clock.now();
-      await t.relay.deps.activity.flush();
-      assert.equal(await storedLastSeen(t, b.me.device.id), registerAt);
-      assert.ok(registerAt > loginAt);
-      assert.ok(await storedLastSeen(t, a.me.device.id) < loginAt);
-    }),
-);
+  "login and registration count as activity": async (t) => {
+    const root = await generateKeyPair();
+    const a = await registered(t, { account: root });
+    const b = await registered(t, { account: root });
+    t.clock.advance(5_000);
+    await new HttpClient(t.url).login(b.me);
+    const loginAt = t.clock.now();
+    t.clock.advance(5_000);
+    await b.api.register(b.me);
+    const registerAt = t.clock.now();
+    await t.relay.deps.activity.flush();
+    assert.equal(await storedLastSeen(t, b.me.device.id), registerAt);
+    assert.ok(registerAt > loginAt);
+    assert.ok(await storedLastSeen(t, a.me.device.id) < loginAt);
+  },
 
-testBothDatabases(
-  "activity.flush() writes many devices at once and never moves back",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      const root = await generateKeyPair();
-      const devices = await Promise.all([0, 1, 2, 3].map(() => registered(t, { account: root })));
-      await t.relay.deps.activity.flush();
-      // A second tracker (another instance) that saw older activity flushes after us.
-      const older = t.clock.now() - 10_000;
-      const other = new ActivityTracker(
-        t.relay.deps.db,
-        new ManualClock(older),
-        silentLogger,
-        t.config.inactiveAfter,
-      );
-      for (const { me } of devices) other.touch(me.device.id);
-      t.clock.advance(30_000);
-      for (const { me, api } of devices) await api.devices(me.account);
-      assert.equal(await t.relay.deps.activity.flush(), 4);
-      assert.equal(await other.flush(), 4);
-      for (const { me } of devices) {
-        assert.equal(await storedLastSeen(t, me.device.id), t.clock.now());
-      }
-    }),
-);
+  "activity.flush() writes many devices at once and never moves back": async (t) => {
+    const root = await generateKeyPair();
+    const devices = await Promise.all([0, 1, 2, 3].map(() => registered(t, { account: root })));
+    await t.relay.deps.activity.flush();
+    // A second tracker (another instance) that saw older activity flushes after us.
+    const older = t.clock.now() - 10_000;
+    const other = new ActivityTracker(
+      t.relay.deps.db,
+      new ManualClock(older),
+      silentLogger,
+      t.config.inactiveAfter,
+    );
+    for (const { me } of devices) other.touch(me.device.id);
+    t.clock.advance(30_000);
+    for (const { me, api } of devices) await api.devices(me.account);
+    assert.equal(await t.relay.deps.activity.flush(), 4);
+    assert.equal(await other.flush(), 4);
+    for (const { me } of devices) {
+      assert.equal(await storedLastSeen(t, me.device.id), t.clock.now());
+    }
+  },
+});
 
 Deno.test("ActivityTracker flushes at a tenth of inactive_after, at most once a minute", () => {
   const make = (ms: number) => new ActivityTracker(null!, new ManualClock(0), silentLogger, ms);

@@ -15,97 +15,66 @@ import {
   nonce,
   registerBody,
   registered,
+  relaySuite,
   withRelay,
 } from "../helpers/http.ts";
 
-testBothDatabases(
-  "GET /v1/info reports name, version, registration mode and limits",
-  (db) =>
-    withRelay(
-      db,
-      { env: { SEALPOST_MAX_MESSAGE_BYTES: "32KiB", SEALPOST_RATE_SEND: "50/s" } },
-      async (t) => {
-        const { status, body } = await call(t.url, "GET", "/v1/info");
-        assert.equal(status, 200);
-        assert.equal(body.name, "sealpost");
-        assert.equal(body.version, VERSION);
-        assert.equal(body.registration, "open");
-        assert.equal(body.limits.max_message_bytes, 32 * 1024);
-        assert.equal(body.limits.max_blob_bytes, 100 * 1024 * 1024);
-        assert.equal(body.limits.max_group_members, 1000);
-        assert.equal(body.limits.max_groups_per_account, 10_000);
-        assert.equal(body.limits.max_connections_per_device, 5);
-        assert.equal(body.limits.max_ttl_s, 365 * 86_400);
-        assert.equal(body.limits.default_retention_s, 30 * 86_400);
-        assert.deepEqual(body.limits.rate_send, { count: 50, per_s: 1 });
-        assert.equal(body.limits.rate_send_burst, 20);
-        assert.deepEqual(body.limits.rate_poll, { count: 200, per_s: 60 });
-        assert.equal(body.limits.rate_auth, null, "the test relay turns the auth limit off");
-        assert.deepEqual(body.limits.rate_claim, { count: 60, per_s: 60 });
-        assert.equal(typeof body.push, "object");
-        for (const kind of ["apns", "fcm", "unifiedpush"]) {
-          assert.equal(typeof body.push[kind], "boolean", `push.${kind}`);
-        }
-      },
-    ),
-);
+relaySuite("HTTP surface", {
+  env: {
+    SEALPOST_MAX_MESSAGE_BYTES: "32KiB",
+    SEALPOST_RATE_SEND: "50/s",
+    SEALPOST_MAX_TTL: "forever",
+  },
+}, {
+  "GET /v1/info reports name, version, registration mode and limits": async (t) => {
+    const { status, body } = await call(t.url, "GET", "/v1/info");
+    assert.equal(status, 200);
+    assert.equal(body.name, "sealpost");
+    assert.equal(body.version, VERSION);
+    assert.equal(body.registration, "open");
+    assert.equal(body.limits.max_message_bytes, 32 * 1024);
+    assert.equal(body.limits.max_blob_bytes, 100 * 1024 * 1024);
+    assert.equal(body.limits.max_group_members, 1000);
+    assert.equal(body.limits.max_groups_per_account, 10_000);
+    assert.equal(body.limits.max_connections_per_device, 5);
+    assert.equal(body.limits.max_ttl_s, null, "SEALPOST_MAX_TTL=forever");
+    assert.equal(body.limits.default_retention_s, 30 * 86_400);
+    assert.deepEqual(body.limits.rate_send, { count: 50, per_s: 1 });
+    assert.equal(body.limits.rate_send_burst, 20);
+    assert.deepEqual(body.limits.rate_poll, { count: 200, per_s: 60 });
+    assert.equal(body.limits.rate_auth, null, "the test relay turns the auth limit off");
+    assert.deepEqual(body.limits.rate_claim, { count: 60, per_s: 60 });
+    assert.equal(typeof body.push, "object");
+    for (const kind of ["apns", "fcm", "unifiedpush"]) {
+      assert.equal(typeof body.push[kind], "boolean", `push.${kind}`);
+    }
+  },
 
-testBothDatabases(
-  "GET /v1/info reports max_ttl_s null when SEALPOST_MAX_TTL is forever",
-  (db) =>
-    withRelay(db, { env: { SEALPOST_MAX_TTL: "forever" } }, async (t) => {
-      const { body } = await call(t.url, "GET", "/v1/info");
-      assert.equal(body.limits.max_ttl_s, null);
-    }),
-);
-
-testBothDatabases(
-  "/healthz and /readyz answer 200, and /readyz 503 once the relay drains",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      assert.equal((await call(t.url, "GET", "/healthz")).status, 200);
-      const ready = await call(t.url, "GET", "/readyz");
-      assert.equal(ready.status, 200);
-      assert.equal(await t.relay.ready(), true);
-
-      t.relay.drain();
-      assert.equal((await call(t.url, "GET", "/readyz")).status, 503);
-      assert.equal((await call(t.url, "GET", "/healthz")).status, 200, "still alive");
-      assert.equal(await t.relay.ready(), false);
-    }),
-);
-
-testBothDatabases(
-  "an unknown route answers 404 not_found with the JSON error body",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      const { api } = await registered(t);
-      const cases: [string, string][] = [
-        ["GET", "/"],
-        ["GET", "/nope"],
-        ["GET", "/v1"],
-        ["GET", "/v1/nope"],
-        ["POST", "/v1/info"],
-        ["GET", "/v1/auth/challenge"],
-        ["GET", "/v1/auth/register"],
-        ["POST", "/v1/auth/nope"],
-        ["PATCH", "/v1/devices/abc"],
-        ["GET", "/v1/accounts"],
-      ];
-      for (const [method, path] of cases) {
-        for (const token of [undefined, api.token!]) {
-          const response = await call(t.url, method, path, { token });
-          assertErrorBody(response, 404, "not_found");
-          assert.match(response.headers.get("content-type") ?? "", /application\/json/);
-        }
+  "an unknown route answers 404 not_found with the JSON error body": async (t) => {
+    const { api } = await registered(t);
+    const cases: [string, string][] = [
+      ["GET", "/"],
+      ["GET", "/nope"],
+      ["GET", "/v1"],
+      ["GET", "/v1/nope"],
+      ["POST", "/v1/info"],
+      ["GET", "/v1/auth/challenge"],
+      ["GET", "/v1/auth/register"],
+      ["POST", "/v1/auth/nope"],
+      ["PATCH", "/v1/devices/abc"],
+      ["GET", "/v1/accounts"],
+    ];
+    for (const [method, path] of cases) {
+      for (const token of [undefined, api.token!]) {
+        const response = await call(t.url, method, path, { token });
+        assertErrorBody(response, 404, "not_found");
+        assert.match(response.headers.get("content-type") ?? "", /application\/json/);
       }
-    }),
-);
+    }
+  },
 
-testBothDatabases(
-  "register() and login() answer 400 invalid_request for malformed JSON, missing fields or wrong key lengths",
-  (db) =>
-    withRelay(db, {}, async (t) => {
+  "register() and login() answer 400 invalid_request for malformed JSON, missing fields or wrong key lengths":
+    async (t) => {
       const me = await createDeviceIdentity();
       const good = await registerBody(me, await nonce(t.url));
       const without = (field: string) => {
@@ -169,57 +138,78 @@ testBothDatabases(
         body: { ...good, color: "blue" },
       });
       assert.equal(extra.status, 201);
-    }),
-);
+    },
 
-testBothDatabases(
-  "no malformed auth request makes the relay answer 500",
-  (db) =>
-    withRelay(db, {}, async (t) => {
-      const me = await createDeviceIdentity();
-      const good = await registerBody(me, await nonce(t.url));
-      const values: unknown[] = [
-        null,
-        true,
-        0,
-        -1,
-        1e308,
-        "",
-        "A",
-        "A".repeat(43),
-        "_".repeat(43),
-        "A".repeat(86),
-        "A".repeat(85) + "B",
-        "\u0000",
-        "💥".repeat(43),
-        "\ud800",
-        [],
-        {},
-      ];
-      let requests = 0;
-      for (const path of ["/v1/auth/register", "/v1/auth/login"]) {
-        for (const field of [...Object.keys(good), "name", "platform", "invite"]) {
-          for (const value of values) {
-            // A fresh device and nonce each time, so a request that passes validation reaches
-            // the database as a new registration.
-            const fresh = await createDeviceIdentity();
-            const body = { ...(await registerBody(fresh, await nonce(t.url))), [field]: value };
-            const response = await call(t.url, "POST", path, { body });
-            requests++;
-            assert.ok(
-              response.status < 500,
-              `${path} ${field}=${JSON.stringify(value)}: ${response.status} ${
-                JSON.stringify(response.body)
-              }`,
-            );
-            if (response.status >= 400) assert.equal(typeof response.body?.error?.code, "string");
-          }
+  "no malformed auth request makes the relay answer 500": async (t) => {
+    const me = await createDeviceIdentity();
+    const good = await registerBody(me, await nonce(t.url));
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      1e308,
+      "",
+      "A",
+      "A".repeat(43),
+      "_".repeat(43),
+      "A".repeat(86),
+      "A".repeat(85) + "B",
+      "\u0000",
+      "💥".repeat(43),
+      "\ud800",
+      [],
+      {},
+    ];
+    let requests = 0;
+    for (const path of ["/v1/auth/register", "/v1/auth/login"]) {
+      for (const field of [...Object.keys(good), "name", "platform", "invite"]) {
+        for (const value of values) {
+          // A fresh device and nonce each time, so a request that passes validation reaches
+          // the database as a new registration.
+          const fresh = await createDeviceIdentity();
+          const body = { ...(await registerBody(fresh, await nonce(t.url))), [field]: value };
+          const response = await call(t.url, "POST", path, { body });
+          requests++;
+          assert.ok(
+            response.status < 500,
+            `${path} ${field}=${JSON.stringify(value)}: ${response.status} ${
+              JSON.stringify(response.body)
+            }`,
+          );
+          if (response.status >= 400) assert.equal(typeof response.body?.error?.code, "string");
         }
       }
-      assert.ok(requests > 100);
-      assert.ok(!t.logs.some((line) => line.includes('"level":"error"')), "no error was logged");
-    }),
-);
+    }
+    assert.ok(requests > 100);
+    assert.ok(!t.logs.some((line) => line.includes('"level":"error"')), "no error was logged");
+  },
+
+  "logs carry no tokens, signatures or invite codes": async (t) => {
+    const { me, api } = await registered(t, { invite: "an-invite-that-is-ignored" });
+    await api.devices(me.account);
+    await call(t.url, "GET", `/v1/accounts/${me.account}/devices`, { token: "bad-token-x" });
+    const text = t.logs.join("\n");
+    assert.ok(t.logs.length > 0);
+    assert.ok(!text.includes(api.token!), "no token");
+    assert.ok(!text.includes("bad-token-x"), "no rejected token");
+    assert.ok(!text.includes(me.cert), "no certificate");
+    assert.ok(!text.includes("an-invite-that-is-ignored"), "no invite code");
+  },
+
+  // Last: the relay stays drained.
+  "/healthz and /readyz answer 200, and /readyz 503 once the relay drains": async (t) => {
+    assert.equal((await call(t.url, "GET", "/healthz")).status, 200);
+    const ready = await call(t.url, "GET", "/readyz");
+    assert.equal(ready.status, 200);
+    assert.equal(await t.relay.ready(), true);
+
+    t.relay.drain();
+    assert.equal((await call(t.url, "GET", "/readyz")).status, 503);
+    assert.equal((await call(t.url, "GET", "/healthz")).status, 200, "still alive");
+    assert.equal(await t.relay.ready(), false);
+  },
+});
 
 testBothDatabases(
   "auth calls beyond SEALPOST_RATE_AUTH answer 429 rate_limited with Retry-After",
@@ -253,21 +243,5 @@ testBothDatabases(
       t.clock.advance(14_500);
       assert.equal((await call(t.url, "POST", "/v1/auth/challenge")).status, 200);
       assert.equal((await call(t.url, "POST", "/v1/auth/challenge")).status, 429);
-    }),
-);
-
-testBothDatabases(
-  "logs carry no tokens, signatures or invite codes",
-  (db) =>
-    withRelay(db, { logLevel: "debug" }, async (t) => {
-      const { me, api } = await registered(t, { invite: "an-invite-that-is-ignored" });
-      await api.devices(me.account);
-      await call(t.url, "GET", `/v1/accounts/${me.account}/devices`, { token: "bad-token-x" });
-      const text = t.logs.join("\n");
-      assert.ok(t.logs.length > 0);
-      assert.ok(!text.includes(api.token!), "no token");
-      assert.ok(!text.includes("bad-token-x"), "no rejected token");
-      assert.ok(!text.includes(me.cert), "no certificate");
-      assert.ok(!text.includes("an-invite-that-is-ignored"), "no invite code");
     }),
 );

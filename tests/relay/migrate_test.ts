@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import { type DatabaseHandle, openPglite, openPostgres } from "../../relay/database.ts";
+import { type DatabaseHandle, openPostgres } from "../../relay/database.ts";
 import {
   appliedMigrations,
   assertNotNewer,
@@ -20,18 +20,23 @@ import { sharedPostgres } from "../helpers/postgres.ts";
 
 const ALL = Object.keys(MIGRATIONS);
 
-/** An empty, unmigrated database of `kind`, and how to clean it up. */
+/**
+ * An empty, unmigrated database of `kind`, and how to clean it up. For PGlite this empties a
+ * copy of the migrated test template rather than creating a data dir from scratch, which takes
+ * seconds; the CLI test covers a brand-new data dir.
+ */
 async function emptyDatabase(
   kind: DbKind,
 ): Promise<{ handle: DatabaseHandle; dispose(): Promise<void> }> {
   if (kind === "pglite") {
-    const dir = await Deno.makeTempDir({ prefix: "sealpost-migrate-test-" });
-    const handle = await openPglite(`${dir}/pg`);
+    const { handle, dataDir } = await openTestDatabase("pglite");
+    await sql`drop schema public cascade`.execute(handle.db);
+    await sql`create schema public`.execute(handle.db);
     return {
       handle,
       dispose: async () => {
         await handle.close();
-        await Deno.remove(dir, { recursive: true });
+        await Deno.remove(dataDir, { recursive: true });
       },
     };
   }
