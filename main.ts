@@ -27,6 +27,7 @@ import { doctor } from "./relay/doctor.ts";
 import { createLogger } from "./relay/log.ts";
 import { migrate, SchemaTooNewError } from "./relay/migrate.ts";
 import { serve } from "./relay/serve.ts";
+import { sweepCommand } from "./relay/sweep_command.ts";
 import { VERSION } from "./relay/version.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
@@ -37,6 +38,7 @@ Commands:
   serve      run the relay (default)
   migrate    apply database migrations and exit
   doctor     check configuration, database and blob store
+  sweep      expire messages, purge blobs, clean up idle devices once; --dry-run only counts
   version    print the version
   help       show this help; 'sealpost serve --help' lists every setting
 
@@ -45,11 +47,14 @@ Every setting is an environment variable and a --flag; flags win.`;
 /** Thrown for a bad command line; printed as one line with the usage hint. */
 class UsageError extends Error {}
 
-const COMMANDS = ["serve", "migrate", "doctor", "version", "help"] as const;
+const COMMANDS = ["serve", "migrate", "doctor", "sweep", "version", "help"] as const;
 
-function parseFlags(args: string[]): { flags: Record<string, string>; help: boolean } {
+function parseFlags(
+  args: string[],
+): { flags: Record<string, string>; help: boolean; dryRun: boolean } {
   const options: Record<string, { type: "string" } | { type: "boolean" }> = {
     help: { type: "boolean" },
+    "dry-run": { type: "boolean" },
   };
   for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
   try {
@@ -60,8 +65,8 @@ function parseFlags(args: string[]): { flags: Record<string, string>; help: bool
       allowPositionals: true,
     });
     if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'`);
-    const { help, ...flags } = values as Record<string, string | boolean>;
-    return { flags: flags as Record<string, string>, help: help === true };
+    const { help, "dry-run": dryRun, ...flags } = values as Record<string, string | boolean>;
+    return { flags: flags as Record<string, string>, help: help === true, dryRun: dryRun === true };
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const message = (error as Error).message.replace(/\. To specify.*$/s, "").replace(
@@ -94,7 +99,8 @@ async function main(argv: string[]): Promise<void> {
   if (command === "help") return console.log(USAGE);
   if (command === "version") return console.log(VERSION);
 
-  const { flags, help } = parseFlags(rest);
+  const { flags, help, dryRun } = parseFlags(rest);
+  if (dryRun && command !== "sweep") throw new UsageError("--dry-run belongs to 'sweep'");
   if (help) {
     console.log(
       `Usage: sealpost ${command} [--flags]\n\nSettings (flag, environment variable, meaning):\n${describeSettings()}`,
@@ -116,6 +122,14 @@ async function main(argv: string[]): Promise<void> {
     } finally {
       await database.close();
     }
+    return;
+  }
+  if (command === "sweep") {
+    const ok = await sweepCommand(config, loggerFor(config), {
+      dryRun,
+      print: (line) => console.log(line),
+    });
+    if (!ok) Deno.exit(1);
     return;
   }
   if (command === "doctor") {

@@ -70,6 +70,23 @@ export type ServerInfo = {
   push: Record<string, unknown>;
 };
 
+/** The answer to `POST /v1/blobs`: where and how to upload the declared blob. */
+export type BlobUpload = {
+  id: string;
+  upload: { url: string; method: "PUT"; headers: Record<string, string> };
+  expires_at: number;
+};
+
+/** Bytes a blob upload can stream from. */
+export type BlobBody = Uint8Array<ArrayBuffer> | Blob | ReadableStream<Uint8Array>;
+
+/** base64url (no padding) of the SHA-256 of `bytes`: the `sha256` of `POST /v1/blobs`. */
+export async function blobDigest(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
+
 /** Options for registering a device. */
 export type RegisterOptions = { name?: string; platform?: string; invite?: string };
 
@@ -279,5 +296,71 @@ export class HttpClient {
   /** `POST /v1/ack`. */
   async ack(cursors: Record<string, number>): Promise<void> {
     await this.request("POST", "/v1/ack", { cursors });
+  }
+
+  /** `POST /v1/blobs`: declares a blob of `group` with its exact size and SHA-256. */
+  async createBlob(group: string, size: number, sha256: string): Promise<BlobUpload> {
+    return (await this.request<BlobUpload>("POST", "/v1/blobs", { group, size, sha256 })).data;
+  }
+
+  /**
+   * Uploads a blob's bytes to the URL `createBlob` returned, with its headers and no bearer
+   * token (the URL's signature is the permission). A stream is sent as it is read.
+   */
+  async uploadBlob(upload: BlobUpload["upload"], body: BlobBody): Promise<void> {
+    const response = await this.fetchFn(upload.url, {
+      method: upload.method,
+      headers: upload.headers,
+      body,
+      ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
+    } as RequestInit);
+    const text = await response.text();
+    if (!response.ok) {
+      let code = "upload_failed";
+      let message = text.slice(0, 200) || response.statusText;
+      try {
+        const error = JSON.parse(text).error;
+        if (error?.code) [code, message] = [error.code, error.message];
+      } catch { /* S3 answers XML */ }
+      throw new SealpostError(response.status, code, message);
+    }
+  }
+
+  /** Declares and uploads `bytes` as a blob of `group`; returns its id and size. */
+  async putBlob(
+    group: string,
+    bytes: Uint8Array<ArrayBuffer>,
+  ): Promise<{ id: string; size: number }> {
+    const created = await this.createBlob(group, bytes.length, await blobDigest(bytes));
+    await this.uploadBlob(created.upload, bytes);
+    return { id: created.id, size: bytes.length };
+  }
+
+  /** `GET /v1/blobs/:id` without following it: the short-lived signed download URL. */
+  async blobUrl(id: string): Promise<string> {
+    const response = await this.fetchFn(`${this.baseUrl}/v1/blobs/${encodeURIComponent(id)}`, {
+      headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+      redirect: "manual",
+    });
+    const text = await response.text();
+    if (response.status !== 302) {
+      const error = text ? JSON.parse(text).error ?? {} : {};
+      throw new SealpostError(
+        response.status,
+        error.code ?? "internal",
+        error.message ?? response.statusText,
+      );
+    }
+    return response.headers.get("location")!;
+  }
+
+  /** Downloads a blob's bytes (members of its group only). */
+  async downloadBlob(id: string): Promise<Uint8Array> {
+    const response = await this.fetchFn(await this.blobUrl(id));
+    if (!response.ok) {
+      const text = await response.text();
+      throw new SealpostError(response.status, "download_failed", text.slice(0, 200));
+    }
+    return new Uint8Array(await response.arrayBuffer());
   }
 }

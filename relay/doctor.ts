@@ -4,6 +4,7 @@
  * than this binary) and the blob store, and prints what it found, one line per check.
  */
 
+import { openBlobStore } from "./blobs/open.ts";
 import type { Config } from "./config.ts";
 import { openDatabase } from "./database.ts";
 import { appliedMigrations, assertNotNewer } from "./migrate.ts";
@@ -60,7 +61,17 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
       });
     }
   } else {
-    checks.push({ name: "blob store", ok: false, detail: "s3 is not available in this version" });
+    const store = openBlobStore(config);
+    try {
+      await store.check();
+      checks.push({ name: "blob store", ok: true, detail: `${store.location}, reachable` });
+    } catch (error) {
+      checks.push({
+        name: "blob store",
+        ok: false,
+        detail: `${store.location}: ${(error as Error).message}`,
+      });
+    }
   }
 
   for (const check of checks) {

@@ -82,7 +82,7 @@ export async function readPage(
 ): Promise<Page> {
   const result = await sql<MessageRow & { last_seq: number }>`
     select g.last_seq, m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
-           m.to_devices, m.created_at, m.expires_at
+           m.blob_size, m.to_devices, m.created_at, m.expires_at
     from groups g
     left join lateral (
       select * from messages m
@@ -125,7 +125,7 @@ export async function readInbox(
       where gm.account_id = ${account}
     )
     select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
-           m.to_devices, m.created_at, m.expires_at
+           m.blob_size, m.to_devices, m.created_at, m.expires_at
     from mine
     cross join lateral (
       select * from messages m
@@ -148,7 +148,7 @@ export async function readRanges(
   if (ranges.length === 0) return [];
   const result = await sql<MessageRow>`
     select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
-           m.to_devices, m.created_at, m.expires_at
+           m.blob_size, m.to_devices, m.created_at, m.expires_at
     from unnest(${ranges.map((r) => r.group)}::text[], ${ranges.map((r) => r.from)}::bigint[],
                 ${ranges.map((r) => r.to)}::bigint[]) as r(g, a, b)
     join messages m on m.group_id = r.g and m.seq between r.a and r.b

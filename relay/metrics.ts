@@ -65,10 +65,86 @@ export class Metrics {
     labelNames: ["limit"],
     registers: [this.registry],
   });
+  readonly replicaFallbacks = new Counter({
+    name: "sealpost_replica_fallbacks_total",
+    help: "Backlog reads sent to the primary because the read replica was behind or unreachable.",
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({
     name: "sealpost_http_requests_total",
     help: "HTTP requests answered, by status class.",
     labelNames: ["status"],
+    registers: [this.registry],
+  });
+
+  readonly messagesExpired = new Counter({
+    name: "sealpost_messages_expired_total",
+    help: "Expired messages deleted by the sweeper.",
+    registers: [this.registry],
+  });
+  readonly blobsCreated = new Counter({
+    name: "sealpost_blobs_created_total",
+    help: "Blobs declared with POST /v1/blobs.",
+    registers: [this.registry],
+  });
+  readonly blobUploads = new Counter({
+    name: "sealpost_blob_uploads_total",
+    help: "Blob uploads checked by the relay, by result (ok, mismatch).",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  readonly blobsDeleted = new Counter({
+    name: "sealpost_blobs_deleted_total",
+    help: "Blobs deleted by the sweeper, by reason (expired, orphan, group_deleted).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly blobBytesDeleted = new Counter({
+    name: "sealpost_blob_bytes_deleted_total",
+    help: "Declared bytes of the blobs deleted by the sweeper.",
+    registers: [this.registry],
+  });
+  readonly blobBytesStored = new Gauge({
+    name: "sealpost_blob_bytes_stored",
+    help: "Bytes of uploaded blobs, as of the last sweep.",
+    registers: [this.registry],
+  });
+  readonly blobsStored = new Gauge({
+    name: "sealpost_blobs_stored",
+    help: "Uploaded blobs, as of the last sweep.",
+    registers: [this.registry],
+  });
+  readonly devicesDeleted = new Counter({
+    name: "sealpost_devices_deleted_total",
+    help: "Devices deleted by inactivity cleanup.",
+    registers: [this.registry],
+  });
+  readonly accountsDeleted = new Counter({
+    name: "sealpost_accounts_deleted_total",
+    help: "Accounts removed by cleanup because no device was left.",
+    registers: [this.registry],
+  });
+  readonly devicesByStatus = new Gauge({
+    name: "sealpost_devices",
+    help: "Registered devices by status (active, inactive, revoked), as of the last sweep.",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
+  readonly credentialsPurged = new Counter({
+    name: "sealpost_credentials_purged_total",
+    help: "Expired nonces, tokens and token tombstones deleted by the sweeper.",
+    registers: [this.registry],
+  });
+  readonly sweepSeconds = new Histogram({
+    name: "sealpost_sweep_duration_seconds",
+    help: "Duration of sweeper runs (expiry, blobs and cleanup) that held the sweep lock.",
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly sweeps = new Counter({
+    name: "sealpost_sweeps_total",
+    help: "Sweeper runs, by result (ok, skipped: another instance holds the lock, error).",
+    labelNames: ["result"],
     registers: [this.registry],
   });
 

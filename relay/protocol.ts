@@ -81,6 +81,13 @@ export const SendBody = z.object({
 });
 export type SendBody = z.infer<typeof SendBody>;
 
+/** `POST /v1/blobs`: the group the blob belongs to, its exact size and SHA-256. */
+export const CreateBlobBody = z.object({
+  group: groupId,
+  size: z.number().int().nonnegative(),
+  sha256: b64url.length(43, "must be a 32-byte SHA-256 digest in base64url (43 chars)"),
+});
+
 export const CreateGroupBody = z.object({
   id: groupId.optional(),
   members: z.array(keyId).max(10_000).optional(),

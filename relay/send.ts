@@ -6,6 +6,7 @@
  */
 
 import type { Principal } from "./authenticate.ts";
+import type { BlobPolicy } from "./blobs/policy.ts";
 import type { Deps } from "./deps.ts";
 import { fromBase64Url, randomId } from "./encoding.ts";
 import { invalid, notFound, RelayError } from "./errors.ts";
@@ -20,6 +21,8 @@ export type SendDeps = Deps & {
   hub: Hub;
   sendLimit: RateLimiter;
   instanceId: string;
+  /** Blob rules, for sends that reference a blob (without them such sends get 404). */
+  blobs?: BlobPolicy;
   /** Whether `account` is a member of `group` (the caller may know from its connection). */
   isMember(group: string, account: string): Promise<boolean>;
 };
@@ -67,7 +70,7 @@ async function sendUnchecked(
       `The body is ${bytes.length} bytes; the limit is ${deps.config.maxMessageBytes} (use a blob)`,
     );
   }
-  if (body.blob !== undefined && !body.ephemeral) {
+  if (body.blob !== undefined && !body.ephemeral && !deps.blobs) {
     throw notFound("No such blob");
   }
   deps.sendLimit.check(from.device, "sends");
@@ -88,6 +91,9 @@ async function sendUnchecked(
     return { ephemeral: true, delivered };
   }
 
+  const blob = body.blob === undefined || !deps.blobs
+    ? undefined
+    : await deps.blobs.attach(from, body.blob, group);
   const result = await deps.commit.submit({
     group,
     account: from.account,
@@ -97,6 +103,7 @@ async function sendUnchecked(
     bodyText: body.body,
     ttlS: body.ttl_s,
     to: body.to,
+    blob,
   });
   return { ephemeral: false, ...result };
 }

@@ -13,7 +13,7 @@ import { migrate } from "../../relay/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
 import { clusterParts } from "../../relay/cluster.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
-import { postgresUnavailable, sharedPostgres } from "./postgres.ts";
+import { freePort, postgresUnavailable, sharedPostgres } from "./postgres.ts";
 
 /** The databases every suite runs against. */
 export type DbKind = "pglite" | "postgres";
@@ -130,9 +130,12 @@ export async function startTestRelay(
       if (Deno.env.get("SEALPOST_TEST_LOGS")) console.error(line);
     },
   });
+  // The port is chosen first so signed blob URLs (SEALPOST_PUBLIC_URL) point at this relay.
+  const listenPort = freePort();
   const config = loadConfig(
     {
       SEALPOST_DATA_DIR: dataDir,
+      SEALPOST_PUBLIC_URL: `http://127.0.0.1:${listenPort}`,
       SEALPOST_INSTANCE_ID: `test-${crypto.randomUUID().slice(0, 8)}`,
       SEALPOST_RATE_AUTH: "off",
       ...options.env,
@@ -144,7 +147,7 @@ export async function startTestRelay(
   const relay = createRelay({ config, database: handle, clock, log, ...parts });
   await relay.start();
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    { hostname: "127.0.0.1", port: listenPort, onListen: () => {} },
     (req, info) => relay.fetch(req, { remoteAddr: info.remoteAddr as Deno.NetAddr }),
   );
   const port = server.addr.port;

@@ -1,0 +1,45 @@
+/**
+ * @module
+ * Routes of PROTOCOL.md "Blobs": declare a blob (`POST /v1/blobs`), fetch it (`GET /v1/blobs/:id`
+ * → `302` to a short-lived signed URL), and, for the filesystem store, the relay's own signed
+ * upload and download URLs (`PUT`/`GET /v1/blobs/:id/data?exp=&sig=`), which carry no bearer
+ * token: the signature is the permission. Bodies stream through; none is held whole in memory.
+ */
+
+import { Hono } from "hono";
+import type { BlobPolicy } from "../blobs/policy.ts";
+import { CreateBlobBody } from "../protocol.ts";
+import { type ApiEnv, type Auth, readBody } from "./context.ts";
+
+/** The blob routes (mounted under `/v1`). */
+export function blobRoutes(blobs: BlobPolicy, auth: Auth): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.post("/blobs", auth, async (c) => {
+    const body = await readBody(c, CreateBlobBody);
+    return c.json(await blobs.create(c.get("principal"), body), 201);
+  });
+
+  app.get("/blobs/:id", auth, async (c) => {
+    const url = await blobs.downloadUrl(c.get("principal"), c.req.param("id"));
+    return c.body(null, 302, { location: url, "cache-control": "no-store" });
+  });
+
+  if (blobs.servesLocally) {
+    app.put("/blobs/:id/data", async (c) => {
+      const { exp = "", sig = "" } = c.req.query();
+      await blobs.receive(c.req.param("id"), exp, sig, c.req.raw.body);
+      return c.body(null, 204);
+    });
+    app.get("/blobs/:id/data", async (c) => {
+      const { exp = "", sig = "" } = c.req.query();
+      const { stream, size } = await blobs.open(c.req.param("id"), exp, sig);
+      return c.body(stream, 200, {
+        "content-type": "application/octet-stream",
+        "content-length": String(size),
+        "cache-control": "private, max-age=300",
+      });
+    });
+  }
+  return app;
+}
