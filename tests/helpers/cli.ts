@@ -67,8 +67,9 @@ export interface ServeProcess {
 
 async function collect(stream: ReadableStream<Uint8Array>, into: string[], onLine: () => void) {
   let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + chunk).split("\n");
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    const parts = (rest + decoder.decode(bytes, { stream: true })).split("\n");
     rest = parts.pop() ?? "";
     into.push(...parts);
     onLine();
