@@ -26,6 +26,7 @@ import { openDatabase } from "./relay/database.ts";
 import { doctor } from "./relay/doctor.ts";
 import { createLogger } from "./relay/log.ts";
 import { migrate, SchemaTooNewError } from "./relay/migrate.ts";
+import { runAdminCli } from "./admin/cli.ts";
 import { serve } from "./relay/serve.ts";
 import { sweepCommand } from "./relay/sweep_command.ts";
 import { VERSION } from "./relay/version.ts";
@@ -38,6 +39,7 @@ Commands:
   serve      run the relay (default)
   migrate    apply database migrations and exit
   doctor     check configuration, database and blob store
+  admin      manage devices, invites and the dashboard password ('sealpost admin help')
   sweep      expire messages, purge blobs, clean up idle devices once; --dry-run only counts
   version    print the version
   help       show this help; 'sealpost serve --help' lists every setting
@@ -47,7 +49,7 @@ Every setting is an environment variable and a --flag; flags win.`;
 /** Thrown for a bad command line; printed as one line with the usage hint. */
 class UsageError extends Error {}
 
-const COMMANDS = ["serve", "migrate", "doctor", "sweep", "version", "help"] as const;
+const COMMANDS = ["serve", "migrate", "doctor", "sweep", "admin", "version", "help"] as const;
 
 function parseFlags(
   args: string[],
@@ -98,6 +100,11 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "help") return console.log(USAGE);
   if (command === "version") return console.log(VERSION);
+  if (command === "admin") {
+    const code = await runAdminCli(rest);
+    if (code !== 0) Deno.exit(code);
+    return;
+  }
 
   const { flags, help, dryRun } = parseFlags(rest);
   if (dryRun && command !== "sweep") throw new UsageError("--dry-run belongs to 'sweep'");

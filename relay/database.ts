@@ -30,6 +30,8 @@ export interface DatabaseHandle {
   readonly url?: string;
   /** For server Postgres: the postgres.js pool (reserved connections for advisory locks). */
   readonly sql?: postgres.Sql;
+  /** A read replica for backlog reads, when `DATABASE_REPLICA_URL` is set. */
+  readonly replica?: Db;
   close(): Promise<void>;
 }
 
@@ -83,10 +85,27 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
 
 /** Opens PGlite or Postgres from the configuration. */
 export function openDatabase(
-  config: { databaseUrl?: string; dataDir: string },
+  config: { databaseUrl?: string; databaseReplicaUrl?: string; dataDir: string },
 ): Promise<DatabaseHandle> {
-  if (config.databaseUrl) return Promise.resolve(openPostgres(config.databaseUrl));
+  if (config.databaseUrl) {
+    const primary = openPostgres(config.databaseUrl);
+    if (!config.databaseReplicaUrl) return Promise.resolve(primary);
+    return Promise.resolve(
+      withReplica(primary, openPostgres(config.databaseReplicaUrl, { max: 5 })),
+    );
+  }
   return openPglite(`${config.dataDir}/pg`);
+}
+
+/** Attaches a replica to a primary handle; closing the result closes both. */
+export function withReplica(primary: DatabaseHandle, replica: DatabaseHandle): DatabaseHandle {
+  return {
+    ...primary,
+    replica: replica.db,
+    close: async () => {
+      await Promise.all([primary.close(), replica.close()]);
+    },
+  };
 }
 
 /** A URL without its password, safe for logs. */

@@ -13,7 +13,7 @@ import { CLOSE } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
-import type { Db } from "./database.ts";
+import type { BacklogReader } from "./backlog.ts";
 import type { Clock } from "./clock.ts";
 
 /** The socket operations the hub needs (a WebSocket, or a test double in unit tests). */
@@ -108,7 +108,8 @@ export function sharedFrame(message: StoredMessage): string {
 
 /** Options of the hub. */
 export type HubOptions = {
-  db: Db;
+  /** Reads backlog pages (replica-aware). */
+  read: BacklogReader;
   bus: Bus;
   clock: Clock;
   log: Logger;
@@ -285,7 +286,7 @@ export class Hub {
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),
-      this.options.db,
+      this.options.read,
       () => this.options.clock.now(),
       (error) => {
         this.options.log.warn("replay failed; closing connection", { error, device: conn.device });

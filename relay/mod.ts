@@ -8,10 +8,11 @@
 
 import { announceSetupLink, createAdmin } from "../admin/mod.ts";
 import { CursorStore } from "./ack.ts";
+import { backlogReader } from "./backlog.ts";
 import { ActivityTracker } from "./activity.ts";
 import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
-import { messageRoutes } from "./api/messages.ts";
+import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
 import type { Bus } from "./bus.ts";
@@ -109,8 +110,9 @@ export function createRelay(options: RelayOptions): Relay {
     metrics,
   };
   const cursors = new CursorStore(db, log);
+  const read = backlogReader(db, database.replica, () => metrics.replicaFallbacks.inc());
   const hub = new Hub({
-    db,
+    read,
     bus,
     clock,
     log,
@@ -194,10 +196,11 @@ export function createRelay(options: RelayOptions): Relay {
     isLeader: () => leadership.isLeader(),
   });
   const sockets = new Set<WebSocket>();
-  const deps: ConnectDeps & { waiters: InboxWaiters; pollLimit: RateLimiter } = {
+  const deps: ConnectDeps & MessageDeps = {
     ...base,
     registry,
     sockets,
+    read,
     commit,
     hub,
     cursors,

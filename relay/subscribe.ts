@@ -9,8 +9,8 @@
  * duplicate or a reordering, whatever the timing of commits, bus events and replays.
  */
 
-import type { Db } from "./database.ts";
-import { readPage, type StoredMessage, visibleTo } from "./messages.ts";
+import type { BacklogReader } from "./backlog.ts";
+import { type StoredMessage, visibleTo } from "./messages.ts";
 
 /** Where a subscription delivers. */
 export interface SubscriptionSink {
@@ -44,7 +44,7 @@ export class Subscription {
     private readonly sink: SubscriptionSink,
     /** The highest seq already passed to (or skipped for) the device. */
     public last: number,
-    private readonly db: Db,
+    private readonly read: BacklogReader,
     private readonly now: () => number,
     /** Called when a catch-up fails (database down): the connection should be closed. */
     private readonly onError: (error: unknown) => void,
@@ -112,13 +112,14 @@ export class Subscription {
       for (let round = 0; round < 100_000; round++) {
         if (this.#closed || !this.sink.open) return;
         this.#overflowed = false;
-        const page = await readPage(
-          this.db,
+        const known = this.#buffer.reduce((max, m) => Math.max(max, m.seq), this.last);
+        const page = await this.read(
           this.group,
           this.sink.device,
           this.last,
           PAGE,
           this.now(),
+          known,
         );
         if (this.#closed || !this.sink.open) return;
         for (const message of page.messages) {

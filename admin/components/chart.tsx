@@ -31,7 +31,6 @@ export function RateChart(props: { title: string; series: Series[]; now: number 
         viewBox={`0 0 ${W} ${H}`}
         role="img"
         aria-label={`${props.title}. ${summary}`}
-        preserveAspectRatio="none"
       >
         {[0, 0.5, 1].map((f) => (
           <g>

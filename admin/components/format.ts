@@ -55,7 +55,7 @@ export function shortId(id: string, n = 12): string {
   return id.length > n ? `${id.slice(0, n)}…` : id;
 }
 
-/** Human words for a device status. */
+/** Human words for a device or invite status: `pending deletion`, `used up`. */
 export function statusLabel(status: string): string {
-  return status === "pending_deletion" ? "pending deletion" : status;
+  return status.replaceAll("_", " ");
 }

@@ -54,7 +54,7 @@ export function RegistrationSwitch(props: { mode: RegistrationMode; csrf: string
       <fieldset>
         <legend>Registration mode</legend>
         {(["open", "invite", "closed"] as const).map((mode) => (
-          <label>
+          <label class="choice">
             <input type="radio" name="registration" value={mode} checked={props.mode === mode} />
             {" "}
             {mode === "open"

@@ -9,7 +9,8 @@ import type { CursorStore } from "../ack.ts";
 import { invalid, RelayError } from "../errors.ts";
 import { groupsOf, roleIn } from "../groups.ts";
 import type { InboxWaiters } from "../inbox.ts";
-import { readInbox, readPage } from "../messages.ts";
+import { readInbox } from "../messages.ts";
+import type { BacklogReader } from "../backlog.ts";
 import { AckBody, SendBody } from "../protocol.ts";
 import type { RateLimiter } from "../rate_limit.ts";
 import { send, type SendDeps } from "../send.ts";
@@ -21,6 +22,8 @@ export type MessageDeps = SendDeps & {
   cursors: CursorStore;
   waiters: InboxWaiters;
   pollLimit: RateLimiter;
+  /** Replica-aware backlog reads. */
+  read: BacklogReader;
 };
 
 function intParam(
@@ -56,7 +59,7 @@ export function messageRoutes(deps: MessageDeps, auth: Auth): Hono<ApiEnv> {
     const limit = intParam(c.req.query("limit"), "limit", 1, 1000, 100);
     const principal = c.get("principal");
     await roleIn(deps, group, principal.account);
-    const page = await readPage(deps.db, group, principal.device, after, limit, deps.clock.now());
+    const page = await deps.read(group, principal.device, after, limit, deps.clock.now(), after);
     return c.json(page);
   });
 

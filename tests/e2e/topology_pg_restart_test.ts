@@ -21,7 +21,8 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
 }
 
 Deno.test({
-  name: "topology: a Postgres restart turns readyz 503 then 200, relays recover, nothing acknowledged is lost",
+  name:
+    "topology: a Postgres restart turns readyz 503 then 200, relays recover, nothing acknowledged is lost",
   ignore: why !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -47,10 +48,14 @@ Deno.test({
       const sendWithRetry = async (i: number) => {
         for (let attempt = 0; attempt < 200; attempt++) {
           try {
-            acked.push((await alice.api.send(group.id, { body: cipher(), client_id: `m${i}` })).seq!);
+            acked.push(
+              (await alice.api.send(group.id, { body: cipher(), client_id: `m${i}` })).seq!,
+            );
             return;
           } catch (error) {
-            if (!(error instanceof SealpostError) || ![503, 502].includes(error.status)) throw error;
+            if (!(error instanceof SealpostError) || ![503, 502].includes(error.status)) {
+              throw error;
+            }
             await new Promise((r) => setTimeout(r, 100));
           }
         }
@@ -60,13 +65,15 @@ Deno.test({
 
       await pg.stop("fast");
       await until(
-        async () => (await Promise.all(topo!.instances.map((i) => i.readyz()))).every((s) => s === 503),
+        async () =>
+          (await Promise.all(topo!.instances.map((i) => i.readyz()))).every((s) => s === 503),
         15_000,
         "every instance to report 503",
       );
       await pg.start();
       await until(
-        async () => (await Promise.all(topo!.instances.map((i) => i.readyz()))).every((s) => s === 200),
+        async () =>
+          (await Promise.all(topo!.instances.map((i) => i.readyz()))).every((s) => s === 200),
         30_000,
         "every instance to report 200 again",
       );

@@ -34,7 +34,8 @@ async function connectionsPerInstance(urls: string[]): Promise<number[]> {
 }
 
 Deno.test({
-  name: "topology: clients over three instances keep order, survive kill -9 and a lost bus listener, drain on SIGTERM",
+  name:
+    "topology: clients over three instances keep order, survive kill -9 and a lost bus listener, drain on SIGTERM",
   ignore: why !== null,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -47,7 +48,9 @@ Deno.test({
       topo = await startTopology(await pg.createDatabase(), 3);
       const devices: TestDevice[] = [];
       for (let i = 0; i < 6; i++) devices.push(await newDevice(topo.url, `d${i}`));
-      const group = await devices[0].api.createGroup({ members: devices.slice(1).map((d) => d.account) });
+      const group = await devices[0].api.createGroup({
+        members: devices.slice(1).map((d) => d.account),
+      });
       const received = devices.map(() => [] as number[]);
       for (const [i, d] of devices.entries()) {
         const session = new Session(d.api, {
@@ -61,7 +64,10 @@ Deno.test({
         await session.ready();
       }
       const spread = await connectionsPerInstance(topo.instances.map((i) => i.url));
-      assert.ok(spread.filter((n) => n > 0).length >= 2, `connections spread over instances: ${spread}`);
+      assert.ok(
+        spread.filter((n) => n > 0).length >= 2,
+        `connections spread over instances: ${spread}`,
+      );
 
       // Every device sends 30 messages, several in flight; instance 2 is killed midway.
       const acked: number[] = [];
@@ -69,7 +75,10 @@ Deno.test({
       await Promise.all(sessions.map(async (session, i) => {
         for (let k = 0; k < 30; k += 5) {
           const replies = await Promise.all(
-            Array.from({ length: 5 }, (_, j) => session.send(group.id, { body: cipher(24), client_id: `d${i}-${k + j}` })),
+            Array.from(
+              { length: 5 },
+              (_, j) => session.send(group.id, { body: cipher(24), client_id: `d${i}-${k + j}` }),
+            ),
           );
           for (const r of replies) acked.push(r.seq!);
           if (!killed && acked.length >= 80) {
@@ -81,20 +90,50 @@ Deno.test({
       assert.ok(killed, "an instance was killed mid-stream");
       const total = acked.length;
       assert.equal(total, 180);
-      assert.deepEqual([...acked].sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i + 1), "every ack has its own seq, no gaps");
-      await waitFor(() => received.every((r) => r.length >= total), 30_000, "every device to receive every message");
-      for (const r of received) assert.deepEqual(r, Array.from({ length: total }, (_, i) => i + 1), "in order, nothing lost");
+      assert.deepEqual(
+        [...acked].sort((a, b) => a - b),
+        Array.from({ length: total }, (_, i) => i + 1),
+        "every ack has its own seq, no gaps",
+      );
+      await waitFor(
+        () => received.every((r) => r.length >= total),
+        30_000,
+        "every device to receive every message",
+      );
+      for (const r of received) {
+        assert.deepEqual(
+          r,
+          Array.from({ length: total }, (_, i) => i + 1),
+          "in order, nothing lost",
+        );
+      }
 
       // The bus listeners of the live instances are killed by Postgres; nothing is missed.
-      await pg.psql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sealpost-listen'`);
-      for (let k = 0; k < 20; k++) acked.push((await sessions[k % 6].send(group.id, { body: cipher(8) })).seq!);
-      await waitFor(() => received.every((r) => r.length >= total + 20), 30_000, "messages after the listener loss");
-      for (const r of received) assert.deepEqual(r, Array.from({ length: total + 20 }, (_, i) => i + 1));
+      await pg.psql(
+        `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sealpost-listen'`,
+      );
+      for (let k = 0; k < 20; k++) {
+        acked.push((await sessions[k % 6].send(group.id, { body: cipher(8) })).seq!);
+      }
+      await waitFor(
+        () => received.every((r) => r.length >= total + 20),
+        30_000,
+        "messages after the listener loss",
+      );
+      for (const r of received) {
+        assert.deepEqual(
+          r,
+          Array.from({ length: total + 20 }, (_, i) => i + 1),
+        );
+      }
 
       // SIGTERM drains: a socket on that instance is closed with 1001 and the process exits 0.
       const third = topo.instances[2];
       const api = new HttpClient(third.url);
-      const raw = await RawSocket.authed(third.url.replace("http", "ws") + "/v1/ws", devices[0].token);
+      const raw = await RawSocket.authed(
+        third.url.replace("http", "ws") + "/v1/ws",
+        devices[0].token,
+      );
       void api;
       const code = await third.terminate();
       assert.equal((await raw.closed).code, 1001);

@@ -49,7 +49,7 @@ function isRoot(): boolean {
   return Deno.uid?.() === 0;
 }
 
-function runAsUser(): string | null {
+export function runAsUser(): string | null {
   if (!isRoot()) return null;
   for (const user of ["postgres", "nobody"]) {
     const out = new Deno.Command("id", { args: ["-u", user], stdout: "null", stderr: "null" })

@@ -7,7 +7,12 @@
 
 import { ManualClock } from "../../relay/clock.ts";
 import { type Config, loadConfig } from "../../relay/config.ts";
-import { type DatabaseHandle, openPglite, openPostgres } from "../../relay/database.ts";
+import {
+  type DatabaseHandle,
+  openPglite,
+  openPostgres,
+  withReplica,
+} from "../../relay/database.ts";
 import { createLogger, type Logger, type LogLevel } from "../../relay/log.ts";
 import { migrate } from "../../relay/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
@@ -45,6 +50,8 @@ export type TestRelayOptions = {
   dataDir?: string;
   databaseUrl?: string;
   logLevel?: LogLevel;
+  /** A read replica of `databaseUrl` (Postgres only). */
+  replicaUrl?: string;
   /** Use the in-process bus even on Postgres. */
   localBus?: boolean;
 };
@@ -85,7 +92,7 @@ export function dbUnavailable(kind: DbKind): string | null {
 /** Opens a database of `kind` for a test, migrated. */
 export async function openTestDatabase(
   kind: DbKind,
-  reuse: { dataDir?: string; databaseUrl?: string } = {},
+  reuse: { dataDir?: string; databaseUrl?: string; replicaUrl?: string } = {},
 ): Promise<{ handle: DatabaseHandle; dataDir: string; databaseUrl?: string }> {
   if (kind === "pglite") {
     const dataDir = reuse.dataDir ?? await Deno.makeTempDir({ prefix: "sealpost-test-" });
@@ -100,7 +107,8 @@ export async function openTestDatabase(
     return { handle, dataDir };
   }
   const databaseUrl = reuse.databaseUrl ?? await (await sharedPostgres()).createDatabase();
-  const handle = openPostgres(databaseUrl);
+  const primary = openPostgres(databaseUrl);
+  const handle = reuse.replicaUrl ? withReplica(primary, openPostgres(reuse.replicaUrl)) : primary;
   await migrate(handle.db);
   const dataDir = reuse.dataDir ?? await Deno.makeTempDir({ prefix: "sealpost-test-" });
   return { handle, dataDir, databaseUrl };

@@ -1,0 +1,269 @@
+/**
+ * @module
+ * The dashboard's login and request protection over plain HTTP (no browser), on both databases:
+ * cookie flags, CSRF refusal, login rate limit, session expiry on the injected clock, logout,
+ * the one-time setup link, security headers and long-cached hashed assets.
+ */
+
+import assert from "node:assert/strict";
+import { SESSION_IDLE_MS, SESSION_TTL_MS } from "../../relay/admin_auth.ts";
+import { startTestRelay, testBothDatabases, type TestRelay } from "../helpers/relay.ts";
+
+const PASSWORD = "correct horse battery staple";
+
+/** A tiny cookie-keeping client for the dashboard. */
+class AdminClient {
+  cookies = new Map<string, string>();
+  constructor(readonly relay: TestRelay) {}
+
+  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookies.size > 0) {
+      headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
+    }
+    const response = await fetch(`${this.relay.url}${path}`, {
+      ...init,
+      headers,
+      redirect: "manual",
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(";");
+      const [name, value] = pair.split("=");
+      if (/Max-Age=0/i.test(line) || value === "") this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return response;
+  }
+
+  async form(path: string, fields: Record<string, string>): Promise<Response> {
+    return await this.fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields),
+    });
+  }
+
+  /** The `_csrf` value of a page's first form. */
+  async csrfOf(path: string): Promise<string> {
+    const html = await (await this.fetch(path)).text();
+    const match = /name="_csrf" value="([^"]+)"/.exec(html);
+    assert.ok(match, `${path} has a CSRF field`);
+    return match[1];
+  }
+
+  async login(password = PASSWORD): Promise<Response> {
+    const csrf = await this.csrfOf("/admin/login");
+    return await this.form("/admin/login", { _csrf: csrf, password, next: "/admin" });
+  }
+}
+
+testBothDatabases("admin login sets a strict HttpOnly cookie and logout ends it", async (kind) => {
+  const relay = await startTestRelay({ db: kind, env: { SEALPOST_ADMIN_PASSWORD: PASSWORD } });
+  try {
+    const admin = new AdminClient(relay);
+    const wrong = await admin.login("nope nope nope");
+    assert.equal(wrong.status, 401);
+    await wrong.body?.cancel();
+    const ok = await admin.login();
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.get("location"), "/admin");
+    const cookie = ok.headers.getSetCookie().find((c) => c.startsWith("sealpost_admin="))!;
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    assert.match(cookie, /Path=\/admin/);
+    assert.doesNotMatch(cookie, /Secure/, "no Secure flag over plain http");
+    const overview = await admin.fetch("/admin");
+    assert.equal(overview.status, 200);
+    assert.match(overview.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
+    assert.equal(overview.headers.get("cache-control"), "no-store");
+    const html = await overview.text();
+    assert.match(html, /data-stat="devices_active"/);
+
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1];
+    const out = await admin.form("/admin/logout", { _csrf: csrf });
+    assert.equal(out.status, 303);
+    const after = await admin.fetch("/admin");
+    assert.equal(after.status, 303);
+    assert.match(after.headers.get("location") ?? "", /^\/admin\/login/);
+  } finally {
+    await relay.stop();
+  }
+});
+
+testBothDatabases("admin POSTs without the CSRF token are refused", async (kind) => {
+  const relay = await startTestRelay({ db: kind, env: { SEALPOST_ADMIN_PASSWORD: PASSWORD } });
+  try {
+    const admin = new AdminClient(relay);
+    // Before login: the login form itself needs its token.
+    await admin.fetch("/admin/login").then((r) => r.body?.cancel());
+    const bare = await admin.form("/admin/login", { password: PASSWORD });
+    assert.equal(bare.status, 403);
+    await bare.body?.cancel();
+
+    await admin.login();
+    for (
+      const [path, fields] of [
+        ["/admin/settings", { registration: "closed" }],
+        ["/admin/invites", { uses: "1" }],
+        ["/admin/logout", {}],
+      ] as const
+    ) {
+      const refused = await admin.form(path, fields);
+      assert.equal(refused.status, 403, `${path} without a token`);
+      await refused.body?.cancel();
+      const wrong = await admin.form(path, { ...fields, _csrf: "x".repeat(43) });
+      assert.equal(wrong.status, 403, `${path} with a wrong token`);
+      await wrong.body?.cancel();
+    }
+    assert.equal((await relay.relay.deps.settings.reload()).registration, "open");
+
+    // The header form (htmx) works like the field.
+    const csrf = await admin.csrfOf("/admin/settings");
+    const viaHeader = await admin.fetch("/admin/settings", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-csrf-token": csrf },
+      body: "registration=invite",
+    });
+    assert.equal(viaHeader.status, 303);
+    assert.equal((await relay.relay.deps.settings.reload()).registration, "invite");
+
+    // Without a session at all.
+    const anonymous = await fetch(`${relay.url}/admin/settings`, {
+      method: "POST",
+      body: new URLSearchParams({ registration: "open", _csrf: csrf }),
+    });
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+  } finally {
+    await relay.stop();
+  }
+});
+
+Deno.test({
+  name: "admin login is rate limited and sessions expire on the relay's clock",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const relay = await startTestRelay({ env: { SEALPOST_ADMIN_PASSWORD: PASSWORD } });
+    try {
+      const guesser = new AdminClient(relay);
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const r = await guesser.login(`guess ${i} guess`);
+        statuses.push(r.status);
+        if (r.status === 429) assert.ok(Number(r.headers.get("retry-after")) >= 1);
+        await r.body?.cancel();
+      }
+      assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401]);
+      assert.equal(statuses[5], 429, "the sixth try at once is refused");
+      const stillLimited = await guesser.login();
+      assert.equal(stillLimited.status, 429, "even the right password waits");
+      await stillLimited.body?.cancel();
+      relay.clock.advance(60_000);
+      const after = await guesser.login();
+      assert.equal(after.status, 303, "a minute later the right password works");
+
+      // Idle expiry.
+      assert.equal((await guesser.fetch("/admin")).status, 200);
+      relay.clock.advance(SESSION_IDLE_MS + 1);
+      const idle = await guesser.fetch("/admin");
+      assert.equal(idle.status, 303, "idle session ended");
+      await idle.body?.cancel();
+
+      // Absolute expiry, however active.
+      const active = new AdminClient(relay);
+      await active.login().then((r) => r.body?.cancel());
+      for (let t = 0; t < SESSION_TTL_MS; t += SESSION_IDLE_MS / 2) {
+        relay.clock.advance(SESSION_IDLE_MS / 2);
+        const r = await active.fetch("/admin/partials/overview", {
+          headers: { "hx-request": "true" },
+        });
+        await r.body?.cancel();
+        if (t + SESSION_IDLE_MS / 2 >= SESSION_TTL_MS) {
+          assert.equal(r.status, 401);
+          assert.equal(r.headers.get("hx-redirect"), "/admin/login");
+        } else assert.equal(r.status, 200);
+      }
+    } finally {
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "without a password the first start logs a one-time setup link",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const relay = await startTestRelay({ logLevel: "info" });
+    try {
+      const line = relay.logs.find((l) => l.includes("setup_link"));
+      assert.ok(line, "the setup link is logged");
+      const link = new URL(JSON.parse(line).setup_link);
+      const path = `${link.pathname}${link.search}`;
+      const admin = new AdminClient(relay);
+      const login = await admin.fetch("/admin/login");
+      assert.match(await login.text(), /No admin password is set/);
+      const form = await admin.fetch(path);
+      assert.equal(form.status, 200);
+      assert.equal(form.headers.get("referrer-policy"), "no-referrer");
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())![1];
+      const token = link.searchParams.get("token")!;
+      const short = await admin.form("/admin/setup", {
+        _csrf: csrf,
+        token,
+        password: "short",
+        confirm: "short",
+      });
+      assert.equal(short.status, 400);
+      await short.body?.cancel();
+      const done = await admin.form("/admin/setup", {
+        _csrf: csrf,
+        token,
+        password: "a long new password",
+        confirm: "a long new password",
+      });
+      assert.equal(done.status, 303);
+      assert.equal((await admin.fetch("/admin")).status, 200, "logged in after setup");
+      const reused = await new AdminClient(relay).fetch(path);
+      assert.equal(reused.status, 404, "the link works once");
+      await reused.body?.cancel();
+      const again = new AdminClient(relay);
+      assert.equal((await again.login("a long new password")).status, 303);
+    } finally {
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "admin assets are embedded, hashed and cached for a year; Secure cookie behind https",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const relay = await startTestRelay({
+      env: {
+        SEALPOST_ADMIN_PASSWORD: PASSWORD,
+        SEALPOST_PUBLIC_URL: "https://relay.example.com",
+      },
+    });
+    try {
+      const html = await (await fetch(`${relay.url}/admin/login`)).text();
+      const css = /href="(\/admin\/assets\/admin-[0-9a-f]+\.css)"/.exec(html)?.[1];
+      const js = /src="(\/admin\/assets\/htmx-2\.0\.11-[0-9a-f]+\.min\.js)"/.exec(html)?.[1];
+      assert.ok(css && js, "the page links hashed assets");
+      for (const path of [css, js]) {
+        const r = await fetch(`${relay.url}${path}`);
+        assert.equal(r.status, 200);
+        assert.equal(r.headers.get("cache-control"), "public, max-age=31536000, immutable");
+        assert.ok((await r.text()).length > 1000);
+      }
+      const admin = new AdminClient(relay);
+      const ok = await admin.login();
+      const cookie = ok.headers.getSetCookie().find((c) => c.startsWith("sealpost_admin="))!;
+      assert.match(cookie, /Secure/);
+    } finally {
+      await relay.stop();
+    }
+  },
+});
