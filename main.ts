@@ -39,6 +39,7 @@ Commands:
   serve      run the relay (default)
   migrate    apply database migrations and exit
   doctor     check configuration, database and blob store
+  healthcheck  exit 0 when the relay on $PORT answers /readyz with 200 (container health checks)
   admin      manage devices, invites and the dashboard password ('sealpost admin help')
   sweep      expire messages, purge blobs, clean up idle devices once; --dry-run only counts
   version    print the version
@@ -49,7 +50,16 @@ Every setting is an environment variable and a --flag; flags win.`;
 /** Thrown for a bad command line; printed as one line with the usage hint. */
 class UsageError extends Error {}
 
-const COMMANDS = ["serve", "migrate", "doctor", "sweep", "admin", "version", "help"] as const;
+const COMMANDS = [
+  "serve",
+  "migrate",
+  "doctor",
+  "healthcheck",
+  "sweep",
+  "admin",
+  "version",
+  "help",
+] as const;
 
 function parseFlags(
   args: string[],
@@ -142,6 +152,19 @@ async function main(argv: string[]): Promise<void> {
   if (command === "doctor") {
     const ok = await doctor(config, (line) => console.log(line));
     if (!ok) Deno.exit(1);
+  }
+  if (command === "healthcheck") {
+    // Containers without curl (distroless) use the binary itself for HEALTHCHECK.
+    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+    try {
+      const res = await fetch(`http://${host}:${config.port}/readyz`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      await res.body?.cancel();
+      if (res.status !== 200) fail(`not ready: /readyz answered ${res.status}`);
+    } catch (error) {
+      fail(`not ready: ${(error as Error).message}`);
+    }
   }
 }
 

@@ -37,6 +37,8 @@ export class Instance {
     readonly port: number,
     private readonly env: Record<string, string>,
     readonly logFile: string,
+    /** The program to run: `main.ts`, or a bundled artifact. */
+    private readonly entry = "main.ts",
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -45,7 +47,7 @@ export class Instance {
   async start(): Promise<void> {
     const log = await Deno.open(this.logFile, { write: true, create: true, append: true });
     this.process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts", "serve"],
+      args: ["run", "-A", this.entry, "serve"],
       cwd: ROOT,
       env: {
         ...this.env,
