@@ -11,6 +11,7 @@ import { cipher, newDevice, type TestDevice } from "../helpers/accounts.ts";
 import { assertRejects, call, type RunningRelay, withRelay } from "../helpers/http.ts";
 import { DB_KINDS, dbUnavailable } from "../helpers/relay.ts";
 import { type S3Server, s3Unavailable, sharedS3 } from "../helpers/s3.ts";
+import { RawSocket } from "../helpers/ws.ts";
 
 type Backend = "fs" | "s3";
 type Ctx = { t: RunningRelay; backend: Backend; s3?: S3Server };
@@ -240,8 +241,14 @@ const behaviours: Record<string, (ctx: Ctx) => Promise<void>> = {
     const data = bytes(2000);
     const { id } = await alice.api.putBlob(group, data);
     const keep = await alice.api.send(group, { body: cipher(), client_id: "keep" });
+    const live = await RawSocket.authed(t.wsUrl, bob.api.token!);
+    live.send({ t: "sub", groups: [group] });
+    await live.next((f) => f.t === "synced");
     const sent = await alice.api.send(group, { body: cipher(), blob: id, ttl_s: 1 });
     assert.equal(sent.expires_at, sent.created_at! + 1000);
+    const frame = await live.next((f) => f.t === "msg" && f.seq === sent.seq);
+    assert.deepEqual(frame.blob, { id, size: data.length }, "live delivery carries the blob");
+    live.close();
     assert.equal((await bob.api.inbox()).length, 2);
     t.clock.advance(1001);
     // Never served once expired, even before the sweeper runs.
@@ -249,6 +256,15 @@ const behaviours: Record<string, (ctx: Ctx) => Promise<void>> = {
     assert.deepEqual(page.messages.map((m) => m.seq), [keep.seq]);
     assert.equal(page.last_seq, sent.seq);
     assert.deepEqual((await bob.api.inbox()).map((m) => m.seq), [keep.seq]);
+    const replay = await RawSocket.authed(t.wsUrl, bob.api.token!);
+    replay.send({ t: "sub", groups: [group], since: { [group]: 0 } });
+    await replay.next((f) => f.t === "synced");
+    assert.deepEqual(
+      replay.frames.filter((f) => f.t === "msg").map((f) => f.seq),
+      [keep.seq],
+      "replay steps over the expired message",
+    );
+    replay.close();
     await assertRejects(bob.api.blobUrl(id), 404, "not_found");
     assert.ok(await stored(ctx, id));
 
