@@ -23,6 +23,7 @@ export function publicLimits(config: Config, runtime?: RuntimeValues) {
   return {
     max_message_bytes: config.maxMessageBytes,
     max_blob_bytes: config.maxBlobBytes,
+    max_account_bytes: config.maxAccountBytes,
     max_group_members: config.maxGroupMembers,
     max_groups_per_account: config.maxGroupsPerAccount,
     max_connections_per_device: config.maxConnectionsPerDevice,

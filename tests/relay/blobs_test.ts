@@ -185,6 +185,9 @@ const behaviours: Record<string, (ctx: Ctx) => Promise<void>> = {
   "size limit (413 too_large) and per-account quota (413 quota_exceeded)": async (ctx) => {
     const [alice, bob, group] = await twoMembers(ctx.t);
     const sha = await blobDigest(bytes(1));
+    const info = await call(ctx.t.url, "GET", "/v1/info");
+    assert.equal(info.body.limits.max_account_bytes, 256 * 1024);
+    assert.equal(info.body.limits.max_blob_bytes, 100 * 1024);
     await assertRejects(alice.api.createBlob(group, 100 * 1024 + 1, sha), 413, "too_large");
     await alice.api.createBlob(group, 100 * 1024, sha);
     await alice.api.createBlob(group, 100 * 1024, sha);
