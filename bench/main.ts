@@ -1,0 +1,566 @@
+/**
+ * @module
+ * `deno task bench`: the Sealpost load benchmark. Runs the relay as a separate process against
+ * a throwaway real Postgres (or embedded PGlite), drives it with SDK sessions from this
+ * process, and measures in the same run the raw ceilings it is compared with (a bare Deno
+ * WebSocket server; batched INSERT and COPY into the same Postgres; PGlite inserts). Writes
+ * `bench/results/<timestamp>.json` and prints a table. See `bench/README.md`.
+ *
+ * @example
+ * ```sh
+ * deno task bench                                   # everything (≈10 minutes)
+ * deno task bench --quick                           # a smaller run (< 2 minutes)
+ * deno task bench --scenario fanout --rate 5000 --duration 15
+ * deno task bench --scenario idle --connections 10000
+ * ```
+ */
+
+import { parseArgs } from "node:util";
+import { type CatchupResult, catchupScenario } from "./catchup.ts";
+import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
+import { type IdleResult, idleScenario } from "./idle.ts";
+import { bodyChars } from "./load.ts";
+import {
+  type PostgresCluster,
+  postgresSettings,
+  postmasterPid,
+  setFsync,
+  startPostgres,
+} from "./postgres.ts";
+import { summarizeProfileDir } from "./profile.ts";
+import { pgliteCeiling, postgresCeiling, postgresReadCeiling } from "./raw_db.ts";
+import {
+  broadcastClients,
+  closeSockets,
+  echoCeiling,
+  idleCeiling,
+  pushCeiling,
+  startRawServer,
+} from "./raw_ws_client.ts";
+import { type RelayProcess, startRelay } from "./relay_process.ts";
+import { catchupTable, type FanoutRow, fanoutTable, idleTable } from "./report.ts";
+import type { AckMode } from "./sessions.ts";
+import { sleep } from "./stats.ts";
+import { loadAverage, machineInfo } from "./system.ts";
+
+const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle"] as const;
+type Scenario = typeof SCENARIOS[number];
+
+const USAGE = `Usage: deno task bench [--flags]
+
+  --scenario LIST        comma-separated: ${SCENARIOS.join(", ")} (default: all)
+  --quick                a smaller run that finishes in about 2 minutes
+  --rate LIST            fan-out rates on Postgres, msg/s (default 1000,2500,5000,10000)
+  --fsync-rate LIST      rates rerun with Postgres fsync on (default 5000,10000; "" for none)
+  --pglite-rate LIST     fan-out rates on PGlite (default 1000,2000,3000,5000)
+  --duration S           seconds per rate (default 15)
+  --groups N             groups in the fan-out (default 100)
+  --group-size N         member devices per group (default 6)
+  --ack MODE             each (SDK default) | batched | none (default each)
+  --body-bytes N         message body size, decoded (default 64)
+  --connections N        idle connections (default 10000)
+  --catchup N            stored messages to replay (default 100000)
+  --cpu-prof             write a CPU profile of the Postgres fan-out relay and summarise it
+  --wait-load X          first wait (up to --wait-max s) until the 1-min load is below X
+  --wait-max S           (default 600)
+  --out FILE             result file (default bench/results/<timestamp>.json)`;
+
+/** Parsed command line. */
+type Options = {
+  scenarios: Scenario[];
+  quick: boolean;
+  rates: number[];
+  fsyncRates: number[];
+  pgliteRates: number[];
+  durationS: number;
+  groups: number;
+  groupSize: number;
+  ack: AckMode;
+  bodyBytes: number;
+  connections: number;
+  catchup: number;
+  cpuProf: boolean;
+  waitLoad: number | null;
+  waitMax: number;
+  out: string;
+};
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      scenario: { type: "string" },
+      quick: { type: "boolean" },
+      rate: { type: "string" },
+      "fsync-rate": { type: "string" },
+      "pglite-rate": { type: "string" },
+      duration: { type: "string" },
+      groups: { type: "string" },
+      "group-size": { type: "string" },
+      ack: { type: "string" },
+      "body-bytes": { type: "string" },
+      connections: { type: "string" },
+      catchup: { type: "string" },
+      "cpu-prof": { type: "boolean" },
+      "wait-load": { type: "string" },
+      "wait-max": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const quick = values.quick === true;
+  const list = (text: string | undefined, fallback: number[]) =>
+    text === undefined ? fallback : text.split(",").filter(Boolean).map(positive);
+  const scenarios = (values.scenario?.split(",") ?? [...SCENARIOS]) as Scenario[];
+  for (const s of scenarios) {
+    if (!SCENARIOS.includes(s)) throw new Error(`Unknown scenario '${s}'; expected ${SCENARIOS}`);
+  }
+  const ack = (values.ack ?? "each") as AckMode;
+  if (!["each", "batched", "none"].includes(ack)) {
+    throw new Error(`Cannot parse --ack: expected each, batched or none, got '${ack}'`);
+  }
+  const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*$/, "");
+  return {
+    scenarios,
+    quick,
+    rates: list(values.rate, quick ? [1000, 5000] : [1000, 2500, 5000, 10000]),
+    fsyncRates: list(values["fsync-rate"], quick ? [5000] : [5000, 10000]),
+    pgliteRates: list(values["pglite-rate"], quick ? [3000] : [1000, 2000, 3000, 5000]),
+    durationS: positive(values.duration ?? (quick ? "5" : "15")),
+    groups: positive(values.groups ?? "100"),
+    groupSize: positive(values["group-size"] ?? "6"),
+    ack,
+    bodyBytes: positive(values["body-bytes"] ?? "64"),
+    connections: positive(values.connections ?? (quick ? "2000" : "10000")),
+    catchup: positive(values.catchup ?? "100000"),
+    cpuProf: values["cpu-prof"] === true,
+    waitLoad: values["wait-load"] === undefined ? null : Number(values["wait-load"]),
+    waitMax: positive(values["wait-max"] ?? "600"),
+    out: values.out ?? new URL(`./results/${stamp}.json`, import.meta.url).pathname,
+  };
+}
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!(n > 0)) throw new Error(`Expected a positive number, got '${text}'`);
+  return n;
+}
+
+async function waitForQuiet(threshold: number, maxS: number): Promise<number> {
+  const deadline = Date.now() + maxS * 1000;
+  let load = loadAverage()[0];
+  while (load >= threshold && Date.now() < deadline) {
+    console.log(`load ${load} ≥ ${threshold}; waiting…`);
+    await sleep(20_000);
+    load = loadAverage()[0];
+  }
+  return load;
+}
+
+/** Everything one run measured; written as JSON. */
+type Results = {
+  date: string;
+  machine: ReturnType<typeof machineInfo>;
+  options: Omit<Options, "out">;
+  loadavg_start: [number, number, number];
+  postgres?: Awaited<ReturnType<typeof postgresSettings>>;
+  ceilings: {
+    postgres_insert?: Awaited<ReturnType<typeof postgresCeiling>> & { loadavg_before: number };
+    pglite_insert?: Awaited<ReturnType<typeof pgliteCeiling>> & { loadavg_before: number };
+    ws_echo?: Awaited<ReturnType<typeof echoCeiling>> & { loadavg_before: number };
+    ws_broadcast?: (RateResult & { groups: number; group_size: number })[];
+    ws_push?: Awaited<ReturnType<typeof pushCeiling>>;
+    postgres_read?: Awaited<ReturnType<typeof postgresReadCeiling>>;
+    ws_idle?: Awaited<ReturnType<typeof idleCeiling>>;
+  };
+  fanout?: {
+    database: string;
+    ack: AckMode;
+    groups: number;
+    group_size: number;
+    body_bytes: number;
+    registration_s: number;
+    connect_s: number;
+    runs: (RateResult & { fsync: string })[];
+    relay_log: string[];
+    cpu_profile?: unknown;
+  };
+  pglite?: {
+    ack: AckMode;
+    registration_s: number;
+    connect_s: number;
+    runs: RateResult[];
+    relay_log: string[];
+  };
+  catchup?: CatchupResult[];
+  idle?: IdleResult & { relay_log: string[] };
+  errors: string[];
+};
+
+async function main(): Promise<void> {
+  const options = parseOptions(Deno.args);
+  if (options.waitLoad !== null) await waitForQuiet(options.waitLoad, options.waitMax);
+  const has = (s: Scenario) => options.scenarios.includes(s);
+  const { out: _out, ...shownOptions } = options;
+  const results: Results = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    options: shownOptions,
+    loadavg_start: loadAverage(),
+    ceilings: {},
+    errors: [],
+  };
+  await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
+  const save = () => Deno.writeTextFile(options.out, JSON.stringify(results, null, 2) + "\n");
+  const chars = bodyChars(options.bodyBytes);
+  const recipients = options.groupSize;
+  const drainS = Math.max(10, options.durationS);
+  const fanoutRows: FanoutRow[] = [];
+  console.log(
+    `Sealpost bench on ${results.machine.cpus} × ${results.machine.cpu_model}, ` +
+      `load ${results.loadavg_start.join(" ")}; scenarios ${options.scenarios.join(", ")}`,
+  );
+
+  const needsPostgres = ["raw", "fanout", "catchup", "idle"].some((s) => has(s as Scenario));
+  let pg: PostgresCluster | null = null;
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    if (needsPostgres) {
+      pg = await startPostgres();
+      const cluster = pg;
+      cleanup.push(() => cluster.destroy());
+      results.postgres = await postgresSettings(pg);
+      console.log(
+        `Postgres ${results.postgres.version}: fsync=${results.postgres.fsync}, ` +
+          `synchronous_commit=${results.postgres.synchronous_commit}`,
+      );
+    }
+    const pgPid = pg ? postmasterPid(pg) : undefined;
+
+    const step = async (name: string, task: () => Promise<void>) => {
+      console.log(`\n== ${name} (load ${loadAverage()[0]})`);
+      try {
+        await task();
+      } catch (error) {
+        console.error(`${name} failed:`, error);
+        results.errors.push(`${name}: ${(error as Error).stack ?? error}`);
+      }
+      await save();
+    };
+
+    if (has("raw")) {
+      await step("ceiling: Postgres insert", async () => {
+        const loadavg = loadAverage()[0];
+        const r = await postgresCeiling(
+          await pg!.createDatabase(),
+          options.quick ? 50_000 : 100_000,
+        );
+        results.ceilings.postgres_insert = { ...r, loadavg_before: loadavg };
+        console.log(r);
+      });
+      await step("ceiling: PGlite insert", async () => {
+        const loadavg = loadAverage()[0];
+        const r = await pgliteCeiling(options.quick ? 20_000 : 50_000);
+        results.ceilings.pglite_insert = { ...r, loadavg_before: loadavg };
+        console.log(r);
+      });
+    }
+
+    if (has("raw") || has("fanout")) {
+      await step("ceiling: bare WebSocket echo and broadcast", async () => {
+        const server = await startRawServer();
+        try {
+          const conns = options.groups * options.groupSize;
+          const loadavg = loadAverage()[0];
+          const echo = await echoCeiling(server, conns, options.quick ? 3 : 5, 4, chars);
+          results.ceilings.ws_echo = { ...echo, loadavg_before: loadavg };
+          console.log(`echo at ${conns} connections: ${echo.msg_s} msg/s`);
+          const fleet: Fleet = {
+            groups: [],
+            clients: [],
+            sessions: null,
+            registration_s: 0,
+            connect_s: 0,
+            current: null,
+            close: () => {},
+          };
+          const raw = await broadcastClients(
+            server,
+            options.groups,
+            options.groupSize,
+            () => fleet.current,
+          );
+          fleet.clients = raw.clients;
+          const rates = [...new Set([...options.rates, ...(options.quick ? [] : [20_000])])];
+          results.ceilings.ws_broadcast = [];
+          for (const rate of rates) {
+            const r = await measureRate(
+              fleet,
+              { pid: server.pid },
+              rate,
+              options.durationS,
+              recipients,
+              chars,
+              drainS,
+            );
+            results.ceilings.ws_broadcast.push({
+              ...r,
+              groups: options.groups,
+              group_size: options.groupSize,
+            });
+            fanoutRows.push({ target: "bare WS", result: r });
+            console.log(fanoutTable(fanoutRows.slice(-1)));
+          }
+          await closeSockets(raw.sockets);
+        } finally {
+          await server.stop();
+        }
+      });
+    }
+
+    if (has("fanout")) {
+      await step("fan-out on Postgres", async () => {
+        const profDir = options.cpuProf
+          ? new URL(`./tmp/prof-${Date.now()}`, import.meta.url).pathname
+          : undefined;
+        if (profDir) await Deno.mkdir(profDir, { recursive: true });
+        const relay = await startRelay({
+          databaseUrl: await pg!.createDatabase(),
+          cpuProfDir: profDir,
+        });
+        let fleet: Fleet | null = null;
+        try {
+          fleet = await relayFleet(relay, options.groups, options.groupSize, options.ack);
+          results.fanout = {
+            database: "postgres",
+            ack: options.ack,
+            groups: options.groups,
+            group_size: options.groupSize,
+            body_bytes: options.bodyBytes,
+            registration_s: fleet.registration_s,
+            connect_s: fleet.connect_s,
+            runs: [],
+            relay_log: [],
+          };
+          console.log(
+            `registered ${options.groups * options.groupSize} devices in ` +
+              `${fleet.registration_s} s, connected in ${fleet.connect_s} s`,
+          );
+          const target = { pid: relay.pid, relay, postgresPid: pgPid };
+          for (const rate of options.rates) {
+            const r = await measureRate(
+              fleet,
+              target,
+              rate,
+              options.durationS,
+              recipients,
+              chars,
+              drainS,
+            );
+            results.fanout.runs.push({ ...r, fsync: "off" });
+            fanoutRows.push({ target: "relay pg", result: r });
+            console.log(fanoutTable(fanoutRows.slice(-1)));
+            await save();
+          }
+          if (options.fsyncRates.length > 0) {
+            await setFsync(pg!, true);
+            try {
+              for (const rate of options.fsyncRates) {
+                const r = await measureRate(
+                  fleet,
+                  target,
+                  rate,
+                  options.durationS,
+                  recipients,
+                  chars,
+                  drainS,
+                );
+                results.fanout.runs.push({ ...r, fsync: "on" });
+                fanoutRows.push({ target: "relay pg fsync", result: r });
+                console.log(fanoutTable(fanoutRows.slice(-1)));
+                await save();
+              }
+            } finally {
+              await setFsync(pg!, false);
+            }
+          }
+        } finally {
+          fleet?.close();
+          await sleep(500);
+          await relay.stop();
+          if (results.fanout) results.fanout.relay_log = relay.log();
+        }
+        if (profDir && results.fanout) {
+          results.fanout.cpu_profile = await summarizeProfileDir(profDir);
+        }
+      });
+    }
+
+    if (has("pglite")) {
+      await step("fan-out on embedded PGlite", async () => {
+        const relay = await startRelay({});
+        let fleet: Fleet | null = null;
+        try {
+          fleet = await relayFleet(relay, options.groups, options.groupSize, options.ack);
+          results.pglite = {
+            ack: options.ack,
+            registration_s: fleet.registration_s,
+            connect_s: fleet.connect_s,
+            runs: [],
+            relay_log: [],
+          };
+          for (const rate of options.pgliteRates) {
+            const r = await measureRate(
+              fleet,
+              { pid: relay.pid, relay },
+              rate,
+              options.durationS,
+              recipients,
+              chars,
+              drainS,
+            );
+            results.pglite.runs.push(r);
+            fanoutRows.push({ target: "relay pglite", result: r });
+            console.log(fanoutTable(fanoutRows.slice(-1)));
+            await save();
+          }
+        } finally {
+          fleet?.close();
+          await sleep(500);
+          await relay.stop();
+          if (results.pglite) results.pglite.relay_log = relay.log();
+          await Deno.remove(relay.dataDir, { recursive: true }).catch(() => {});
+        }
+      });
+    }
+
+    if (has("catchup")) {
+      results.catchup = [];
+      const acks: AckMode[] = options.quick ? ["each"] : ["each", "batched"];
+      await step("catch-up on Postgres", async () => {
+        const databaseUrl = await pg!.createDatabase();
+        let relay: RelayProcess = await startRelay({ databaseUrl });
+        try {
+          const out = await catchupScenario(relay, {
+            count: options.catchup,
+            acks,
+            bodyBytes: options.bodyBytes,
+            databaseUrl,
+            postgresPid: pgPid,
+          });
+          relay = out.relay;
+          results.catchup!.push(out.result);
+          console.log(catchupTable([out.result]));
+          const group = (await pg!.psql(
+            "select id from groups order by last_seq desc limit 1",
+            new URL(databaseUrl).pathname.slice(1),
+          )).trim();
+          results.ceilings.postgres_read = await postgresReadCeiling(
+            databaseUrl,
+            group,
+            options.catchup,
+          );
+          console.log("raw Postgres read:", results.ceilings.postgres_read);
+        } finally {
+          await relay.stop();
+        }
+        const server = await startRawServer();
+        try {
+          results.ceilings.ws_push = await pushCeiling(server, options.catchup, chars);
+          console.log("bare WS push:", results.ceilings.ws_push);
+        } finally {
+          await server.stop();
+        }
+      });
+      if (has("pglite") || !options.quick) {
+        await step("catch-up on PGlite", async () => {
+          let relay: RelayProcess = await startRelay({});
+          try {
+            const out = await catchupScenario(relay, {
+              count: options.catchup,
+              acks: ["each"],
+              bodyBytes: options.bodyBytes,
+            });
+            relay = out.relay;
+            results.catchup!.push(out.result);
+            console.log(catchupTable([out.result]));
+          } finally {
+            await relay.stop();
+            await Deno.remove(relay.dataDir, { recursive: true }).catch(() => {});
+          }
+        });
+      }
+    }
+
+    if (has("idle")) {
+      await step(`${options.connections} idle connections`, async () => {
+        const databaseUrl = await pg!.createDatabase();
+        const first = await startRelay({ databaseUrl });
+        const out = await idleScenario(first, options.connections, databaseUrl).catch(
+          async (error) => {
+            await first.stop();
+            throw error;
+          },
+        );
+        await out.relay.stop();
+        results.idle = { ...out.result, relay_log: out.relay.log() };
+        const server = await startRawServer();
+        try {
+          await sleep(1000);
+          results.ceilings.ws_idle = await idleCeiling(server, options.connections);
+        } finally {
+          await server.stop();
+        }
+        console.log(idleTable(results.idle, results.ceilings.ws_idle));
+      });
+    }
+  } finally {
+    for (const task of cleanup.reverse()) await task().catch(() => {});
+    await save();
+  }
+
+  console.log(`\n==== Summary (${results.date}, results in ${options.out})`);
+  if (fanoutRows.length) {
+    console.log(
+      "\nFan-out (latency ms, send→receive over all recipients)\n" +
+        fanoutTable(fanoutRows),
+    );
+  }
+  if (results.catchup?.length) console.log("\nCatch-up\n" + catchupTable(results.catchup));
+  if (results.idle) {
+    console.log("\nIdle connections\n" + idleTable(results.idle, results.ceilings.ws_idle ?? null));
+  }
+  const c = results.ceilings;
+  if (c.postgres_insert || c.pglite_insert || c.ws_echo) {
+    console.log("\nCeilings");
+    if (c.postgres_insert) {
+      console.log("  Postgres insert rows/s:", JSON.stringify(c.postgres_insert));
+    }
+    if (c.pglite_insert) console.log("  PGlite insert rows/s:", JSON.stringify(c.pglite_insert));
+    if (c.ws_echo) {
+      console.log(
+        `  bare WS echo: ${c.ws_echo.msg_s} msg/s at ${c.ws_echo.connections} connections`,
+      );
+    }
+    if (c.ws_push) console.log(`  bare WS push: ${c.ws_push.msg_s} msg/s`);
+    if (c.postgres_read) console.log(`  Postgres paged read: ${c.postgres_read.rows_s} rows/s`);
+  }
+  if (results.errors.length) {
+    console.log(`\n${results.errors.length} step(s) failed:\n${results.errors.join("\n")}`);
+    Deno.exitCode = 1;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+}
