@@ -29,6 +29,7 @@ import { migrate, SchemaTooNewError } from "./relay/migrate.ts";
 import { runAdminCli } from "./admin/cli.ts";
 import { serve } from "./relay/serve.ts";
 import { sweepCommand } from "./relay/sweep_command.ts";
+import { archiveCommand } from "./relay/archive_command.ts";
 import { VERSION } from "./relay/version.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
@@ -39,6 +40,9 @@ Commands:
   serve      run the relay (default)
   migrate    apply database migrations and exit
   doctor     check configuration, database and blob store
+  export FILE   write the database and blobs to an archive (stop an embedded relay first)
+  import FILE   load an archive into an empty database and blob store, then verify it
+  backup FILE   the same as export; restore FILE is the same as import
   healthcheck  exit 0 when the relay on $PORT answers /readyz with 200 (container health checks)
   admin      manage devices, invites and the dashboard password ('sealpost admin help')
   sweep      expire messages, purge blobs, clean up idle devices once; --dry-run only counts
@@ -55,6 +59,10 @@ const COMMANDS = [
   "migrate",
   "doctor",
   "healthcheck",
+  "export",
+  "import",
+  "backup",
+  "restore",
   "sweep",
   "admin",
   "version",
@@ -116,7 +124,12 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
 
-  const { flags, help, dryRun } = parseFlags(rest);
+  const archive = ["export", "import", "backup", "restore"].includes(command);
+  const file = archive && rest[0] && !rest[0].startsWith("-") ? rest[0] : undefined;
+  const { flags, help, dryRun } = parseFlags(file ? rest.slice(1) : rest);
+  if (archive && !file && !help) {
+    throw new UsageError(`'${command}' needs a file: sealpost ${command} FILE`);
+  }
   if (dryRun && command !== "sweep") throw new UsageError("--dry-run belongs to 'sweep'");
   if (help) {
     console.log(
@@ -152,6 +165,10 @@ async function main(argv: string[]): Promise<void> {
   if (command === "doctor") {
     const ok = await doctor(config, (line) => console.log(line));
     if (!ok) Deno.exit(1);
+  }
+  if (archive && file) {
+    const kind = command as "export" | "import" | "backup" | "restore";
+    return await archiveCommand(kind, config, file, (line) => console.log(line));
   }
   if (command === "healthcheck") {
     // Containers without curl (distroless) use the binary itself for HEALTHCHECK.

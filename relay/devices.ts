@@ -53,7 +53,7 @@ export async function listDevices(
   if (!(await canSeeAccount(deps, viewer, account))) throw notFound("No such account");
   const rows = await deps.db.selectFrom("devices")
     .select(["id", "cert", "name", "platform", "created_at", "last_seen_at", "revoked_at"])
-    .where("account_id", "=", account).orderBy("created_at").execute();
+    .where("account_id", "=", account).orderBy("created_at").orderBy("id").execute();
   if (rows.length === 0 && viewer !== account) throw notFound("No such account");
   const now = deps.clock.now();
   const inactiveAfterMs = (await deps.settings.get()).inactive_after_s * 1000;

@@ -159,7 +159,10 @@ export async function listGroups(
   const ids = await groupsOf(deps, caller.account);
   if (ids.length === 0) return [];
   const [groups, members, cursors] = await Promise.all([
-    deps.db.selectFrom("groups").selectAll().where("id", "in", ids).orderBy("created_at").execute(),
+    deps.db.selectFrom("groups").selectAll().where("id", "in", ids).orderBy("created_at").orderBy(
+      "id",
+    )
+      .execute(),
     deps.db.selectFrom("group_members").select(["group_id", "account_id", "role", "added_at"])
       .where("group_id", "in", ids).orderBy("added_at").orderBy("account_id").execute(),
     deps.db.selectFrom("cursors").select(["group_id", "seq"]).where("device_id", "=", caller.device)
