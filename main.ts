@@ -118,11 +118,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "help") return console.log(USAGE);
   if (command === "version") return console.log(VERSION);
-  if (command === "admin") {
-    const code = await runAdminCli(rest);
-    if (code !== 0) Deno.exit(code);
-    return;
-  }
+  // A one-shot command: exit with its code even if a driver leaves a handle open.
+  if (command === "admin") Deno.exit(await runAdminCli(rest));
 
   const archive = ["export", "import", "backup", "restore"].includes(command);
   const file = archive && rest[0] && !rest[0].startsWith("-") ? rest[0] : undefined;

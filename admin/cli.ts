@@ -28,8 +28,8 @@ import {
 } from "../relay/admin_queries.ts";
 import { ActivityTracker } from "../relay/activity.ts";
 import { LocalBus } from "../relay/bus_local.ts";
+import { PostgresBus } from "../relay/bus_postgres.ts";
 import { systemClock } from "../relay/clock.ts";
-import { clusterParts } from "../relay/cluster.ts";
 import { type Config, loadConfig, parseDuration, readEnv, SETTINGS } from "../relay/config.ts";
 import { type DatabaseHandle, openDatabase } from "../relay/database.ts";
 import type { Deps } from "../relay/deps.ts";
@@ -221,14 +221,20 @@ async function run(
         return 1;
       }
       // Tell running instances (over Postgres LISTEN/NOTIFY) to close its connections.
-      const { bus, leadership } = await clusterParts(
-        database,
-        `cli-${crypto.randomUUID()}`,
-        deps.log,
-      );
-      bus.publish({ kind: "revoked", device: target! });
-      await bus.close();
-      await leadership.stop();
+      if (database.kind === "postgres" && database.url) {
+        const bus = await PostgresBus.start({
+          url: database.url,
+          db: database.db,
+          instanceId: `cli-${crypto.randomUUID()}`,
+          log: deps.log,
+        });
+        bus.publish({ kind: "revoked", device: target! });
+        // PostgresBus.publish() sends its NOTIFY in the background and close() does not wait for
+        // it (closing first leaves the process hanging on the orphaned query), so give it a
+        // moment: one round trip on a local network is well under this.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await bus.close();
+      }
       io.print(`Revoked device ${target}`);
       return 0;
     }
