@@ -22,6 +22,8 @@ export type AdminDeps = Deps & {
   instances: InstanceDirectory;
   history: MetricsHistory;
   live: LiveView;
+  /** Uploaded blobs and their bytes, when the relay has a blob store. */
+  blobUsage?: () => Promise<{ blobs: number; bytes: number }>;
 };
 
 /** The Hono environment of admin handlers. */

@@ -122,14 +122,28 @@ export async function storedCounts(deps: Deps): Promise<StoredCounts> {
   return { devices, accounts: accounts.n, groups: groups.n, invites_active: invites.n };
 }
 
-/** Storage in use: the database, and blobs once a blob store exists (null until then). */
-export type StorageUse = { database_bytes: number; blob_bytes: number | null };
+/** Storage in use: the database, and blobs when there is a blob store (null otherwise). */
+export type StorageUse = {
+  database_bytes: number;
+  blob_bytes: number | null;
+  blob_count: number | null;
+};
 
-/** The database's size on disk (`pg_database_size`). */
-export async function storageUse(deps: Deps): Promise<StorageUse> {
-  const result = await sql<{ size: number }>`
-    select pg_database_size(current_database())::bigint as size`.execute(deps.db);
-  return { database_bytes: Number(result.rows[0]?.size ?? 0), blob_bytes: null };
+/** The database's size on disk (`pg_database_size`) and, given `blobUsage`, the blobs'. */
+export async function storageUse(
+  deps: Deps,
+  blobUsage?: () => Promise<{ blobs: number; bytes: number }>,
+): Promise<StorageUse> {
+  const [result, blobs] = await Promise.all([
+    sql<{ size: number }>`select pg_database_size(current_database())::bigint as size`
+      .execute(deps.db),
+    blobUsage ? blobUsage() : Promise.resolve(null),
+  ]);
+  return {
+    database_bytes: Number(result.rows[0]?.size ?? 0),
+    blob_bytes: blobs ? Number(blobs.bytes) : null,
+    blob_count: blobs ? blobs.blobs : null,
+  };
 }
 
 /** The newest audit entry written by the sweeper (`sweep…` actions), if any. */
@@ -386,12 +400,16 @@ export async function recordAudit(
   }).execute();
 }
 
-/** The audit log, newest first; `before` pages back by id; `action` filters by prefix. */
+/**
+ * The audit log, newest first; `before` pages back by id; `action` filters by prefix;
+ * `withoutSweeps` leaves out the sweeper's routine `sweep` rows.
+ */
 export async function listAudit(
   deps: Deps,
-  query: { before?: number; action?: string; limit?: number } = {},
+  query: { before?: number; action?: string; limit?: number; withoutSweeps?: boolean } = {},
 ): Promise<AuditEntry[]> {
   let select = deps.db.selectFrom("audit_log").selectAll();
+  if (query.withoutSweeps) select = select.where("action", "<>", "sweep");
   if (query.before !== undefined) select = select.where("id", "<", query.before);
   if (query.action) select = select.where("action", "like", likePrefix(query.action));
   const rows = await select.orderBy("id", "desc").limit(Math.min(query.limit ?? 100, 500))

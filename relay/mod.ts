@@ -234,6 +234,7 @@ export function createRelay(options: RelayOptions): Relay {
     ),
     history,
     live: hub,
+    blobUsage: () => blobs.usage(),
   };
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];

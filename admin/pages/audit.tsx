@@ -20,7 +20,9 @@ function value(v: unknown): string {
 }
 
 /** The audit table. */
-export function AuditView(props: { entries: AuditEntry[]; action: string; next?: number }) {
+export function AuditView(
+  props: { entries: AuditEntry[]; action: string; sweeps: boolean; next?: number },
+) {
   return (
     <>
       <h1>Audit log</h1>
@@ -29,6 +31,9 @@ export function AuditView(props: { entries: AuditEntry[]; action: string; next?:
           <label for="action">Action starts with</label>
           <input id="action" name="action" value={props.action} placeholder="setting." />
         </div>
+        <label class="choice">
+          <input type="checkbox" name="sweeps" value="1" checked={props.sweeps} /> Show sweeper runs
+        </label>
         <button type="submit">Filter</button>
       </form>
       <Table caption={`${props.entries.length} entries`}>
@@ -67,7 +72,7 @@ export function AuditView(props: { entries: AuditEntry[]; action: string; next?:
           <a
             href={`/admin/audit?before=${props.next}${
               props.action ? `&action=${encodeURIComponent(props.action)}` : ""
-            }`}
+            }${props.sweeps ? "&sweeps=1" : ""}`}
           >
             Older entries
           </a>
@@ -82,10 +87,12 @@ export function auditPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.get("/audit", async (c) => {
     const action = c.req.query("action") ?? "";
     const before = Number(c.req.query("before"));
+    const sweeps = c.req.query("sweeps") === "1";
     const entries = await listAudit(deps, {
       action: action || undefined,
       before: Number.isInteger(before) && before > 0 ? before : undefined,
       limit: PAGE,
+      withoutSweeps: !sweeps && !action,
     });
     const next = entries.length === PAGE ? entries.at(-1)!.id : undefined;
     return page(
@@ -96,7 +103,7 @@ export function auditPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
         csrf={c.get("session").csrf}
         assets={ASSET_URLS}
       >
-        <AuditView entries={entries} action={action} next={next} />
+        <AuditView entries={entries} action={action} sweeps={sweeps} next={next} />
       </Layout>,
     );
   });

@@ -16,7 +16,7 @@ export async function overviewData(deps: AdminDeps): Promise<OverviewData> {
   const [instances, counts, storage, sweep, history] = await Promise.all([
     deps.instances.list(),
     storedCounts(deps),
-    storageUse(deps),
+    storageUse(deps, deps.blobUsage),
     lastSweep(deps),
     deps.history.lastHour(),
   ]);

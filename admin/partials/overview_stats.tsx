@@ -5,7 +5,7 @@
  * gathers the numbers.
  */
 
-import type { AdminDeviceStatus, AuditEntry } from "../../relay/admin_queries.ts";
+import type { AdminDeviceStatus, AuditEntry, StorageUse } from "../../relay/admin_queries.ts";
 import type { InstanceInfo } from "../../relay/instance_directory.ts";
 import type { MinuteCounts } from "../../relay/metrics_history.ts";
 import { RateChart } from "../components/chart.tsx";
@@ -26,7 +26,7 @@ export type OverviewData = {
   accounts: number;
   groups: number;
   invitesActive: number;
-  storage: { database_bytes: number; blob_bytes: number | null };
+  storage: StorageUse;
   lastSweep: AuditEntry | null;
   history: MinuteCounts[];
 };
@@ -88,7 +88,9 @@ export function OverviewStats(props: { data: OverviewData }) {
         <Stat
           name="blob_bytes"
           label="Blob storage"
-          value={d.storage.blob_bytes === null ? "not in use" : formatBytes(d.storage.blob_bytes)}
+          value={d.storage.blob_bytes === null
+            ? "not in use"
+            : `${formatBytes(d.storage.blob_bytes)} (${d.storage.blob_count} blobs)`}
         />
         <Stat name="errors_hour" label="Server errors (last hour)" value={errors} />
         <Stat
