@@ -69,6 +69,11 @@ export class PostgresBus implements Bus {
     return bus;
   }
 
+  /** Sets where bus lag is reported (metrics). */
+  setLagObserver(fn: (ms: number) => void): void {
+    this.options.onLag = fn;
+  }
+
   /** Sets which groups this instance follows. */
   setInterest(wants: (group: string) => boolean): void {
     this.#wants = wants;

@@ -12,7 +12,7 @@
  */
 
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, PGliteDialect, sql } from "kysely";
+import { Kysely, type LogEvent, PGliteDialect, sql } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
 import type { Database } from "./schema.ts";
@@ -30,12 +30,29 @@ export interface DatabaseHandle {
   readonly url?: string;
   /** For server Postgres: the postgres.js pool (reserved connections for advisory locks). */
   readonly sql?: postgres.Sql;
+  /** Query timings of the primary (metrics). */
+  readonly queries: QueryObserver;
+  /** Pool size (1 for PGlite). */
+  readonly poolSize: number;
   /** A read replica for backlog reads, when `DATABASE_REPLICA_URL` is set. */
   readonly replica?: Db;
   close(): Promise<void>;
 }
 
 const INT8_OID = 20;
+
+/** Watches queries for metrics: each finished query's duration and outcome. */
+export class QueryObserver {
+  #listeners: ((ms: number, ok: boolean) => void)[] = [];
+  /** Adds a listener. */
+  listen(fn: (ms: number, ok: boolean) => void): void {
+    this.#listeners.push(fn);
+  }
+  /** The Kysely `log` hook. */
+  readonly log = (event: LogEvent): void => {
+    for (const fn of this.#listeners) fn(event.queryDurationMillis, event.level === "query");
+  };
+}
 
 /** Opens embedded PGlite in `dir` (created if missing). */
 export async function openPglite(dir: string): Promise<DatabaseHandle> {
@@ -44,9 +61,12 @@ export async function openPglite(dir: string): Promise<DatabaseHandle> {
     dataDir: dir,
     parsers: { [INT8_OID]: (value: string) => Number(value) },
   });
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pg }) });
+  const queries = new QueryObserver();
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pg }), log: queries.log });
   return {
     db,
+    queries,
+    poolSize: 1,
     kind: "pglite",
     location: dir,
     close: async () => {
@@ -70,9 +90,15 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
       },
     },
   });
-  const db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }) });
+  const queries = new QueryObserver();
+  const db = new Kysely<Database>({
+    dialect: new PostgresJSDialect({ postgres: client }),
+    log: queries.log,
+  });
   return {
     db,
+    queries,
+    poolSize: options.max ?? 10,
     kind: "postgres",
     location: redactUrl(url),
     url,

@@ -121,7 +121,7 @@ export type HubOptions = {
   /** Counts closes by code (metrics). */
   onClose?(code: number): void;
   /** Counts message frames written (metrics). */
-  onDeliver?(path: "live" | "replay"): void;
+  onDeliver?(path: "live" | "replay", bytes: number, message: StoredMessage): void;
   /** A device's first connection here opened, or its last one closed. */
   onPresence?(device: string, online: boolean): void;
 };
@@ -276,12 +276,16 @@ export class Hub {
           return conn.open;
         },
         deliver: (message) => {
-          this.options.onDeliver?.("live");
-          return conn.sendText(sharedFrame(message));
+          const frame = sharedFrame(message);
+          const sent = conn.sendText(frame);
+          if (sent) this.options.onDeliver?.("live", frame.length, message);
+          return sent;
         },
-        replay: (message) => {
-          this.options.onDeliver?.("replay");
-          return conn.sendPaced(sharedFrame(message));
+        replay: async (message) => {
+          const frame = sharedFrame(message);
+          const sent = await conn.sendPaced(frame);
+          if (sent) this.options.onDeliver?.("replay", frame.length, message);
+          return sent;
         },
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },

@@ -41,6 +41,31 @@ export class Metrics {
     help: "Decoded body bytes of committed messages.",
     registers: [this.registry],
   });
+  readonly bytesOut = new Counter({
+    name: "sealpost_message_bytes_out_total",
+    help: "Bytes of message frames written to WebSocket connections.",
+    registers: [this.registry],
+  });
+  readonly deliverSeconds = new Histogram({
+    name: "sealpost_send_deliver_seconds",
+    help: "Time from a message's commit timestamp to its live delivery to a connection.",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly dbQuerySeconds = new Histogram({
+    name: "sealpost_db_query_seconds",
+    help: "Database query latency, by outcome.",
+    labelNames: ["outcome"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly busLagSeconds = new Histogram({
+    name: "sealpost_bus_lag_seconds",
+    help:
+      "Time from a message's commit on another instance to this instance reading it from the bus.",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly commitSeconds = new Histogram({
     name: "sealpost_send_commit_seconds",
     help: "Time from a send's arrival to its commit (group commit latency).",

@@ -12,6 +12,7 @@ import { backlogReader } from "./backlog.ts";
 import { ActivityTracker } from "./activity.ts";
 import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
+import { keyPackageRoutes } from "./api/key_packages.ts";
 import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
@@ -111,6 +112,17 @@ export function createRelay(options: RelayOptions): Relay {
   };
   const cursors = new CursorStore(db, log);
   const read = backlogReader(db, database.replica, () => metrics.replicaFallbacks.inc());
+  database.queries.listen((ms, ok) =>
+    metrics.dbQuerySeconds.observe({ outcome: ok ? "ok" : "error" }, ms / 1000)
+  );
+  metrics.gauge(
+    "sealpost_db_pool_size",
+    "Connections the relay's database pool may open.",
+    () => database.poolSize,
+  );
+  (bus as { setLagObserver?: (fn: (ms: number) => void) => void }).setLagObserver?.(
+    (ms) => metrics.busLagSeconds.observe(Math.max(0, ms) / 1000),
+  );
   const hub = new Hub({
     read,
     bus,
@@ -121,7 +133,13 @@ export function createRelay(options: RelayOptions): Relay {
     maxBufferedBytes: config.maxSocketBufferBytes,
     cursorsOf: (device) => cursors.cursorsOf(device),
     onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
-    onDeliver: (path) => metrics.deliveries.inc({ path }),
+    onDeliver: (path, bytes, message) => {
+      metrics.deliveries.inc({ path });
+      metrics.bytesOut.inc(bytes);
+      if (path === "live") {
+        metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
+      }
+    },
     onPresence: (device, online) => registry.deviceOnline(device, online),
   });
   const registry = new InstanceRegistry({
@@ -207,8 +225,18 @@ export function createRelay(options: RelayOptions): Relay {
     waiters,
     instanceId,
     blobs,
-    sendLimit: new RateLimiter(config.rateSend, config.sendBurst, clock),
-    pollLimit: new RateLimiter(config.ratePoll, undefined, clock),
+    sendLimit: new RateLimiter(
+      config.rateSend,
+      config.sendBurst,
+      clock,
+      () => metrics.rateLimited.inc({ limit: "send" }),
+    ),
+    pollLimit: new RateLimiter(
+      config.ratePoll,
+      undefined,
+      clock,
+      () => metrics.rateLimited.inc({ limit: "poll" }),
+    ),
     isMember: async (group, account) =>
       !!(await db.selectFrom("group_members").select("group_id").where("group_id", "=", group)
         .where("account_id", "=", account).executeTakeFirst()),
@@ -248,6 +276,7 @@ export function createRelay(options: RelayOptions): Relay {
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
       (auth) => blobRoutes(blobs, auth),
+      (auth) => keyPackageRoutes(base, auth),
     ],
   });
 

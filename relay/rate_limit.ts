@@ -28,6 +28,8 @@ export class RateLimiter {
     private rate: Rate,
     private readonly burst: number | undefined,
     private readonly clock: Clock,
+    /** Called each time {@link check} refuses (metrics). */
+    private readonly onLimited?: () => void,
   ) {
     this.#burst = Math.max(1, burst ?? rate?.count ?? 1);
   }
@@ -61,6 +63,7 @@ export class RateLimiter {
   check(key: string, what = "requests"): void {
     const wait = this.take(key);
     if (wait > 0) {
+      this.onLimited?.();
       throw new RelayError("rate_limited", `Too many ${what}: try again later`, wait);
     }
   }

@@ -51,7 +51,6 @@ export async function send(
   } catch (error) {
     const reason = error instanceof RelayError ? error.code : "internal";
     deps.metrics.messagesRejected.inc({ reason });
-    if (reason === "rate_limited") deps.metrics.rateLimited.inc({ limit: "send" });
     throw error;
   }
 }

@@ -85,7 +85,12 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     });
   });
 
-  const authLimit = new RateLimiter(deps.config.rateAuth, undefined, deps.clock);
+  const authLimit = new RateLimiter(
+    deps.config.rateAuth,
+    undefined,
+    deps.clock,
+    () => deps.metrics.rateLimited.inc({ limit: "auth" }),
+  );
   deps.settings.onChange((values) => authLimit.setRate(parseRate(values.rate_auth)));
   app.route("/v1/auth", authRoutes(deps, authLimit));
 
