@@ -220,6 +220,26 @@ Deno.test({
         assert.equal((await new HttpClient(relay.url).info()).registration, before);
       });
 
+      await t.step(
+        "every control is labelled and the first Tab reaches the skip link",
+        async () => {
+          for (const path of ["", "/devices", "/groups", "/invites", "/settings", "/audit"]) {
+            await page.goto(`${relay.url}/admin${path}`);
+            const unlabelled = await page.evaluate(() =>
+              [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+                .filter((el) => (el as HTMLInputElement).labels?.length === 0)
+                .map((el) => el.outerHTML)
+            );
+            assert.deepEqual(unlabelled, [], `/admin${path} has labels for every control`);
+          }
+          await page.keyboard.press("Tab");
+          assert.equal(
+            await page.evaluate(() => document.activeElement?.textContent),
+            "Skip to content",
+          );
+        },
+      );
+
       await t.step("pages fit a phone screen", async () => {
         const phoneContext = await browser.newContext({
           viewport: { width: 390, height: 844 },
