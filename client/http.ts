@@ -87,6 +87,12 @@ export async function blobDigest(bytes: Uint8Array<ArrayBuffer>): Promise<string
     .replace(/=+$/, "");
 }
 
+/** Counts of one key-package kind, as `GET /v1/devices/me/keys` reports them. */
+export type KeyPackageCounts = { available: number; last_resort: boolean };
+
+/** A package claimed for one device of an account. */
+export type ClaimedKeyPackage = { device: string; package: string; last_resort: boolean };
+
 /** Options for registering a device. */
 export type RegisterOptions = { name?: string; platform?: string; invite?: string };
 
@@ -200,6 +206,39 @@ export class HttpClient {
   /** `DELETE /v1/devices/:device`. */
   async revokeDevice(device: string): Promise<void> {
     await this.request("DELETE", `/v1/devices/${encodeURIComponent(device)}`);
+  }
+
+  /**
+   * `PUT /v1/devices/me/keys`: adds one-time packages (base64url, ≤ 100 a call) of `kind` and,
+   * with `lastResort`, replaces the reusable fallback. At most 1,000 are stored per kind
+   * (`409 conflict` past it).
+   */
+  async uploadKeyPackages(kind: string, packages: string[], lastResort?: string): Promise<void> {
+    await this.request("PUT", "/v1/devices/me/keys", {
+      kind,
+      packages,
+      ...(lastResort !== undefined ? { last_resort: lastResort } : {}),
+    });
+  }
+
+  /** `GET /v1/devices/me/keys`: this device's packages left per kind, to know when to top up. */
+  async keyPackageCounts(): Promise<Record<string, KeyPackageCounts>> {
+    return (await this.request<{ kinds: Record<string, KeyPackageCounts> }>(
+      "GET",
+      "/v1/devices/me/keys",
+    )).data.kinds;
+  }
+
+  /**
+   * `POST /v1/accounts/:account/keys/claim`: one package of `kind` per active device of
+   * `account` (each one-time package is handed out once; else the device's last resort).
+   */
+  async claimKeyPackages(account: string, kind: string): Promise<ClaimedKeyPackage[]> {
+    return (await this.request<{ packages: ClaimedKeyPackage[] }>(
+      "POST",
+      `/v1/accounts/${encodeURIComponent(account)}/keys/claim`,
+      { kind },
+    )).data.packages;
   }
 
   /** `POST /v1/groups`. */

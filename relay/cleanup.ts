@@ -15,6 +15,7 @@ import { sql } from "kysely";
 import type { BusEvent } from "./bus.ts";
 import type { Db } from "./database.ts";
 import type { Deps } from "./deps.ts";
+import { removeRevokedKeyPackages } from "./key_packages.ts";
 
 /** A device cleanup deletes. */
 export type DeviceRef = { id: string; account: string };
@@ -86,6 +87,8 @@ export async function cleanup(
     return report;
   }
 
+  // Packages an upload left behind while racing its device's revocation (never handed out).
+  await removeRevokedKeyPackages(db);
   let after = "";
   for (;;) {
     const due = await db.selectFrom("devices").select(["id", "account_id"])

@@ -82,6 +82,8 @@ export async function revokeDevice(deps: Deps, account: string, device: string):
   if (row.revoked_at !== null) return;
   await deps.db.updateTable("devices").set({ revoked_at: deps.clock.now() })
     .where("id", "=", device).where("revoked_at", "is", null).execute();
+  // Its key packages must never be handed out again (PROTOCOL.md "Key packages").
+  await deps.db.deleteFrom("key_packages").where("device_id", "=", device).execute();
 }
 
 /**
@@ -114,5 +116,6 @@ export async function adminRevokeDevice(
       }),
     }).execute();
   });
+  await deps.db.deleteFrom("key_packages").where("device_id", "=", device).execute();
   return true;
 }

@@ -102,6 +102,26 @@ export const AckBody = z.object({
   cursors: z.record(z.string(), z.number().int().nonnegative()),
 });
 
+/** A key-package kind: 1–64 of `a-z 0-9 . _ -` (`mls`, `mls-0x0001`, `signal.prekey`). */
+export const keyKind = z.string().regex(
+  /^[a-z0-9._-]{1,64}$/,
+  "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'",
+);
+
+/** A non-empty base64url package (its decoded size is checked against the message limit). */
+const keyPackage = b64url.min(1, "must not be empty");
+
+/** `PUT /v1/devices/me/keys`: one-time packages (≤ 100 a call) and an optional last resort. */
+export const PutKeysBody = z.object({
+  kind: keyKind,
+  packages: z.array(keyPackage).max(100, "at most 100 packages per call"),
+  last_resort: keyPackage.optional(),
+});
+export type PutKeysBody = z.infer<typeof PutKeysBody>;
+
+/** `POST /v1/accounts/:account/keys/claim`. */
+export const ClaimKeysBody = z.object({ kind: keyKind });
+
 /** An optional `ref` echoed in replies: a string or number chosen by the client. */
 const ref = z.union([z.string().max(128), z.number()]).optional();
 

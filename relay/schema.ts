@@ -164,6 +164,19 @@ export interface AdminSetupTokensTable {
   expires_at: number;
 }
 
+/**
+ * A key package (PROTOCOL.md "Key packages"): opaque public key material of one device and
+ * `kind`, handed out once (deleted when claimed) unless it is the device's `last_resort`.
+ */
+export interface KeyPackagesTable {
+  id: Generated<number>;
+  device_id: string;
+  kind: string;
+  package: Uint8Array;
+  last_resort: boolean;
+  created_at: number;
+}
+
 /** The whole database. */
 export interface Database {
   accounts: AccountsTable;
@@ -185,4 +198,5 @@ export interface Database {
   instances: InstancesTable;
   online_devices: OnlineDevicesTable;
   bus_spill: BusSpillTable;
+  key_packages: KeyPackagesTable;
 }

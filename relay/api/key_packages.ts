@@ -1,0 +1,52 @@
+/**
+ * @module
+ * Routes of PROTOCOL.md "Key packages": upload (`PUT /v1/devices/me/keys`), counts
+ * (`GET /v1/devices/me/keys`) and claim (`POST /v1/accounts/:account/keys/claim`, rate limited
+ * per calling device by `SEALPOST_RATE_CLAIM`).
+ */
+
+import { Hono } from "hono";
+import { parseRate } from "../config.ts";
+import type { Deps } from "../deps.ts";
+import { notFound } from "../errors.ts";
+import { claimKeyPackages, keyPackageCounts, putKeyPackages } from "../key_packages.ts";
+import { isKeyId } from "../keys.ts";
+import { ClaimKeysBody, PutKeysBody } from "../protocol.ts";
+import { RateLimiter } from "../rate_limit.ts";
+import { type ApiEnv, type Auth, readBody } from "./context.ts";
+
+/** The key-package routes (mounted under `/v1`). */
+export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+  // Keyed by the calling device; an admin's change of rate_claim applies without a restart.
+  const claimLimit = new RateLimiter(deps.config.rateClaim, undefined, deps.clock);
+  deps.settings.onChange((values) => claimLimit.setRate(parseRate(values.rate_claim)));
+
+  app.put("/devices/me/keys", auth, async (c) => {
+    const body = await readBody(c, PutKeysBody);
+    await putKeyPackages(deps, c.get("principal").device, body);
+    return c.body(null, 204);
+  });
+
+  app.get("/devices/me/keys", auth, async (c) => {
+    return c.json({ kinds: await keyPackageCounts(deps, c.get("principal").device) });
+  });
+
+  app.post("/accounts/:account/keys/claim", auth, async (c) => {
+    // Before anything else, so probing unknown accounts costs the same tokens as claiming.
+    claimLimit.check(c.get("principal").device, "key-package claims");
+    const account = c.req.param("account");
+    const body = await readBody(c, ClaimKeysBody);
+    if (!isKeyId(account)) throw notFound("No such account");
+    const packages = await claimKeyPackages(deps, account, body.kind);
+    deps.log.debug("key packages claimed", {
+      account,
+      kind: body.kind,
+      count: packages.length,
+      by: c.get("principal").device,
+    });
+    return c.json({ packages });
+  });
+
+  return app;
+}
