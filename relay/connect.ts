@@ -18,6 +18,7 @@ import { publicLimits } from "./limits.ts";
 import { AuthFrame, ClientFrame, describeIssue } from "./protocol.ts";
 import { send, type SendDeps } from "./send.ts";
 import { PROTOCOL_VERSION, VERSION } from "./version.ts";
+import { withSpan } from "./trace.ts";
 
 /** Rate-limited sends per minute a connection may keep making before it is closed 4008. */
 const ABUSE_LIMIT = 60;
@@ -163,9 +164,15 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
     if (!parsed.success) return closeWith(CLOSE.unauthenticated, "expected an auth frame");
     let principal: Principal;
     try {
-      principal = "token" in parsed.data
-        ? await authenticateToken(deps, parsed.data.token)
-        : await authenticateSignature(deps, parsed.data.device, parsed.data.sig, nonce);
+      const frame = parsed.data;
+      principal = await withSpan(
+        "sealpost.ws.auth",
+        { "sealpost.auth": "token" in frame ? "token" : "signature" },
+        () =>
+          "token" in frame
+            ? authenticateToken(deps, frame.token)
+            : authenticateSignature(deps, frame.device, frame.sig, nonce),
+      );
     } catch (error) {
       if (error instanceof RelayError) {
         errorFrame(error);
@@ -224,7 +231,20 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
       }
       case "send": {
         const { t: _t, ref, group, ...body } = frame;
-        const sent = await send(deps, { account: conn.account, device: conn.device }, group, body);
+        const sent = await withSpan(
+          "sealpost.send",
+          { "sealpost.group": group, "sealpost.ephemeral": body.ephemeral === true },
+          async (span) => {
+            const result = await send(
+              deps,
+              { account: conn.account, device: conn.device },
+              group,
+              body,
+            );
+            if (!result.ephemeral) span.setAttribute("sealpost.seq", result.seq);
+            return result;
+          },
+        );
         const reply: Record<string, unknown> = { t: "sent", group };
         if (ref !== undefined) reply.ref = ref;
         if (sent.ephemeral) reply.delivered = sent.delivered;

@@ -13,6 +13,7 @@ import { CLOSE } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
+import { startSpan } from "./trace.ts";
 import type { BacklogReader } from "./backlog.ts";
 import type { Clock } from "./clock.ts";
 
@@ -345,11 +346,19 @@ export class Hub {
 
   #onEvent(event: BusEvent): void {
     switch (event.kind) {
-      case "messages":
-        for (const conn of this.#byGroup.get(event.group) ?? []) {
-          conn.subs.get(event.group)?.offer(event.messages);
-        }
+      case "messages": {
+        const conns = this.#byGroup.get(event.group);
+        if (!conns || event.messages.length === 0) return;
+        const span = startSpan("sealpost.fan_out", {
+          "sealpost.group": event.group,
+          "sealpost.seq.first": event.messages[0].seq,
+          "sealpost.seq.last": event.messages[event.messages.length - 1].seq,
+          "sealpost.connections": conns.size,
+        });
+        for (const conn of conns) conn.subs.get(event.group)?.offer(event.messages);
+        span.end();
         return;
+      }
       case "eph":
         if (event.origin !== this.options.instanceId) this.deliverEphemeral(event);
         return;

@@ -12,6 +12,7 @@
 import { sql } from "kysely";
 import { extendBlobLives, lockLiveBlobs } from "./blobs/policy.ts";
 import type { Bus } from "./bus.ts";
+import { withSpan } from "./trace.ts";
 import type { Clock } from "./clock.ts";
 import type { Db } from "./database.ts";
 import { RelayError } from "./errors.ts";
@@ -62,6 +63,11 @@ export type GroupCommitOptions = {
   maxBatch?: number;
   /** Called after each commit with the batch size, the sends' wait times and new bytes. */
   onBatch?: (size: number, waitsMs: number[], newMessages: number, newBytes: number) => void;
+  /**
+   * Called on the committing instance only, after the commit, with the new messages per group
+   * (push wake-ups); must return at once and never throw.
+   */
+  onCommitted?: (published: StoredMessage[][]) => void;
 };
 
 /**
@@ -129,7 +135,15 @@ export class GroupCommit {
     }
   }
 
-  async #commit(batch: Waiting[]): Promise<void> {
+  #commit(batch: Waiting[]): Promise<void> {
+    return withSpan(
+      "sealpost.group_commit",
+      { "sealpost.batch_size": batch.length },
+      () => this.#commitBatch(batch),
+    );
+  }
+
+  async #commitBatch(batch: Waiting[]): Promise<void> {
     let published: StoredMessage[][] = [];
     try {
       published = await this.#transaction(batch);
@@ -159,6 +173,7 @@ export class GroupCommit {
     for (const messages of published) {
       this.options.bus.publish({ kind: "messages", group: messages[0].group, messages });
     }
+    if (published.length > 0) this.options.onCommitted?.(published);
   }
 
   #failAll(batch: Waiting[], error: unknown): void {

@@ -72,11 +72,12 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
 
 /** A send (HTTP body, or the fields of a WebSocket `send` frame). */
 export const SendBody = z.object({
-  client_id: z.string().min(1).max(64).optional(),
+  client_id: z.string().min(1).max(64).refine((s) => !s.includes("\0"), "must not contain NUL")
+    .optional(),
   body: b64url,
   ttl_s: z.number().int().positive().optional(),
   to: z.array(keyId).min(1).max(1000).optional(),
-  blob: z.string().min(1).max(64).optional(),
+  blob: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a blob id").optional(),
   ephemeral: z.boolean().optional(),
 });
 export type SendBody = z.infer<typeof SendBody>;

@@ -77,6 +77,29 @@ async function pgliteTemplate(): Promise<string> {
   return dir;
 }
 
+const createdDirs = new Set<string>();
+let cleanupRegistered = false;
+
+/**
+ * A temp data dir for a test relay. It outlives `stop()` (restart and export tests reuse it) and
+ * is removed when the test process exits.
+ */
+async function testDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "sealpost-test-" });
+  createdDirs.add(dir);
+  if (!cleanupRegistered) {
+    cleanupRegistered = true;
+    globalThis.addEventListener("unload", () => {
+      for (const d of createdDirs) {
+        try {
+          Deno.removeSync(d, { recursive: true });
+        } catch { /* already gone */ }
+      }
+    });
+  }
+  return dir;
+}
+
 /** Skips (outside CI) or fails (under CI) when the database kind cannot run here. */
 export function dbUnavailable(kind: DbKind): string | null {
   if (kind === "postgres") {
@@ -95,7 +118,7 @@ export async function openTestDatabase(
   reuse: { dataDir?: string; databaseUrl?: string; replicaUrl?: string } = {},
 ): Promise<{ handle: DatabaseHandle; dataDir: string; databaseUrl?: string }> {
   if (kind === "pglite") {
-    const dataDir = reuse.dataDir ?? await Deno.makeTempDir({ prefix: "sealpost-test-" });
+    const dataDir = reuse.dataDir ?? await testDir();
     if (!reuse.dataDir) {
       const template = await pgliteTemplate();
       const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
@@ -110,7 +133,7 @@ export async function openTestDatabase(
   const primary = openPostgres(databaseUrl);
   const handle = reuse.replicaUrl ? withReplica(primary, openPostgres(reuse.replicaUrl)) : primary;
   await migrate(handle.db);
-  const dataDir = reuse.dataDir ?? await Deno.makeTempDir({ prefix: "sealpost-test-" });
+  const dataDir = reuse.dataDir ?? await testDir();
   return { handle, dataDir, databaseUrl };
 }
 

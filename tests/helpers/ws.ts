@@ -11,12 +11,12 @@ export type Frame = Record<string, unknown> & { t: string };
 export class RawSocket {
   readonly frames: Frame[] = [];
   #waiters: (() => void)[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly #closed: Promise<{ code: number; reason: string }>;
   socket: WebSocket;
 
   private constructor(url: string) {
     this.socket = new WebSocket(url);
-    this.closed = new Promise((resolve) => {
+    this.#closed = new Promise((resolve) => {
       this.socket.onclose = (e) => {
         resolve({ code: e.code, reason: e.reason });
         this.#wake();
@@ -27,6 +27,18 @@ export class RawSocket {
       this.#wake();
     };
     this.socket.onerror = () => {};
+  }
+
+  /**
+   * Resolves with the close code and reason; after 20 s without a close it resolves with code -1,
+   * so a test that expects a close fails instead of hanging.
+   */
+  get closed(): Promise<{ code: number; reason: string }> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<{ code: number; reason: string }>((resolve) => {
+      timer = setTimeout(() => resolve({ code: -1, reason: "no close within 20 s" }), 20_000);
+    });
+    return Promise.race([this.#closed, timeout]).finally(() => clearTimeout(timer));
   }
 
   #wake() {

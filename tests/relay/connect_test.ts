@@ -77,6 +77,10 @@ testBothDatabases("handleSocket() answers bad frames with error frames and stays
     assert.equal(missing.ref, "a");
     ws.send({ t: "send", ref: "b", group: "A".repeat(22), body: cipher() });
     assert.deepEqual(await ws.next(), { t: "error", ref: "b", code: "not_found", message: "No such group" });
+    ws.send({ t: "send", ref: "n", group: group.id, body: cipher(), client_id: "a\u0000b" });
+    const nul = await ws.next();
+    assert.equal(nul.code, "invalid_request", "a NUL in client_id never reaches the database");
+    assert.equal(nul.ref, "n");
     ws.send({ t: "send", ref: "c", group: group.id, body: cipher(1025) });
     assert.equal((await ws.next()).code, "too_large");
     ws.send({ t: "send", ref: "d", group: group.id, body: cipher() });
