@@ -61,6 +61,13 @@ export type SendRequest = {
   ephemeral?: boolean;
 };
 
+/** A device's push target for `PUT /v1/devices/me/push` (one per device). */
+export type PushTarget =
+  | { kind: "webpush"; endpoint: string; keys: { p256dh: string; auth: string } }
+  | { kind: "unifiedpush"; endpoint: string; keys?: { p256dh: string; auth: string } }
+  | { kind: "apns"; token: string; topic: string; sandbox?: boolean }
+  | { kind: "fcm"; token: string };
+
 /** `GET /v1/info`. */
 export type ServerInfo = {
   name: string;
@@ -206,6 +213,29 @@ export class HttpClient {
   /** `DELETE /v1/devices/:device`. */
   async revokeDevice(device: string): Promise<void> {
     await this.request("DELETE", `/v1/devices/${encodeURIComponent(device)}`);
+  }
+
+  /**
+   * `PUT /v1/devices/me/push`: registers (or replaces) this device's push target, so the relay
+   * wakes it when messages arrive while it is offline.
+   *
+   * @example
+   * ```ts
+   * const sub = await registration.pushManager.subscribe({
+   *   userVisibleOnly: true,
+   *   applicationServerKey: (await api.info()).push.webpush.vapid_public_key,
+   * });
+   * const { endpoint, keys } = sub.toJSON();
+   * await api.setPushTarget({ kind: "webpush", endpoint, keys });
+   * ```
+   */
+  async setPushTarget(target: PushTarget): Promise<void> {
+    await this.request("PUT", "/v1/devices/me/push", target);
+  }
+
+  /** `DELETE /v1/devices/me/push`: stops wake-ups for this device. */
+  async deletePushTarget(): Promise<void> {
+    await this.request("DELETE", "/v1/devices/me/push");
   }
 
   /**

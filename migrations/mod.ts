@@ -9,6 +9,7 @@ import * as m0001 from "./0001_initial.ts";
 import * as m0002 from "./0002_blobs.ts";
 import * as m0003 from "./0003_admin.ts";
 import * as m0004 from "./0004_instances.ts";
+import * as m0005 from "./0005_push.ts";
 import * as m0006 from "./0006_key_packages.ts";
 
 /** All migrations by name, in order. */
@@ -17,5 +18,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0002_blobs": m0002,
   "0003_admin": m0003,
   "0004_instances": m0004,
+  "0005_push": m0005,
   "0006_key_packages": m0006,
 };

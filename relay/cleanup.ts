@@ -23,11 +23,16 @@ export type DeviceRef = { id: string; account: string };
 /** Hooks into cleanup for the parts that land later. */
 export type LifecycleHooks = {
   /**
-   * Called with each batch of devices just before they are deleted. The push sender hooks in
-   * here to send a device that has a push target a wake-up, so an installed but idle app checks
-   * in (no push targets exist yet: push lands with its own issue).
+   * Called with each batch of devices just before they are deleted (their push targets go with
+   * them; the wake-up that could have saved them comes earlier, from `onPass`).
    */
   onBeforeDelete?(devices: DeviceRef[]): Promise<void>;
+  /**
+   * Called at the start of each pass (not dry runs) with its time and thresholds. Push hooks in
+   * here to queue a wake-up for idle devices close to deletion that have a push target, so an
+   * installed but idle app checks in and is kept.
+   */
+  onPass?(pass: { now: number; inactiveAfterMs: number; deleteAfterMs: number }): Promise<void>;
 };
 
 /** What one cleanup pass found and did (or, dry, would do). */
@@ -89,6 +94,11 @@ export async function cleanup(
 
   // Packages an upload left behind while racing its device's revocation (never handed out).
   await removeRevokedKeyPackages(db);
+  await options.hooks?.onPass?.({
+    now,
+    inactiveAfterMs: settings.inactive_after_s * 1000,
+    deleteAfterMs: settings.delete_after_s * 1000,
+  });
   let after = "";
   for (;;) {
     const due = await db.selectFrom("devices").select(["id", "account_id"])

@@ -100,6 +100,23 @@ function parseDatabaseUrl(text: string): string {
   return text;
 }
 
+function parseBool(text: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(value)) return true;
+  if (["false", "0", "no", "off"].includes(value)) return false;
+  throw new Error("expected true or false");
+}
+
+function parseContact(text: string): string {
+  if (/^mailto:[^@\s]+@[^@\s]+$/.test(text.trim())) return text.trim();
+  if (/^https?:\/\//.test(text.trim())) return parseUrl(text);
+  throw new Error("expected a mailto: address or an https:// URL");
+}
+
+function parseList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
 function parseMaxTtl(text: string): number | null {
   if (text.trim() === "forever") return null;
   return parseDuration(text);
@@ -322,6 +339,70 @@ export const SETTINGS = {
     "longest a graceful stop may take before exiting anyway",
     parseDuration,
   ),
+  vapidSubject: setting(
+    "SEALPOST_VAPID_SUBJECT",
+    "vapid-subject",
+    undefined,
+    "Web Push contact (mailto: or https:) in the VAPID token (default $SEALPOST_PUBLIC_URL)",
+    parseContact,
+  ),
+  apnsKeyFile: setting(
+    "SEALPOST_APNS_KEY_FILE",
+    "apns-key-file",
+    undefined,
+    "APNs auth key (.p8 file from Apple) for iOS push",
+    text,
+  ),
+  apnsKey: setting(
+    "SEALPOST_APNS_KEY",
+    "apns-key",
+    undefined,
+    "the APNs .p8 key's contents, instead of SEALPOST_APNS_KEY_FILE",
+    text,
+  ),
+  apnsKeyId: setting("SEALPOST_APNS_KEY_ID", "apns-key-id", undefined, "APNs key id", text),
+  apnsTeamId: setting(
+    "SEALPOST_APNS_TEAM_ID",
+    "apns-team-id",
+    undefined,
+    "Apple developer team id",
+    text,
+  ),
+  apnsTopics: setting(
+    "SEALPOST_APNS_TOPIC",
+    "apns-topic",
+    undefined,
+    "bundle ids APNs targets may name (comma-separated); unset → any",
+    parseList,
+  ),
+  fcmServiceAccountFile: setting(
+    "SEALPOST_FCM_SERVICE_ACCOUNT_FILE",
+    "fcm-service-account-file",
+    undefined,
+    "Firebase service account JSON file for FCM push",
+    text,
+  ),
+  fcmServiceAccount: setting(
+    "SEALPOST_FCM_SERVICE_ACCOUNT",
+    "fcm-service-account",
+    undefined,
+    "the service account JSON itself, instead of SEALPOST_FCM_SERVICE_ACCOUNT_FILE",
+    text,
+  ),
+  pushMinInterval: setting(
+    "SEALPOST_PUSH_MIN_INTERVAL",
+    "push-min-interval",
+    "30s",
+    "least time between two wake-ups of one device",
+    parseDuration,
+  ),
+  unifiedPushAllowPrivate: setting(
+    "SEALPOST_UNIFIEDPUSH_ALLOW_PRIVATE",
+    "unifiedpush-allow-private",
+    "false",
+    "allow push endpoints on private or loopback addresses (a distributor on your LAN)",
+    parseBool,
+  ),
   logLevel: setting(
     "SEALPOST_LOG_LEVEL",
     "log-level",
@@ -375,6 +456,20 @@ export type Config = {
   readonly instanceId: string;
   readonly region?: string;
   readonly drainTimeout: number;
+  /** VAPID `sub` claim; unset → the public URL. */
+  readonly vapidSubject?: string;
+  readonly apnsKeyFile?: string;
+  readonly apnsKey?: string;
+  readonly apnsKeyId?: string;
+  readonly apnsTeamId?: string;
+  /** Bundle ids APNs targets may name; unset → any. */
+  readonly apnsTopics?: string[];
+  readonly fcmServiceAccountFile?: string;
+  readonly fcmServiceAccount?: string;
+  /** Least time between two wake-ups of one device, in ms. */
+  readonly pushMinInterval: number;
+  /** Push endpoints on private or loopback addresses are allowed. */
+  readonly unifiedPushAllowPrivate: boolean;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat?: "pretty" | "json";
   /** The size of the send burst a device may use before its rate applies. */
@@ -429,7 +524,7 @@ export function loadConfig(
     } catch (error) {
       const source = fromFlag !== undefined ? `--${def.flag}` : def.env;
       const shown = key === "adminPassword" || key === "metricsToken" ||
-          key === "s3SecretAccessKey"
+          key === "s3SecretAccessKey" || key === "apnsKey" || key === "fcmServiceAccount"
         ? "***"
         : raw;
       throw new ConfigError(
@@ -460,6 +555,17 @@ export function loadConfig(
         `Cannot use SEALPOST_BLOB_STORE=s3: it needs ${missing.join(", ")}, got them unset`,
       );
     }
+  }
+  const apns = [
+    ["SEALPOST_APNS_KEY_FILE or SEALPOST_APNS_KEY", config.apnsKeyFile ?? config.apnsKey],
+    ["SEALPOST_APNS_KEY_ID", config.apnsKeyId],
+    ["SEALPOST_APNS_TEAM_ID", config.apnsTeamId],
+  ];
+  const apnsMissing = apns.filter(([, value]) => !value).map(([name]) => name);
+  if (apnsMissing.length > 0 && apnsMissing.length < apns.length) {
+    throw new ConfigError(
+      `Cannot use APNs push: it needs ${apnsMissing.join(", ")}, got them unset`,
+    );
   }
   return Object.freeze(config);
 }

@@ -172,6 +172,24 @@ export class Metrics {
     labelNames: ["result"],
     registers: [this.registry],
   });
+  readonly pushResults = new Counter({
+    name: "sealpost_push_wakeups_total",
+    help:
+      "Push wake-up attempts by this instance (the leader), by provider and result (sent, retried, failed, gone).",
+    labelNames: ["provider", "result"],
+    registers: [this.registry],
+  });
+  /** Reads the push outbox depth at scrape time; the push service sets it when it starts. */
+  pushQueue: () => Promise<number> = () => Promise.resolve(0);
+  readonly pushQueueDepth = ((metrics: Metrics) =>
+    new Gauge({
+      name: "sealpost_push_queue_depth",
+      help: "Push wake-ups waiting in the outbox (cluster-wide).",
+      registers: [this.registry],
+      async collect() {
+        this.set(await metrics.pushQueue().catch(() => 0));
+      },
+    }))(this);
 
   /** Registers a gauge whose value is read at scrape time. */
   gauge(name: string, help: string, read: () => number, labels?: Record<string, string>): void {

@@ -39,6 +39,9 @@ import { MetricsHistory } from "./metrics_history.ts";
 import { type Leadership, SoleLeader } from "./leader.ts";
 import { VERSION } from "./version.ts";
 import { GroupCommit } from "./persist.ts";
+import { pushRoutes } from "./api/push.ts";
+import type { PushEndpoints } from "./push/open.ts";
+import { PushService } from "./push/service.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { Sweeper } from "./sweep.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
@@ -57,6 +60,8 @@ export type RelayOptions = {
   blobStore?: BlobStore;
   /** Cleanup hooks (the push wake-up before a device is deleted). */
   lifecycle?: LifecycleHooks;
+  /** Push service endpoints and trusted CAs (tests point them at local servers). */
+  push?: PushEndpoints;
 };
 
 /** A built relay. */
@@ -68,6 +73,8 @@ export interface Relay {
   readonly blobs: BlobPolicy;
   /** Expiry, blob purge and device cleanup, on a timer while started. */
   readonly sweeper: Sweeper;
+  /** Push wake-ups for offline devices. */
+  readonly push: PushService;
   /** Handles one HTTP request (including WebSocket upgrades). */
   fetch(request: Request, info?: { remoteAddr?: Deno.NetAddr }): Response | Promise<Response>;
   /** Starts background work (activity and cursor flushes, heartbeats, leader jobs). */
@@ -193,6 +200,15 @@ export function createRelay(options: RelayOptions): Relay {
     "Devices with at least one live connection.",
     () => hub.onlineDevices,
   );
+  const push = new PushService(base, {
+    online: async (devices) => {
+      const here = devices.filter((d) => hub.isOnline(d));
+      const elsewhere = await registry.onlineAnywhere(devices.filter((d) => !hub.isOnline(d)));
+      return new Set([...here, ...elsewhere]);
+    },
+    isLeader: () => leadership.isLeader(),
+    endpoints: options.push,
+  });
   const commit = new GroupCommit({
     db,
     bus,
@@ -206,11 +222,16 @@ export function createRelay(options: RelayOptions): Relay {
       metrics.messagesAccepted.inc(newMessages);
       metrics.bytesIn.inc(newBytes);
     },
+    onCommitted: (published) => push.afterCommit(published),
   });
   const waiters = new InboxWaiters(bus);
   const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
   const sweeper = new Sweeper({ ...base, blobs }, {
-    hooks: options.lifecycle,
+    hooks: {
+      onPass: (pass) =>
+        push.wakeIdle(pass).then(() => {}, (error) => log.warn("idle wake-up failed", { error })),
+      ...options.lifecycle,
+    },
     isLeader: () => leadership.isLeader(),
   });
   const sockets = new Set<WebSocket>();
@@ -269,12 +290,21 @@ export function createRelay(options: RelayOptions): Relay {
 
   const ready = async () => !draining && await ping(db) && await isMigrated(db).catch(() => false);
   const app = createApi(base, {
-    hooks: { onRevoked: (device) => bus.publish({ kind: "revoked", device }) },
+    hooks: {
+      onRevoked: (device) => {
+        bus.publish({ kind: "revoked", device });
+        push.deleteTarget(device).catch((error) =>
+          log.warn("push target removal failed", { error })
+        );
+      },
+    },
+    pushInfo: () => push.info(),
     ready,
     root: [wsRoutes(deps, () => draining), createAdmin(adminDeps)],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
+      (auth) => pushRoutes(push, auth),
       (auth) => blobRoutes(blobs, auth),
       (auth) => keyPackageRoutes(base, auth),
     ],
@@ -287,7 +317,9 @@ export function createRelay(options: RelayOptions): Relay {
     leadership,
     blobs,
     sweeper,
+    push,
     start: async () => {
+      await push.start();
       activity.start();
       cursors.start();
       settings.start((error) => log.warn("settings reload failed", { error }));
@@ -316,6 +348,7 @@ export function createRelay(options: RelayOptions): Relay {
       history.stop();
       await commit.idle();
       await sweeper.stop();
+      await push.stop();
       hub.closeAll(CLOSE.draining, "relay restarting");
       for (const socket of sockets) {
         try {

@@ -177,6 +177,58 @@ export interface KeyPackagesTable {
   created_at: number;
 }
 
+/** A device's push target (PUT /v1/devices/me/push); one per device. */
+export interface PushTargetsTable {
+  device_id: string;
+  kind: "webpush" | "unifiedpush" | "apns" | "fcm";
+  /** Web Push and UnifiedPush: the push resource URL. */
+  endpoint: string | null;
+  /** Web Push (and UnifiedPush with keys): the subscription's P-256 key and auth secret. */
+  p256dh: string | null;
+  auth: string | null;
+  /** APNs device token (hex) or FCM registration token. */
+  token: string | null;
+  /** APNs: the app's bundle id. */
+  topic: string | null;
+  sandbox: boolean;
+  created_at: number;
+  updated_at: number;
+  /** When the last wake-up was sent (the minimum interval counts from here). */
+  last_push_at: number | null;
+  /** When the lifecycle job last queued a wake-up for this idle device. */
+  idle_wake_at: number | null;
+}
+
+/** A pending wake-up: at most one per device. */
+export interface PushOutboxTable {
+  device_id: string;
+  /** The group with new messages; null for several groups or a lifecycle wake-up. */
+  group_id: string | null;
+  reason: "message" | "idle";
+  created_at: number;
+  due_at: number;
+  attempts: number;
+  last_error: string | null;
+}
+
+/** Cluster-wide wake-up results per provider. */
+export interface PushStatsTable {
+  provider: string;
+  sent: number;
+  failed: number;
+  gone: number;
+  retried: number;
+  updated_at: number;
+}
+
+/** Key pairs the relay generated for itself (the VAPID key), private half as a JWK. */
+export interface PushKeysTable {
+  name: string;
+  public_key: string;
+  private_jwk: string;
+  created_at: number;
+}
+
 /** The whole database. */
 export interface Database {
   accounts: AccountsTable;
@@ -198,5 +250,9 @@ export interface Database {
   instances: InstancesTable;
   online_devices: OnlineDevicesTable;
   bus_spill: BusSpillTable;
+  push_targets: PushTargetsTable;
+  push_outbox: PushOutboxTable;
+  push_stats: PushStatsTable;
+  push_keys: PushKeysTable;
   key_packages: KeyPackagesTable;
 }

@@ -16,6 +16,7 @@ import { NAME, VERSION } from "../version.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
 import { type DeviceHooks, deviceRoutes } from "./devices.ts";
+import type { PushInfo } from "../push/service.ts";
 
 /** What the API needs beyond the base dependencies. */
 export type ApiOptions = {
@@ -26,6 +27,8 @@ export type ApiOptions = {
   v1?: ((auth: Auth) => Hono<ApiEnv>)[];
   /** Extra routes mounted at the root before the 404 (WebSocket, admin, metrics). */
   root?: Hono<ApiEnv>[];
+  /** The `push` object of `/v1/info`: which push services are configured. */
+  pushInfo?: () => PushInfo;
 };
 
 let requestCounter = 0;
@@ -81,7 +84,7 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
       version: VERSION,
       registration: settings.registration,
       limits: publicLimits(deps.config, settings),
-      push: { apns: false, fcm: false, unifiedpush: false },
+      push: options.pushInfo?.() ?? { apns: false, fcm: false, unifiedpush: false },
     });
   });
 

@@ -16,6 +16,7 @@ import {
 import { createLogger, type Logger, type LogLevel } from "../../relay/log.ts";
 import { migrate } from "../../relay/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
+import type { PushEndpoints } from "../../relay/push/open.ts";
 import { clusterParts } from "../../relay/cluster.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import { freePort, postgresUnavailable, sharedPostgres } from "./postgres.ts";
@@ -54,6 +55,8 @@ export type TestRelayOptions = {
   replicaUrl?: string;
   /** Use the in-process bus even on Postgres. */
   localBus?: boolean;
+  /** Push service endpoints and trusted CAs (local test receivers). */
+  push?: PushEndpoints;
 };
 
 async function pgliteTemplate(): Promise<string> {
@@ -175,7 +178,7 @@ export async function startTestRelay(
     options.overrides,
   );
   const parts = options.localBus ? {} : await clusterParts(handle, config.instanceId, log);
-  const relay = createRelay({ config, database: handle, clock, log, ...parts });
+  const relay = createRelay({ config, database: handle, clock, log, ...parts, push: options.push });
   await relay.start();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: listenPort, onListen: () => {} },
