@@ -586,7 +586,8 @@ export function readEnv(): Record<string, string> {
 /** Lists every setting for `serve --help` and the configuration docs. */
 export function describeSettings(): string {
   const lines = Object.values(SETTINGS).map((s) => {
-    const left = `  --${s.flag}`.padEnd(26) + s.env.padEnd(28);
+    // Long names still get a space after them.
+    const left = `  --${s.flag} `.padEnd(26) + `${s.env} `.padEnd(28);
     const def = s.default === undefined ? "" : ` (default ${s.default})`;
     return `${left}${s.help}${def}`;
   });
