@@ -117,6 +117,18 @@ function parseList(text: string): string[] {
   return text.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
+function parseOptionalDuration(text: string): number | null {
+  if (text.trim() === "off") return null;
+  return parseDuration(text);
+}
+
+function parseCount(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
+    throw new Error("expected a whole number from 1");
+  }
+  return Number(text);
+}
+
 function parseMaxTtl(text: string): number | null {
   if (text.trim() === "forever") return null;
   return parseDuration(text);
@@ -332,6 +344,27 @@ export const SETTINGS = {
     "this instance's region (default $FLY_REGION)",
     text,
   ),
+  backupInterval: setting(
+    "SEALPOST_BACKUP_INTERVAL",
+    "backup-interval",
+    "off",
+    "write a backup this often (e.g. 24h) into SEALPOST_BACKUP_DIR; off disables",
+    parseOptionalDuration,
+  ),
+  backupDir: setting(
+    "SEALPOST_BACKUP_DIR",
+    "backup-dir",
+    undefined,
+    "where scheduled backups go (default $SEALPOST_DATA_DIR/backups)",
+    text,
+  ),
+  backupKeep: setting(
+    "SEALPOST_BACKUP_KEEP",
+    "backup-keep",
+    "7",
+    "how many scheduled backups to keep",
+    parseCount,
+  ),
   drainTimeout: setting(
     "SEALPOST_DRAIN_TIMEOUT",
     "drain-timeout",
@@ -455,6 +488,10 @@ export type Config = {
   readonly metricsToken?: string;
   readonly instanceId: string;
   readonly region?: string;
+  /** Interval of scheduled backups in ms; null when off. */
+  readonly backupInterval: number | null;
+  readonly backupDir: string;
+  readonly backupKeep: number;
   readonly drainTimeout: number;
   /** VAPID `sub` claim; unset → the public URL. */
   readonly vapidSubject?: string;
@@ -535,6 +572,7 @@ export function loadConfig(
   if (out.publicUrl === undefined) out.publicUrl = `http://localhost:${out.port}`;
   out.instanceId ??= env.FLY_MACHINE_ID || `${hostname()}:${out.port}`;
   out.region ??= env.FLY_REGION || undefined;
+  out.backupDir ??= `${out.dataDir}/backups`;
   Object.assign(out, overrides);
   const config = out as Config;
   if (config.deleteAfter <= config.inactiveAfter) {

@@ -95,6 +95,12 @@ export class Metrics {
     help: "Backlog reads sent to the primary because the read replica was behind or unreachable.",
     registers: [this.registry],
   });
+  readonly backups = new Counter({
+    name: "sealpost_backups_total",
+    help: "Scheduled backups, by result.",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({
     name: "sealpost_http_requests_total",
     help: "HTTP requests answered, by status class.",

@@ -43,6 +43,7 @@ import { pushRoutes } from "./api/push.ts";
 import type { PushEndpoints } from "./push/open.ts";
 import { PushService } from "./push/service.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import { BackupSchedule } from "./backup_schedule.ts";
 import { Sweeper } from "./sweep.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
 
@@ -226,6 +227,18 @@ export function createRelay(options: RelayOptions): Relay {
   });
   const waiters = new InboxWaiters(bus);
   const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
+  const backups = config.backupInterval === null ? null : new BackupSchedule({
+    db,
+    dbKind: database.kind,
+    blobs: blobs.store,
+    clock,
+    log,
+    metrics,
+    dir: config.backupDir,
+    intervalMs: config.backupInterval,
+    keep: config.backupKeep,
+    isLeader: () => leadership.isLeader(),
+  });
   const sweeper = new Sweeper({ ...base, blobs }, {
     hooks: {
       onPass: (pass) =>
@@ -330,6 +343,7 @@ export function createRelay(options: RelayOptions): Relay {
       await leadership.start();
       await registry.start();
       sweeper.start();
+      backups?.start();
       jobs.push(setInterval(() => {
         if (!leadership.isLeader()) return;
         registry.prune().catch((error) => log.warn("registry prune failed", { error }));
@@ -348,6 +362,7 @@ export function createRelay(options: RelayOptions): Relay {
       history.stop();
       await commit.idle();
       await sweeper.stop();
+      await backups?.stop();
       await push.stop();
       hub.closeAll(CLOSE.draining, "relay restarting");
       for (const socket of sockets) {
