@@ -223,7 +223,7 @@ export type AccountGroup = { id: string; role: string; members: number; last_seq
 
 /** Everything the admin sees about one device. */
 export type DeviceDetail = AdminDevice & {
-  /** The kind of push target registered (`webpush`, `apns`…), null when none or not supported. */
+  /** The kind of push target registered (`webpush`, `unifiedpush`, `apns`, `fcm`), or null. */
   push_kind: string | null;
   groups: AccountGroup[];
   /** The other devices of its account. */
@@ -249,13 +249,15 @@ async function accountGroups(deps: Deps, account: string): Promise<AccountGroup[
 export async function deviceDetail(deps: Deps, id: string): Promise<DeviceDetail | null> {
   const [device] = await searchDevicesById(deps, [id]);
   if (!device) return null;
-  const [groups, siblings] = await Promise.all([
+  const [groups, siblings, push] = await Promise.all([
     accountGroups(deps, device.account),
     accountDevices(deps, device.account),
+    deps.db.selectFrom("push_targets").select("kind").where("device_id", "=", id)
+      .executeTakeFirst(),
   ]);
   return {
     ...device,
-    push_kind: null,
+    push_kind: push?.kind ?? null,
     groups,
     siblings: siblings.filter((d) => d.id !== id),
   };

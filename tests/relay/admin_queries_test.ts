@@ -89,7 +89,8 @@ testBothDatabases("admin queries count devices by status as time passes", async 
 });
 
 testBothDatabases("admin queries show groups with message count and bytes", async (kind) => {
-  const t = await startTestRelay({ db: kind });
+  // A loopback push endpoint (never called here) needs the private-address allowance.
+  const t = await startTestRelay({ db: kind, env: { SEALPOST_UNIFIEDPUSH_ALLOW_PRIVATE: "true" } });
   try {
     const deps = t.relay.deps;
     const [owner, other] = await newAccount(t.url, 2);
@@ -109,7 +110,23 @@ testBothDatabases("admin queries show groups with message count and bytes", asyn
     assert.equal(detail?.member_list.length, 2);
     assert.equal(detail?.member_list.find((m) => m.account === owner.account)?.devices, 2);
 
+    assert.equal((await deviceDetail(deps, other.device))?.push_kind, null);
+    const key = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, [
+      "deriveBits",
+    ]);
+    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", key.publicKey));
+    const b64 = (bytes: Uint8Array) =>
+      btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+        /=+$/,
+        "",
+      );
+    await other.api.setPushTarget({
+      kind: "webpush",
+      endpoint: "https://127.0.0.1:9/push/1",
+      keys: { p256dh: b64(raw), auth: b64(crypto.getRandomValues(new Uint8Array(16))) },
+    });
     const device = await deviceDetail(deps, other.device);
+    assert.equal(device?.push_kind, "webpush");
     assert.deepEqual(device?.groups.map((g) => g.id), [group.id], "groups via the account");
     assert.deepEqual(device?.siblings.map((s) => s.id), [owner.device]);
     assert.equal((await accountDetail(deps, friend.account))?.groups[0].role, "member");
