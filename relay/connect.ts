@@ -32,6 +32,8 @@ export type ConnectDeps = SendDeps & {
   sockets: Set<WebSocket>;
 };
 
+let connectionCounter = 0;
+
 /** Largest text frame accepted: a maximal body in base64url plus room for the other fields. */
 export function maxFrameBytes(maxMessageBytes: number): number {
   return Math.ceil(maxMessageBytes * 4 / 3) + 64 * 1024;
@@ -60,7 +62,15 @@ export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
     if (conn) conn.sendJson(frame);
     else if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
   };
+  const connId = `ws-${Date.now().toString(36)}-${(++connectionCounter).toString(36)}`;
   const errorFrame = (error: RelayError, ref?: unknown) => {
+    // One line per frame error, with the connection's id; never the frame's content.
+    log.info("frame error", {
+      conn: connId,
+      device: conn?.device,
+      code: error.code,
+      message: error.message,
+    });
     const frame: Record<string, unknown> = { t: "error", code: error.code, message: error.message };
     if (ref !== undefined) frame.ref = ref;
     if (error.retryAfterMs !== undefined) frame.retry_after_ms = error.retryAfterMs;

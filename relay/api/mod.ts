@@ -62,7 +62,7 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
     if (status >= 500) log.error("request", fields);
-    else log.debug("request", fields);
+    else log.info("request", fields);
   });
 
   app.get("/healthz", (c) => c.json({ ok: true }));
