@@ -65,13 +65,23 @@ export async function openPushSenders(
   endpoints: PushEndpoints = {},
 ): Promise<OpenedPush> {
   const senders = new Map<PushKind, PushSender>();
-  const vapidKeys = await loadVapidKeys(db, clock);
-  const vapid = new VapidSigner(vapidKeys, config.vapidSubject ?? config.publicUrl, clock);
-  const client = endpoints.caCerts
-    ? Deno.createHttpClient({ caCerts: endpoints.caCerts })
-    : undefined;
-  senders.set("webpush", new WebPushSender({ vapid, guard, client }));
-  senders.set("unifiedpush", new UnifiedPushSender({ vapid, guard, client }));
+  try {
+    return await open(config, db, clock, guard, endpoints, senders);
+  } catch (error) {
+    for (const sender of senders.values()) sender.close();
+    throw error;
+  }
+}
+
+async function open(
+  config: Config,
+  db: Db,
+  clock: Clock,
+  guard: AddressGuard,
+  endpoints: PushEndpoints,
+  senders: Map<PushKind, PushSender>,
+): Promise<OpenedPush> {
+  // Credentials first: a bad one stops the start before anything is written.
 
   if (config.apnsKeyId && config.apnsTeamId && (config.apnsKey || config.apnsKeyFile)) {
     const pem = await readSecret(config.apnsKeyFile, config.apnsKey, "SEALPOST_APNS_KEY_FILE");
@@ -125,6 +135,14 @@ export async function openPushSenders(
     }
     senders.set("fcm", fcm);
   }
+
+  const vapidKeys = await loadVapidKeys(db, clock);
+  const vapid = new VapidSigner(vapidKeys, config.vapidSubject ?? config.publicUrl, clock);
+  const client = endpoints.caCerts
+    ? Deno.createHttpClient({ caCerts: endpoints.caCerts })
+    : undefined;
+  senders.set("webpush", new WebPushSender({ vapid, guard, client }));
+  senders.set("unifiedpush", new UnifiedPushSender({ vapid, guard, client }));
   return {
     senders,
     vapidPublicKey: vapidKeys.publicKey,

@@ -155,6 +155,12 @@ export class PushOutbox {
     await this.#enqueueing.catch(() => {});
   }
 
+  /** Waits until noted commits are written and no dispatch round is running. */
+  async idle(): Promise<void> {
+    await this.settled();
+    while (this.#dispatching) await this.#dispatching.catch(() => {});
+  }
+
   async #enqueue(): Promise<void> {
     if (this.#notes.size === 0) return;
     const notes = this.#notes;
@@ -188,9 +194,15 @@ export class PushOutbox {
         greatest(${now}::bigint, coalesce(t.last_push_at, 0) + ${this.options.minIntervalMs}), 0
       from unnest(${devices}::text[], ${groups}::text[]) as u(device, grp)
       join push_targets t on t.device_id = u.device
-      on conflict (device_id) do update set group_id = null
-        where push_outbox.group_id is not null
-          and push_outbox.group_id is distinct from excluded.group_id`.execute(db);
+      on conflict (device_id) do update set
+        group_id = case when push_outbox.group_id = excluded.group_id
+          then push_outbox.group_id end,
+        created_at = case when push_outbox.attempts > 0
+          then greatest(excluded.created_at, push_outbox.created_at + 1)
+          else push_outbox.created_at end
+        where (push_outbox.group_id is not null
+            and push_outbox.group_id is distinct from excluded.group_id)
+          or push_outbox.attempts > 0`.execute(db);
     this.options.log.debug("push wake-ups queued", {
       devices: devices.length,
       rows: Number(inserted.numAffectedRows ?? 0),
@@ -286,13 +298,13 @@ export class PushOutbox {
     };
     const now = clock.now();
     const claimed = await sql<
-      Pick<PushOutboxTable, "device_id" | "group_id" | "reason" | "attempts">
+      Pick<PushOutboxTable, "device_id" | "group_id" | "reason" | "attempts" | "created_at">
     >`
       update push_outbox set due_at = ${now + LEASE_MS}, attempts = attempts + 1
       where device_id in (
         select device_id from push_outbox where due_at <= ${now}
         order by due_at limit ${BATCH} for update skip locked)
-      returning device_id, group_id, reason, attempts`.execute(db);
+      returning device_id, group_id, reason, attempts, created_at`.execute(db);
     report.claimed = claimed.rows.length;
     if (claimed.rows.length === 0) return report;
 
@@ -390,8 +402,22 @@ export class PushOutbox {
       await db.updateTable("push_targets").set({ last_push_at: finished })
         .where("device_id", "in", sent).execute();
     }
-    if (done.length + sent.length > 0) {
-      await db.deleteFrom("push_outbox").where("device_id", "in", [...done, ...sent]).execute();
+    const cleared = [...done, ...sent];
+    if (cleared.length > 0) {
+      // A message noted while the row was in flight (its created_at moved) needs a wake-up of
+      // its own: the app may have synced before it committed. Such rows stay, due after the
+      // minimum interval; the others are done.
+      const noted = new Map(claimed.rows.map((r) => [r.device_id, r.created_at]));
+      const ids = cleared;
+      const at = cleared.map((d) => noted.get(d)!);
+      await sql`
+        delete from push_outbox o using unnest(${ids}::text[], ${at}::bigint[]) as u(device, at)
+        where o.device_id = u.device and o.created_at = u.at`.execute(db);
+      await sql`
+        update push_outbox o set attempts = 0, last_error = null,
+          due_at = ${finished + this.options.minIntervalMs}
+        from unnest(${ids}::text[], ${at}::bigint[]) as u(device, at)
+        where o.device_id = u.device and o.created_at <> u.at`.execute(db);
     }
     if (gone.length > 0) {
       await db.deleteFrom("push_targets").where("device_id", "in", gone).execute();

@@ -138,6 +138,11 @@ export class PushService {
     await this.#outbox?.settled();
   }
 
+  /** Waits until noted commits are in the outbox and no dispatch round is running (tests). */
+  async idle(): Promise<void> {
+    await this.#outbox?.idle();
+  }
+
   /** Wake-ups waiting in the outbox (cluster-wide). */
   depth(): Promise<number> {
     return this.#outbox?.depth() ?? Promise.resolve(0);

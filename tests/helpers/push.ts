@@ -341,7 +341,7 @@ export class WebPushService {
     if (scripted && scripted.status >= 300) return answer(scripted, { status: 201 });
     this.deliveries.push({
       path,
-      headers: request.headers,
+      headers: new Headers(request.headers),
       payload,
       encrypted: keys !== null,
       bytes: body.length,
@@ -481,7 +481,12 @@ export class ApnsService {
     assert.equal(body.aps?.alert, undefined, "a background push shows nothing");
     const scripted = this.answers.get(token)?.shift();
     if (scripted && scripted.status !== 200) return answer(scripted, { status: 200 });
-    this.deliveries.push({ token, headers: request.headers, body, jwt: { iat, kid: header.kid! } });
+    this.deliveries.push({
+      token,
+      headers: new Headers(request.headers),
+      body,
+      jwt: { iat, kid: header.kid! },
+    });
     return answer(scripted, { status: 200, headers: { "apns-id": crypto.randomUUID() } });
   }
 
@@ -635,3 +640,16 @@ export const FCM_UNREGISTERED: Answer = {
     },
   },
 };
+
+/** Polls `check` until it returns true (or throws after `timeoutMs` with `what`). */
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
