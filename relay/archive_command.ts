@@ -41,9 +41,14 @@ export async function archiveCommand(
           out: out.writable,
           now: options.now ?? Date.now(),
           quiet: options.quiet,
+          // A backup of an S3 install is the database only; the bucket keeps the blobs.
+          includeBlobs: command === "export" || blobs.kind === "fs",
         });
         await Deno.rename(temp, file);
         const rows = Object.values(trailer.counts).reduce((a, b) => a + b, 0);
+        if (command === "backup" && blobs.kind !== "fs") {
+          print(`Blobs stay in ${blobs.location}; this backup holds the database only`);
+        }
         print(
           `Wrote ${file}: ${rows} rows in ${
             Object.keys(trailer.counts).length

@@ -75,6 +75,7 @@ export class BackupSchedule {
         out: out.writable,
         now: clock.now(),
         quiet: true,
+        includeBlobs: this.options.blobs.kind === "fs",
       });
       await Deno.rename(temp, file);
       this.#lastSuccess = Date.now();

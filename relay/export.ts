@@ -70,6 +70,11 @@ export type ExportOptions = {
   out: WritableStream<Uint8Array>;
   now: number;
   quiet?: boolean;
+  /**
+   * Whether blob bytes go into the archive. A backup of an S3 install leaves them out: the
+   * bucket keeps them (protect it with versioning or replication); a move always takes them.
+   */
+  includeBlobs?: boolean;
 };
 
 /**
@@ -130,7 +135,7 @@ export async function exportArchive(options: ExportOptions): Promise<ArchiveTrai
         progress.done();
         counts[table.name] = done;
       }
-      if (counts.blobs !== undefined) {
+      if (counts.blobs !== undefined && options.includeBlobs !== false) {
         blobList = (await sql<{ id: string; size: number; sha256: string }>`
           select id, size, sha256 from blobs where uploaded_at is not null order by id`.execute(tx))
           .rows;
