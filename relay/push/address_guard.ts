@@ -97,13 +97,14 @@ export function isPrivateAddress(ip: string): boolean {
 export type GuardOptions = {
   allowPrivate: boolean;
   resolve?: Resolver;
-  /** How long a host's verdict is reused, in ms. */
-  cacheMs?: number;
 };
 
-/** Checks endpoints; caches each host's verdict briefly. */
+/**
+ * Checks endpoints. Verdicts are not cached: a cached "public" would let a name re-pointed
+ * inward pass. (A name can still change between this check and `fetch`'s own lookup; that
+ * window is milliseconds, and operators who need more put the relay behind an egress proxy.)
+ */
 export class AddressGuard {
-  #cache = new Map<string, { refusal: string | null; at: number }>();
   readonly #resolve: Resolver;
 
   constructor(private readonly options: GuardOptions) {
@@ -119,27 +120,16 @@ export class AddressGuard {
    *
    * @example
    * ```ts
-   * await guard.refusal("https://127.0.0.1/push"); // "…resolves to the private address 127.0.0.1…"
+   * await guard.refusal("https://127.0.0.1/push"); // "its host 127.0.0.1 is a private…"
    * ```
    */
   async refusal(endpoint: string): Promise<string | null> {
     if (this.options.allowPrivate) return null;
-    const url = new URL(endpoint);
-    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
-    const cached = this.#cache.get(host);
-    const now = Date.now();
-    if (cached && now - cached.at < (this.options.cacheMs ?? 60_000)) return cached.refusal;
-    const refusal = await this.#check(host);
-    if (this.#cache.size > 10_000) this.#cache.clear();
-    this.#cache.set(host, { refusal, at: now });
-    return refusal;
-  }
-
-  async #check(host: string): Promise<string | null> {
-    const literal = parseIpv4(host) !== null || host.includes(":");
+    const host = new URL(endpoint).hostname.replace(/^\[|\]$/g, "").toLowerCase();
     if (host === "localhost" || host.endsWith(".localhost")) {
       return `its host ${host} is a loopback name`;
     }
+    const literal = isIpLiteral(host);
     const addresses = literal ? [host] : await this.#resolve(host).catch(() => []);
     if (addresses.length === 0) return `its host ${host} does not resolve`;
     const blocked = addresses.find(isPrivateAddress);
@@ -150,4 +140,8 @@ export class AddressGuard {
     }
     return null;
   }
+}
+
+function isIpLiteral(host: string): boolean {
+  return parseIpv4(host) !== null || host.includes(":");
 }
