@@ -7,30 +7,14 @@
  * until the relay confirms them, so a retry never duplicates a message.
  */
 
-import type { HttpClient } from "./http.ts";
+import type { HttpClient, SendRequest, StoredMessage } from "./http.ts";
 import { type DeviceIdentity, proveNonce } from "./keys.ts";
 
-/** A message as the relay delivers it. */
-export type Message = {
-  group: string;
-  seq: number;
-  from: { account: string; device: string };
-  created_at: number;
-  expires_at: number | null;
-  body: string;
-  blob?: { id: string; size: number };
-  to?: string[];
-};
+/** A message as the relay delivers it (the same shape over HTTP and WebSocket). */
+export type Message = StoredMessage;
 
 /** What to send. */
-export type Outgoing = {
-  body: string;
-  client_id?: string;
-  ttl_s?: number;
-  to?: string[];
-  blob?: string;
-  ephemeral?: boolean;
-};
+export type Outgoing = SendRequest;
 
 /** The relay's answer to a send. */
 export type SentReply = {
