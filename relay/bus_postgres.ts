@@ -51,6 +51,8 @@ export class PostgresBus implements Bus {
   #queue: Promise<void> = Promise.resolve();
   #listens = 0;
   #closed = false;
+  /** Notifications sent in the background by `publish`; `close` waits for them. */
+  #inFlight = new Set<Promise<void>>();
   #wants: (group: string) => boolean;
 
   private constructor(private readonly options: PostgresBusOptions) {
@@ -133,9 +135,10 @@ export class PostgresBus implements Bus {
   publish(event: BusEvent): void {
     this.#emit(event);
     if (event.kind === "messages" || this.#closed) return;
-    this.#notify(this.options.db, { o: this.options.instanceId, k: "e", e: event }).catch((error) =>
-      this.options.log.error("bus publish failed", { error, kind: event.kind })
-    );
+    const sending = this.#notify(this.options.db, { o: this.options.instanceId, k: "e", e: event })
+      .catch((error) => this.options.log.error("bus publish failed", { error, kind: event.kind }))
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
   }
 
   async announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void> {
@@ -178,6 +181,7 @@ export class PostgresBus implements Bus {
 
   async close(): Promise<void> {
     this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
     this.#handlers.clear();
     this.#gapHandlers.clear();
     await this.#listener.end({ timeout: 1 });
