@@ -6,6 +6,7 @@
  */
 
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { parseRate } from "../config.ts";
 import type { Deps } from "../deps.ts";
@@ -65,6 +66,23 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     else log.info("request", fields);
   });
 
+  // Browser apps on any origin may call the API: it authenticates with bearer tokens, never
+  // cookies, so allowing every origin exposes nothing a page could not already send.
+  app.use(
+    "/v1/*",
+    cors({
+      origin: "*",
+      allowMethods: ["GET", "POST", "PUT", "DELETE"],
+      allowHeaders: [
+        "authorization",
+        "content-type",
+        "x-amz-checksum-sha256",
+        "x-amz-content-sha256",
+      ],
+      exposeHeaders: ["retry-after"],
+      maxAge: 600,
+    }),
+  );
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", async (c) => {
     const ok = await options.ready();

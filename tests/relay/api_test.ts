@@ -245,3 +245,37 @@ testBothDatabases(
       assert.equal((await call(t.url, "POST", "/v1/auth/challenge")).status, 429);
     }),
 );
+
+Deno.test({
+  name: "the API answers CORS preflights for any origin, and admin pages do not",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { startTestRelay } = await import("../helpers/relay.ts");
+    const t = await startTestRelay({ db: "pglite" });
+    try {
+      const pre = await fetch(`${t.url}/v1/groups`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type",
+        },
+      });
+      await pre.body?.cancel();
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+      assert.match(pre.headers.get("access-control-allow-headers") ?? "", /authorization/);
+      const info = await fetch(`${t.url}/v1/info`, { headers: { origin: "https://app.example" } });
+      await info.body?.cancel();
+      assert.equal(info.headers.get("access-control-allow-origin"), "*");
+      const admin = await fetch(`${t.url}/admin/login`, {
+        headers: { origin: "https://app.example" },
+      });
+      await admin.body?.cancel();
+      assert.equal(admin.headers.get("access-control-allow-origin"), null);
+    } finally {
+      await t.stop();
+    }
+  },
+});
