@@ -18,13 +18,16 @@ async function seed(db: Db) {
   await sql`insert into accounts (id, created_at) values ('a', ${now})`.execute(db);
   await sql`insert into devices (id, account_id, cert, created_at, last_seen_at) values ('d', 'a', 'c', ${now}, ${now})`
     .execute(db);
-  await sql`insert into groups (id, last_seq, retention_s, created_at) values ('g', ${MESSAGES}, 0, ${now})`.execute(db);
+  await sql`insert into groups (id, last_seq, retention_s, created_at) values ('g', ${MESSAGES}, 0, ${now})`
+    .execute(db);
   await sql`insert into group_members (group_id, account_id, role, added_at) values ('g', 'a', 'owner', ${now})`
     .execute(db);
   for (let from = 1; from <= MESSAGES; from += 10_000) {
     await sql`insert into messages (group_id, seq, sender_account, sender_device, client_id, body, created_at, expires_at)
       select 'g', s, 'a', 'd', 'c' || s, decode(repeat(md5(s::text), 32), 'hex'), ${now}, null
-      from generate_series(${from}::bigint, ${Math.min(MESSAGES, from + 9_999)}::bigint) s`.execute(db);
+      from generate_series(${from}::bigint, ${Math.min(MESSAGES, from + 9_999)}::bigint) s`.execute(
+      db,
+    );
   }
 }
 
@@ -32,7 +35,11 @@ async function measure(label: string, fn: () => Promise<void>): Promise<number> 
   const t = performance.now();
   await fn();
   const s = (performance.now() - t) / 1000;
-  console.log(`${label.padEnd(34)} ${s.toFixed(2)} s  (${Math.round(MESSAGES / s).toLocaleString("en")} messages/s)`);
+  console.log(
+    `${label.padEnd(34)} ${s.toFixed(2)} s  (${
+      Math.round(MESSAGES / s).toLocaleString("en")
+    } messages/s)`,
+  );
   return s;
 }
 
@@ -44,22 +51,37 @@ try {
   await seed(embedded.handle.db);
   await embedded.handle.close();
   const embeddedConfig = loadConfig({ SEALPOST_DATA_DIR: embedded.dataDir });
-  await measure("backup  (PGlite)", () =>
-    archiveCommand("backup", embeddedConfig, `${work}/a.sealpost`, () => {}, { quiet: true }));
+  await measure(
+    "backup  (PGlite)",
+    () => archiveCommand("backup", embeddedConfig, `${work}/a.sealpost`, () => {}, { quiet: true }),
+  );
   const size = (await Deno.stat(`${work}/a.sealpost`)).size;
   console.log(`archive size                       ${(size / 1048576).toFixed(1)} MiB`);
   const fresh = await openTestDatabase("pglite");
   await fresh.handle.close();
-  await measure("restore (PGlite)", () =>
-    archiveCommand("restore", loadConfig({ SEALPOST_DATA_DIR: fresh.dataDir }), `${work}/a.sealpost`, () => {}, {
-      quiet: true,
-    }));
+  await measure(
+    "restore (PGlite)",
+    () =>
+      archiveCommand(
+        "restore",
+        loadConfig({ SEALPOST_DATA_DIR: fresh.dataDir }),
+        `${work}/a.sealpost`,
+        () => {},
+        {
+          quiet: true,
+        },
+      ),
+  );
   const url = await pg.createDatabase();
   const serverConfig = loadConfig({ SEALPOST_DATA_DIR: `${work}/s`, DATABASE_URL: url });
-  await measure("restore (Postgres)", () =>
-    archiveCommand("restore", serverConfig, `${work}/a.sealpost`, () => {}, { quiet: true }));
-  await measure("backup  (Postgres)", () =>
-    archiveCommand("backup", serverConfig, `${work}/b.sealpost`, () => {}, { quiet: true }));
+  await measure(
+    "restore (Postgres)",
+    () => archiveCommand("restore", serverConfig, `${work}/a.sealpost`, () => {}, { quiet: true }),
+  );
+  await measure(
+    "backup  (Postgres)",
+    () => archiveCommand("backup", serverConfig, `${work}/b.sealpost`, () => {}, { quiet: true }),
+  );
 } finally {
   await pg.destroy();
   await Deno.remove(work, { recursive: true }).catch(() => {});

@@ -34,7 +34,9 @@ Deno.test({
       "groups:",
       "  - name: dashboard",
       "    rules:",
-      ...exprs.map((e, i) => `      - record: dashboard:panel_${i}\n        expr: ${JSON.stringify(e)}`),
+      ...exprs.map((e, i) =>
+        `      - record: dashboard:panel_${i}\n        expr: ${JSON.stringify(e)}`
+      ),
     ].join("\n");
     const dir = await Deno.makeTempDir();
     try {
@@ -58,7 +60,9 @@ Deno.test({
     const known = new Set(
       (await metrics.registry.getMetricsAsJSON()).map((m) => m.name),
     );
-    const used = new Set([...(exprs.join(" ") + alerts).matchAll(/sealpost_[a-z_]+/g)].map((m) => m[0]));
+    const used = new Set(
+      [...(exprs.join(" ") + alerts).matchAll(/sealpost_[a-z_]+/g)].map((m) => m[0]),
+    );
     for (const name of used) {
       const base = name.replace(/_(bucket|sum|count)$/, "");
       assert.ok(known.has(name) || known.has(base), `${name} is exported by the relay`);

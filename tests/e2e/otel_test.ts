@@ -35,12 +35,19 @@ Deno.test({
       await session.ready();
       await session.send(group.id, { body: "AAAA" });
       session.close();
-      const wanted = ["sealpost.ws.auth", "sealpost.send", "sealpost.group_commit", "sealpost.fan_out"];
+      const wanted = [
+        "sealpost.ws.auth",
+        "sealpost.send",
+        "sealpost.group_commit",
+        "sealpost.fan_out",
+      ];
       const deadline = Date.now() + 20_000;
       while (!wanted.every((n) => bodies.some((b) => b.includes(n))) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 200));
       }
-      for (const name of wanted) assert.ok(bodies.some((b) => b.includes(name)), `span ${name} exported`);
+      for (const name of wanted) {
+        assert.ok(bodies.some((b) => b.includes(name)), `span ${name} exported`);
+      }
     } finally {
       await relay.terminate();
       await collector.shutdown();

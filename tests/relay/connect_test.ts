@@ -4,125 +4,159 @@ import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 import { RawSocket } from "../helpers/ws.ts";
 import { proveNonce } from "../../client/mod.ts";
 
-testBothDatabases("handleSocket() says hello, authenticates by token or signature, answers ping", async (db) => {
-  const t = await startTestRelay({ db });
-  try {
-    const alice = await newDevice(t.url);
-    const ws = await RawSocket.open(t.wsUrl);
-    assert.equal(ws.hello.version, 1);
-    assert.equal(typeof ws.hello.nonce, "string");
-    assert.equal((ws.hello.limits as Record<string, number>).max_message_bytes, 65536);
-    ws.send({ t: "auth", token: alice.token });
-    assert.deepEqual(await ws.next(), { t: "ready", account: alice.account, device: alice.device });
-    ws.send({ t: "ping" });
-    assert.deepEqual(await ws.next(), { t: "pong" });
-    ws.close();
+testBothDatabases(
+  "handleSocket() says hello, authenticates by token or signature, answers ping",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const ws = await RawSocket.open(t.wsUrl);
+      assert.equal(ws.hello.version, 1);
+      assert.equal(typeof ws.hello.nonce, "string");
+      assert.equal((ws.hello.limits as Record<string, number>).max_message_bytes, 65536);
+      ws.send({ t: "auth", token: alice.token });
+      assert.deepEqual(await ws.next(), {
+        t: "ready",
+        account: alice.account,
+        device: alice.device,
+      });
+      ws.send({ t: "ping" });
+      assert.deepEqual(await ws.next(), { t: "pong" });
+      ws.close();
 
-    const bySig = await RawSocket.open(t.wsUrl);
-    const sig = await proveNonce(alice.identity.device, String(bySig.hello.nonce));
-    bySig.send({ t: "auth", device: alice.device, sig });
-    assert.equal((await bySig.next()).t, "ready");
-    bySig.close();
-  } finally {
-    await t.stop();
-  }
-});
+      const bySig = await RawSocket.open(t.wsUrl);
+      const sig = await proveNonce(alice.identity.device, String(bySig.hello.nonce));
+      bySig.send({ t: "auth", device: alice.device, sig });
+      assert.equal((await bySig.next()).t, "ready");
+      bySig.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
 
-testBothDatabases("handleSocket() closes 4001 for a bad first frame, bad token, unknown device or no auth in time", async (db) => {
-  const t = await startTestRelay({ db, overrides: { authTimeoutMs: 300 } });
-  try {
-    const alice = await newDevice(t.url);
-    const notAuth = await RawSocket.open(t.wsUrl);
-    notAuth.send({ t: "ping" });
-    assert.equal((await notAuth.closed).code, 4001);
+testBothDatabases(
+  "handleSocket() closes 4001 for a bad first frame, bad token, unknown device or no auth in time",
+  async (db) => {
+    const t = await startTestRelay({ db, overrides: { authTimeoutMs: 300 } });
+    try {
+      const alice = await newDevice(t.url);
+      const notAuth = await RawSocket.open(t.wsUrl);
+      notAuth.send({ t: "ping" });
+      assert.equal((await notAuth.closed).code, 4001);
 
-    const garbage = await RawSocket.open(t.wsUrl);
-    garbage.send("{nope");
-    assert.equal((await garbage.closed).code, 4001);
+      const garbage = await RawSocket.open(t.wsUrl);
+      garbage.send("{nope");
+      assert.equal((await garbage.closed).code, 4001);
 
-    const badToken = await RawSocket.open(t.wsUrl);
-    badToken.send({ t: "auth", token: "bogus" });
-    assert.equal((await badToken.closed).code, 4001);
+      const badToken = await RawSocket.open(t.wsUrl);
+      badToken.send({ t: "auth", token: "bogus" });
+      assert.equal((await badToken.closed).code, 4001);
 
-    const badSig = await RawSocket.open(t.wsUrl);
-    const otherNonceSig = await proveNonce(alice.identity.device, "some-other-nonce");
-    badSig.send({ t: "auth", device: alice.device, sig: otherNonceSig });
-    assert.equal((await badSig.closed).code, 4001);
+      const badSig = await RawSocket.open(t.wsUrl);
+      const otherNonceSig = await proveNonce(alice.identity.device, "some-other-nonce");
+      badSig.send({ t: "auth", device: alice.device, sig: otherNonceSig });
+      assert.equal((await badSig.closed).code, 4001);
 
-    const stranger = await (await import("../../client/mod.ts")).createDeviceIdentity();
-    const unknown = await RawSocket.open(t.wsUrl);
-    unknown.send({ t: "auth", device: stranger.device.id, sig: await proveNonce(stranger.device, String(unknown.hello.nonce)) });
-    assert.equal((await unknown.closed).code, 4001);
+      const stranger = await (await import("../../client/mod.ts")).createDeviceIdentity();
+      const unknown = await RawSocket.open(t.wsUrl);
+      unknown.send({
+        t: "auth",
+        device: stranger.device.id,
+        sig: await proveNonce(stranger.device, String(unknown.hello.nonce)),
+      });
+      assert.equal((await unknown.closed).code, 4001);
 
-    const silent = await RawSocket.open(t.wsUrl);
-    assert.equal((await silent.closed).code, 4001);
-  } finally {
-    await t.stop();
-  }
-});
+      const silent = await RawSocket.open(t.wsUrl);
+      assert.equal((await silent.closed).code, 4001);
+    } finally {
+      await t.stop();
+    }
+  },
+);
 
-testBothDatabases("handleSocket() answers bad frames with error frames and stays usable; 1009 for huge frames", async (db) => {
-  const t = await startTestRelay({ db, env: { SEALPOST_MAX_MESSAGE_BYTES: "1KiB", SEALPOST_RATE_SEND: "2/min" }, overrides: { sendBurst: 3 } });
-  try {
-    const alice = await newDevice(t.url);
-    const group = await alice.api.createGroup();
-    const ws = await RawSocket.authed(t.wsUrl, alice.token);
-    ws.send("not json");
-    assert.equal((await ws.next()).code, "invalid_request");
-    ws.send({ t: "launch", ref: 1 });
-    assert.deepEqual(await ws.next(), { t: "error", ref: 1, code: "invalid_request", message: 'Unknown frame type "launch"' });
-    ws.send({ t: "send", ref: "a", group: group.id });
-    const missing = await ws.next();
-    assert.equal(missing.code, "invalid_request");
-    assert.equal(missing.ref, "a");
-    ws.send({ t: "send", ref: "b", group: "A".repeat(22), body: cipher() });
-    assert.deepEqual(await ws.next(), { t: "error", ref: "b", code: "not_found", message: "No such group" });
-    ws.send({ t: "send", ref: "n", group: group.id, body: cipher(), client_id: "a\u0000b" });
-    const nul = await ws.next();
-    assert.equal(nul.code, "invalid_request", "a NUL in client_id never reaches the database");
-    assert.equal(nul.ref, "n");
-    ws.send({ t: "send", ref: "c", group: group.id, body: cipher(1025) });
-    assert.equal((await ws.next()).code, "too_large");
-    ws.send({ t: "send", ref: "d", group: group.id, body: cipher() });
-    const sent = await ws.next();
-    assert.equal(sent.t, "sent");
-    assert.equal(sent.ref, "d");
-    assert.equal(sent.seq, 1);
-    ws.send({ t: "send", ref: "e", group: group.id, body: cipher() });
-    assert.equal((await ws.next()).seq, 2);
-    ws.send({ t: "send", ref: "f", group: group.id, body: cipher() });
-    const limited = await ws.next();
-    assert.equal(limited.code, "rate_limited");
-    assert.ok(Number(limited.retry_after_ms) > 0);
-    ws.send({ t: "ack", group: "B".repeat(22), seq: 1 });
-    assert.equal((await ws.next()).code, "not_found");
-    ws.send({ t: "ping", ref: 7 });
-    assert.deepEqual(await ws.next(), { t: "pong", ref: 7 });
-    ws.send(JSON.stringify({ t: "send", group: group.id, body: "A".repeat(200_000) }));
-    assert.equal((await ws.closed).code, 1009);
-  } finally {
-    await t.stop();
-  }
-});
+testBothDatabases(
+  "handleSocket() answers bad frames with error frames and stays usable; 1009 for huge frames",
+  async (db) => {
+    const t = await startTestRelay({
+      db,
+      env: { SEALPOST_MAX_MESSAGE_BYTES: "1KiB", SEALPOST_RATE_SEND: "2/min" },
+      overrides: { sendBurst: 3 },
+    });
+    try {
+      const alice = await newDevice(t.url);
+      const group = await alice.api.createGroup();
+      const ws = await RawSocket.authed(t.wsUrl, alice.token);
+      ws.send("not json");
+      assert.equal((await ws.next()).code, "invalid_request");
+      ws.send({ t: "launch", ref: 1 });
+      assert.deepEqual(await ws.next(), {
+        t: "error",
+        ref: 1,
+        code: "invalid_request",
+        message: 'Unknown frame type "launch"',
+      });
+      ws.send({ t: "send", ref: "a", group: group.id });
+      const missing = await ws.next();
+      assert.equal(missing.code, "invalid_request");
+      assert.equal(missing.ref, "a");
+      ws.send({ t: "send", ref: "b", group: "A".repeat(22), body: cipher() });
+      assert.deepEqual(await ws.next(), {
+        t: "error",
+        ref: "b",
+        code: "not_found",
+        message: "No such group",
+      });
+      ws.send({ t: "send", ref: "n", group: group.id, body: cipher(), client_id: "a\u0000b" });
+      const nul = await ws.next();
+      assert.equal(nul.code, "invalid_request", "a NUL in client_id never reaches the database");
+      assert.equal(nul.ref, "n");
+      ws.send({ t: "send", ref: "c", group: group.id, body: cipher(1025) });
+      assert.equal((await ws.next()).code, "too_large");
+      ws.send({ t: "send", ref: "d", group: group.id, body: cipher() });
+      const sent = await ws.next();
+      assert.equal(sent.t, "sent");
+      assert.equal(sent.ref, "d");
+      assert.equal(sent.seq, 1);
+      ws.send({ t: "send", ref: "e", group: group.id, body: cipher() });
+      assert.equal((await ws.next()).seq, 2);
+      ws.send({ t: "send", ref: "f", group: group.id, body: cipher() });
+      const limited = await ws.next();
+      assert.equal(limited.code, "rate_limited");
+      assert.ok(Number(limited.retry_after_ms) > 0);
+      ws.send({ t: "ack", group: "B".repeat(22), seq: 1 });
+      assert.equal((await ws.next()).code, "not_found");
+      ws.send({ t: "ping", ref: 7 });
+      assert.deepEqual(await ws.next(), { t: "pong", ref: 7 });
+      ws.send(JSON.stringify({ t: "send", group: group.id, body: "A".repeat(200_000) }));
+      assert.equal((await ws.closed).code, 1009);
+    } finally {
+      await t.stop();
+    }
+  },
+);
 
-testBothDatabases("a device holds at most 5 connections; revocation closes its sockets with 4003", async (db) => {
-  const t = await startTestRelay({ db });
-  try {
-    const [phone, laptop] = await newAccount(t.url, 2);
-    const sockets = [];
-    for (let i = 0; i < 5; i++) sockets.push(await RawSocket.authed(t.wsUrl, laptop.token));
-    const sixth = await RawSocket.open(t.wsUrl);
-    sixth.send({ t: "auth", token: laptop.token });
-    assert.equal((await sixth.closed).code, 4008);
-    await phone.api.revokeDevice(laptop.device);
-    for (const ws of sockets) assert.equal((await ws.closed).code, 4003);
-    const again = await RawSocket.open(t.wsUrl);
-    again.send({ t: "auth", token: laptop.token });
-    assert.equal((await again.closed).code, 4003);
-  } finally {
-    await t.stop();
-  }
-});
+testBothDatabases(
+  "a device holds at most 5 connections; revocation closes its sockets with 4003",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const [phone, laptop] = await newAccount(t.url, 2);
+      const sockets = [];
+      for (let i = 0; i < 5; i++) sockets.push(await RawSocket.authed(t.wsUrl, laptop.token));
+      const sixth = await RawSocket.open(t.wsUrl);
+      sixth.send({ t: "auth", token: laptop.token });
+      assert.equal((await sixth.closed).code, 4008);
+      await phone.api.revokeDevice(laptop.device);
+      for (const ws of sockets) assert.equal((await ws.closed).code, 4003);
+      const again = await RawSocket.open(t.wsUrl);
+      again.send({ t: "auth", token: laptop.token });
+      assert.equal((await again.closed).code, 4003);
+    } finally {
+      await t.stop();
+    }
+  },
+);
 
 testBothDatabases("presence lists online devices and announces comings and goings", async (db) => {
   const t = await startTestRelay({ db });
@@ -134,41 +168,67 @@ testBothDatabases("presence lists online devices and announces comings and going
     a.send({ t: "sub", groups: [group.id], presence: true });
     await a.next((f) => f.t === "synced");
     a.send({ t: "presence", group: group.id });
-    assert.deepEqual(await a.next((f) => f.t === "presence"), { t: "presence", group: group.id, online: [alice.device] });
+    assert.deepEqual(await a.next((f) => f.t === "presence"), {
+      t: "presence",
+      group: group.id,
+      online: [alice.device],
+    });
     const b = await RawSocket.authed(t.wsUrl, bob.token);
-    assert.deepEqual(await a.next((f) => f.t === "presence"), { t: "presence", group: group.id, device: bob.device, online: true });
+    assert.deepEqual(await a.next((f) => f.t === "presence"), {
+      t: "presence",
+      group: group.id,
+      device: bob.device,
+      online: true,
+    });
     b.close();
-    assert.deepEqual(await a.next((f) => f.t === "presence"), { t: "presence", group: group.id, device: bob.device, online: false });
+    assert.deepEqual(await a.next((f) => f.t === "presence"), {
+      t: "presence",
+      group: group.id,
+      device: bob.device,
+      online: false,
+    });
     a.close();
   } finally {
     await t.stop();
   }
 });
 
-testBothDatabases("membership changes are announced and sub null follows groups joined later", async (db) => {
-  const t = await startTestRelay({ db });
-  try {
-    const alice = await newDevice(t.url);
-    const bob = await newDevice(t.url);
-    const b = await RawSocket.authed(t.wsUrl, bob.token);
-    b.send({ t: "sub", groups: null });
-    const group = await alice.api.createGroup();
-    await alice.api.send(group.id, { body: cipher() });
-    await alice.api.putMember(group.id, bob.account);
-    assert.deepEqual(await b.next((f) => f.t === "group"), { t: "group", group: group.id, event: "member_added", account: bob.account });
-    const replayed = await b.next((f) => f.t === "msg");
-    assert.equal(replayed.seq, 1);
-    assert.deepEqual(await b.next((f) => f.t === "synced"), { t: "synced", group: group.id, seq: 1 });
-    await alice.api.send(group.id, { body: cipher() });
-    assert.equal((await b.next((f) => f.t === "msg")).seq, 2);
-    await alice.api.putMember(group.id, bob.account, "admin");
-    assert.equal((await b.next((f) => f.t === "group")).event, "role_changed");
-    await alice.api.removeMember(group.id, bob.account);
-    assert.equal((await b.next((f) => f.t === "group")).event, "member_removed");
-    await alice.api.send(group.id, { body: cipher() });
-    assert.ok(await b.none((f) => f.t === "msg"), "a removed member receives nothing more");
-    b.close();
-  } finally {
-    await t.stop();
-  }
-});
+testBothDatabases(
+  "membership changes are announced and sub null follows groups joined later",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const b = await RawSocket.authed(t.wsUrl, bob.token);
+      b.send({ t: "sub", groups: null });
+      const group = await alice.api.createGroup();
+      await alice.api.send(group.id, { body: cipher() });
+      await alice.api.putMember(group.id, bob.account);
+      assert.deepEqual(await b.next((f) => f.t === "group"), {
+        t: "group",
+        group: group.id,
+        event: "member_added",
+        account: bob.account,
+      });
+      const replayed = await b.next((f) => f.t === "msg");
+      assert.equal(replayed.seq, 1);
+      assert.deepEqual(await b.next((f) => f.t === "synced"), {
+        t: "synced",
+        group: group.id,
+        seq: 1,
+      });
+      await alice.api.send(group.id, { body: cipher() });
+      assert.equal((await b.next((f) => f.t === "msg")).seq, 2);
+      await alice.api.putMember(group.id, bob.account, "admin");
+      assert.equal((await b.next((f) => f.t === "group")).event, "role_changed");
+      await alice.api.removeMember(group.id, bob.account);
+      assert.equal((await b.next((f) => f.t === "group")).event, "member_removed");
+      await alice.api.send(group.id, { body: cipher() });
+      assert.ok(await b.none((f) => f.t === "msg"), "a removed member receives nothing more");
+      b.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
