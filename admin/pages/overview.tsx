@@ -5,6 +5,7 @@
 
 import type { Hono } from "hono";
 import { lastSweep, storageUse, storedCounts } from "../../relay/admin_queries.ts";
+import { pushOverview } from "../../relay/push/stats.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout } from "../components/layout.tsx";
 import { type OverviewData, OverviewStats } from "../partials/overview_stats.tsx";
@@ -13,12 +14,13 @@ import type { AdminDeps, AdminEnv } from "../types.ts";
 
 /** Gathers the overview's numbers through the relay's services. */
 export async function overviewData(deps: AdminDeps): Promise<OverviewData> {
-  const [instances, counts, storage, sweep, history] = await Promise.all([
+  const [instances, counts, storage, sweep, history, push] = await Promise.all([
     deps.instances.list(),
     storedCounts(deps),
     storageUse(deps, deps.blobUsage),
     lastSweep(deps),
     deps.history.lastHour(),
+    pushOverview(deps),
   ]);
   return {
     now: deps.clock.now(),
@@ -30,6 +32,7 @@ export async function overviewData(deps: AdminDeps): Promise<OverviewData> {
     storage,
     lastSweep: sweep,
     history,
+    push,
   };
 }
 

@@ -8,7 +8,9 @@
 import type { AdminDeviceStatus, AuditEntry, StorageUse } from "../../relay/admin_queries.ts";
 import type { InstanceInfo } from "../../relay/instance_directory.ts";
 import type { MinuteCounts } from "../../relay/metrics_history.ts";
+import type { PushOverview } from "../../relay/push/stats.ts";
 import { RateChart } from "../components/chart.tsx";
+import { PushStats } from "../components/push_stats.tsx";
 import {
   formatAgo,
   formatBytes,
@@ -29,6 +31,7 @@ export type OverviewData = {
   storage: StorageUse;
   lastSweep: AuditEntry | null;
   history: MinuteCounts[];
+  push: PushOverview;
 };
 
 const MINUTE = 60_000;
@@ -98,6 +101,7 @@ export function OverviewStats(props: { data: OverviewData }) {
           label="Sweeper last run"
           value={d.lastSweep ? formatAgo(d.lastSweep.at, d.now) : "not yet"}
         />
+        <Stat name="push_queue" label="Push wake-ups queued" value={d.push.queued} />
       </dl>
       {d.lastSweep && (
         <p class="hint">
@@ -114,6 +118,8 @@ export function OverviewStats(props: { data: OverviewData }) {
           { label: "Deliveries", className: "deliveries", values: deliveries },
         ]}
       />
+
+      <PushStats push={d.push} />
 
       <h2>Instances</h2>
       <Table caption={`${d.instances.length} running`}>

@@ -51,12 +51,28 @@ export async function hkdf(
   return new Uint8Array(bits);
 }
 
-/** Imports an uncompressed P-256 public key (65 bytes) for ECDH; throws when it is not one. */
-export function importP256(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+/**
+ * Imports an uncompressed P-256 public key (65 bytes) for ECDH; rejects when it is not one,
+ * including a point that is not on the curve (Deno's raw import does not check that; the JWK
+ * export does).
+ */
+export async function importP256(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
   if (raw.length !== 65 || raw[0] !== 4) {
     throw new Error("expected an uncompressed P-256 public key (65 bytes starting with 0x04)");
   }
-  return crypto.subtle.importKey("raw", raw, { name: "ECDH", namedCurve: "P-256" }, true, []);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    raw,
+    { name: "ECDH", namedCurve: "P-256" },
+    true,
+    [],
+  );
+  try {
+    await crypto.subtle.exportKey("jwk", key);
+  } catch {
+    throw new Error("expected a point on the P-256 curve");
+  }
+  return key;
 }
 
 /**
