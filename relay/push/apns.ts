@@ -5,7 +5,8 @@
  * key; Apple wants the token refreshed no more often than every 20 minutes and no less often
  * than every 60, so it is reused for {@link TOKEN_REFRESH_MS} (and renewed early when APNs calls
  * it expired). Wake-ups are background pushes: `apns-push-type: background`, `apns-priority: 5`
- * and `{"aps":{"content-available":1}}` — nothing shown to the user, the app gets time to sync.
+ * and `{"aps":{"content-available":1},"sealpost":"wake"}` — nothing shown to the user, the app
+ * gets time to sync. Apple can read the payload, so it never carries the group id.
  * A target says whether its token is a sandbox (development build) or production one.
  *
  * APNs speaks only HTTP/2; Deno's `fetch` negotiates it over TLS (ALPN), and the sender's own
@@ -76,7 +77,7 @@ export class ApnsSender implements PushSender {
     return jwt;
   }
 
-  async send(target: PushTarget, wake: WakeUp): Promise<PushOutcome> {
+  async send(target: PushTarget, _wake: WakeUp): Promise<PushOutcome> {
     if (target.kind !== "apns") return { result: "failed", detail: "not an APNs target" };
     const base = target.sandbox
       ? this.options.sandboxUrl ?? APNS_SANDBOX_URL
@@ -95,7 +96,8 @@ export class ApnsSender implements PushSender {
           "apns-expiration": String(Math.floor(now / 1000) + WAKE_TTL_S),
           "content-type": "application/json",
         },
-        body: JSON.stringify({ aps: { "content-available": 1 }, ...wakePayload(wake) }),
+        // Apple can read this payload: it gets the bare wake-up, never the group id.
+        body: JSON.stringify({ aps: { "content-available": 1 }, ...wakePayload({}) }),
         redirect: "manual",
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
         client: this.#client,

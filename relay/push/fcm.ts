@@ -6,7 +6,7 @@
  * (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`) for an access token, cached until
  * five minutes before it expires (one exchange at a time). Wake-ups are data-only messages —
  * no `notification`, so nothing is shown — at high Android priority, with the APNs background
- * headers for FCM's iOS delivery.
+ * headers for FCM's iOS delivery. Google can read the data, so it never carries the group id.
  */
 
 import { importPKCS8, SignJWT } from "jose";
@@ -137,7 +137,7 @@ export class FcmSender implements PushSender {
     return body.access_token;
   }
 
-  async send(target: PushTarget, wake: WakeUp): Promise<PushOutcome> {
+  async send(target: PushTarget, _wake: WakeUp): Promise<PushOutcome> {
     if (target.kind !== "fcm") return { result: "failed", detail: "not an FCM target" };
     let token: string;
     try {
@@ -154,7 +154,8 @@ export class FcmSender implements PushSender {
     }/messages:send`;
     const message = {
       token: target.token,
-      data: wakePayload(wake),
+      // Google can read this payload: it gets the bare wake-up, never the group id.
+      data: wakePayload({}),
       android: { priority: "high", ttl: `${WAKE_TTL_S}s` },
       apns: {
         headers: { "apns-push-type": "background", "apns-priority": "5" },

@@ -24,7 +24,9 @@ export type PushTarget =
 
 /**
  * What a wake-up says: nothing about content. At most the group that has new messages (absent
- * when several groups do, or for the lifecycle wake-up of an idle device).
+ * when several groups do, or for the lifecycle wake-up of an idle device). Senders pass the
+ * group on only inside an end-to-end-encrypted payload (Web Push, UnifiedPush with keys); Apple,
+ * Google and keyless distributors get the bare wake-up.
  */
 export type WakeUp = { group?: string };
 

@@ -85,8 +85,7 @@ testBothDatabases(
       assert.deepEqual(toBob.body, {
         aps: { "content-available": 1 },
         sealpost: "wake",
-        group: group.id,
-      });
+      }, "Apple is not told which group");
       const firstIat = toBob.jwt.iat;
       await t.relay.push.idle(); // the round is over before time moves
 

@@ -46,7 +46,7 @@ testBothDatabases(
       assert.deepEqual(fcm.rejected, []);
       assert.equal(fcm.exchanges.length, 1, "one token exchange serves both sends");
       const toBob = fcm.deliveries.find((d) => d.token.startsWith("bob"))!;
-      assert.deepEqual(toBob.message.data, { sealpost: "wake", group: group.id });
+      assert.deepEqual(toBob.message.data, { sealpost: "wake" }, "Google is not told the group");
       assert.deepEqual(toBob.message.android, { priority: "high", ttl: "86400s" });
       assert.equal(
         (toBob.message.apns as { headers: Record<string, string> }).headers["apns-push-type"],
