@@ -44,7 +44,9 @@ async function readSecret(file: string | undefined, value: string | undefined, e
     return await Deno.readTextFile(file!);
   } catch (error) {
     throw new ConfigError(
-      `Cannot read ${env}: ${(error as Error).message.split("\n")[0]}, got '${file}'`,
+      `Cannot read ${env}: ${
+        (error as Error).message.split("\n")[0].replace(/: \w+ '.*'$/, "")
+      }, got '${file}'`,
     );
   }
 }

@@ -57,7 +57,7 @@ export type OutboxOptions = {
   isLeader(): boolean;
   /** How often the leader looks for due rows; default 1 s. */
   pollMs?: number;
-  /** How long enqueue waits to collect commits; default 20 ms. */
+  /** How long enqueue waits to collect commits (one query per window); default 100 ms. */
   gatherMs?: number;
 };
 
@@ -141,7 +141,7 @@ export class PushOutbox {
         this.#enqueueing = this.#enqueueing.then(() => this.#enqueue()).catch((error) =>
           this.options.log.warn("push enqueue failed", { error })
         );
-      }, this.options.gatherMs ?? 20);
+      }, this.options.gatherMs ?? 100);
     }
   }
 
