@@ -442,13 +442,23 @@ export class PushOutbox {
     return report;
   }
 
-  /** Stops the loop and waits for the round and the enqueue in progress. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the loop, writes what was noted, and gives the round in progress a moment to finish.
+   * A round cut short by the exit leaves its rows claimed; they are sent again once the lease
+   * runs out (by this instance after a restart, or the next leader).
+   */
+  async stop(graceMs = 2_000): Promise<void> {
     this.#stopped = true;
     if (this.#pollTimer !== undefined) clearInterval(this.#pollTimer);
     this.#pollTimer = undefined;
     await this.settled();
-    await this.#dispatching?.catch(() => {});
+    if (!this.#dispatching) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#dispatching.catch(() => {}),
+      new Promise((resolve) => timer = setTimeout(resolve, graceMs)),
+    ]);
+    clearTimeout(timer);
   }
 }
 

@@ -148,7 +148,7 @@ export class PushService {
     return this.#outbox?.depth() ?? Promise.resolve(0);
   }
 
-  /** Stops the loop, finishes what is in flight and closes the HTTP clients. */
+  /** Stops the loop, lets the round in flight finish (briefly) and closes the HTTP clients. */
   async stop(): Promise<void> {
     await this.#outbox?.stop();
     this.#opened?.close();
