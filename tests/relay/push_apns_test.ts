@@ -15,7 +15,8 @@ import { ApnsSender } from "../../relay/push/apns.ts";
 import { openPushSenders } from "../../relay/push/open.ts";
 import { cipher, newDevice } from "../helpers/accounts.ts";
 import { assertRejects } from "../helpers/http.ts";
-import { apnsKey, ApnsService, testCertificates, waitUntil } from "../helpers/push.ts";
+import { testCertificates, waitUntil } from "../helpers/push.ts";
+import { apnsKey, ApnsService } from "../helpers/push_services.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 
 const hexToken = () =>

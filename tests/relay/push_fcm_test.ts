@@ -13,7 +13,8 @@ import type { Db } from "../../relay/database.ts";
 import { AddressGuard } from "../../relay/push/address_guard.ts";
 import { openPushSenders } from "../../relay/push/open.ts";
 import { cipher, newDevice } from "../helpers/accounts.ts";
-import { FCM_UNREGISTERED, FcmService, testCertificates, waitUntil } from "../helpers/push.ts";
+import { testCertificates, waitUntil } from "../helpers/push.ts";
+import { FCM_UNREGISTERED, FcmService } from "../helpers/push_services.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 
 testBothDatabases(
