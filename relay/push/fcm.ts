@@ -156,7 +156,7 @@ export class FcmSender implements PushSender {
       token: target.token,
       // Google can read this payload: it gets the bare wake-up, never the group id.
       data: wakePayload({}),
-      android: { priority: "high", ttl: `${WAKE_TTL_S}s` },
+      android: { priority: "high", ttl: `${WAKE_TTL_S}s`, collapse_key: "sealpost-wake" },
       apns: {
         headers: { "apns-push-type": "background", "apns-priority": "5" },
         payload: { aps: { "content-available": 1 } },

@@ -22,6 +22,9 @@ import {
 } from "./mod.ts";
 import type { VapidSigner } from "./vapid.ts";
 
+/** The RFC 8030 `Topic` of every wake-up (FCM's `collapse_key` too). */
+export const WAKE_TOPIC = "sealpost-wake";
+
 /** Every encrypted wake-up is padded to this many bytes, so its length says nothing. */
 export const PADDED_PAYLOAD_BYTES = 64;
 
@@ -49,6 +52,8 @@ export async function postPushMessage(
   const headers: Record<string, string> = {
     ttl: String(WAKE_TTL_S),
     urgency: "normal",
+    // RFC 8030 section 5.4: an undelivered wake-up is replaced by the next, not queued behind it.
+    topic: WAKE_TOPIC,
     authorization: await options.vapid.authorization(endpoint),
   };
   let body: Uint8Array<ArrayBuffer>;

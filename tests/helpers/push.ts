@@ -320,6 +320,8 @@ export class WebPushService {
       ["very-low", "low", "normal", "high"].includes(request.headers.get("urgency") ?? ""),
       "Urgency header (RFC 8030 section 5.3)",
     );
+    const topic = request.headers.get("topic");
+    assert.ok(topic === null || /^[A-Za-z0-9_-]{1,32}$/.test(topic), "Topic (RFC 8030 5.4)");
     const vapid = await this.#checkVapid(request);
     const body = new Uint8Array(await request.arrayBuffer());
     const keys = this.#keys.get(path);

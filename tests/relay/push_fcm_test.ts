@@ -48,7 +48,11 @@ testBothDatabases(
       assert.equal(fcm.exchanges.length, 1, "one token exchange serves both sends");
       const toBob = fcm.deliveries.find((d) => d.token.startsWith("bob"))!;
       assert.deepEqual(toBob.message.data, { sealpost: "wake" }, "Google is not told the group");
-      assert.deepEqual(toBob.message.android, { priority: "high", ttl: "86400s" });
+      assert.deepEqual(toBob.message.android, {
+        priority: "high",
+        ttl: "86400s",
+        collapse_key: "sealpost-wake",
+      });
       assert.equal(
         (toBob.message.apns as { headers: Record<string, string> }).headers["apns-push-type"],
         "background",

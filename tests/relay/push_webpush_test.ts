@@ -119,6 +119,7 @@ testBothDatabases(
       assert.equal(delivery.vapid.aud, service.origin);
       assert.equal(delivery.headers.get("ttl"), "86400");
       assert.equal(delivery.headers.get("urgency"), "normal");
+      assert.equal(delivery.headers.get("topic"), "sealpost-wake", "a newer wake-up replaces it");
       // salt 16 + rs 4 + idlen 1 + key 65 + padded record + tag 16: every wake-up looks alike.
       assert.equal(delivery.bytes, 86 + PADDED_PAYLOAD_BYTES + 16);
       assert.equal(service.to(aliceSub.endpoint).length, 0, "the sender is not woken");
