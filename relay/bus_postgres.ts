@@ -17,7 +17,7 @@ import postgres from "postgres";
 import type { Bus, BusEvent, SeqRange } from "./bus.ts";
 import type { Db } from "./database.ts";
 import type { Logger } from "./log.ts";
-import { readRanges } from "./messages.ts";
+import { readRanges, type StoredMessage } from "./messages.ts";
 import type { Database } from "./schema.ts";
 
 /** The notification channel. */
@@ -29,6 +29,9 @@ type Wire =
   | { o: string; k: "m"; r: [string, number, number][] }
   | { o: string; k: "e"; e: BusEvent }
   | { o: string; k: "s"; id: number };
+
+/** A received notification waiting its turn, or the marker of a listener reconnect. */
+type QueueItem = { wire: Wire } | { gap: true };
 
 /** Options of the Postgres bus. */
 export type PostgresBusOptions = {
@@ -48,7 +51,8 @@ export class PostgresBus implements Bus {
   #handlers = new Set<(event: BusEvent) => void>();
   #gapHandlers = new Set<() => void>();
   #listener: postgres.Sql;
-  #queue: Promise<void> = Promise.resolve();
+  #pending: QueueItem[] = [];
+  #draining = false;
   #listens = 0;
   #closed = false;
   /** Notifications sent in the background by `publish`; `close` waits for them. */
@@ -85,40 +89,95 @@ export class PostgresBus implements Bus {
     this.#listens++;
     if (this.#listens === 1) return;
     this.options.log.warn("bus listener reconnected; reading back what may have been missed");
-    // Handle after everything already queued, so the read-back comes last.
-    this.#queue = this.#queue.then(() => {
-      for (const handler of this.#gapHandlers) handler();
-    });
+    // Handled after everything already queued, so the read-back comes last.
+    this.#enqueue({ gap: true });
   }
 
   #receive(payload: string): void {
-    this.#queue = this.#queue.then(() => this.#handle(payload)).catch((error) => {
-      this.options.log.error("bus notification failed; reading back", { error });
-      for (const handler of this.#gapHandlers) handler();
-    });
-  }
-
-  async #handle(payload: string): Promise<void> {
-    let wire = JSON.parse(payload) as Wire;
-    if (wire.o === this.options.instanceId) return;
-    if (wire.k === "s") {
-      const row = await sql<{ payload: string }>`
-        select payload from bus_spill where id = ${wire.id}`.execute(this.options.db);
-      if (!row.rows[0]) return;
-      wire = JSON.parse(row.rows[0].payload) as Wire;
-    }
-    if (wire.k === "e") {
-      this.#emit(wire.e);
+    let wire: Wire;
+    try {
+      wire = JSON.parse(payload) as Wire;
+    } catch {
       return;
     }
-    if (wire.k !== "m") return;
-    const ranges = wire.r.map(([group, from, to]) => ({ group, from, to }));
-    const wanted = ranges.filter((r) => this.#wants(r.group));
+    if (wire.o === this.options.instanceId) return;
+    this.#enqueue({ wire });
+  }
+
+  #enqueue(item: QueueItem): void {
+    this.#pending.push(item);
+    if (!this.#draining) this.#drain();
+  }
+
+  /**
+   * Handles queued notifications in order. Runs of consecutive range notifications are merged
+   * and read with one query, so a busy cluster costs one read per instance per moment, not one
+   * per commit elsewhere.
+   */
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#pending.length > 0) {
+        const item = this.#pending.shift()!;
+        try {
+          if ("gap" in item) {
+            for (const handler of this.#gapHandlers) handler();
+            continue;
+          }
+          let wire = item.wire;
+          if (wire.k === "s") {
+            const row = await sql<{ payload: string }>`
+              select payload from bus_spill where id = ${wire.id}`.execute(this.options.db);
+            if (!row.rows[0]) continue;
+            wire = JSON.parse(row.rows[0].payload) as Wire;
+          }
+          if (wire.k === "e") {
+            this.#emit(wire.e);
+            continue;
+          }
+          if (wire.k !== "m") continue;
+          const ranges = wire.r.map(([group, from, to]) => ({ group, from, to }));
+          while (
+            this.#pending[0] && "wire" in this.#pending[0] && this.#pending[0].wire.k === "m"
+          ) {
+            const next = this.#pending.shift() as { wire: Extract<Wire, { k: "m" }> };
+            for (const [group, from, to] of next.wire.r) ranges.push({ group, from, to });
+          }
+          await this.#deliverRanges(ranges);
+        } catch (error) {
+          this.options.log.error("bus notification failed; reading back", { error });
+          for (const handler of this.#gapHandlers) handler();
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** Reads the messages of `ranges` (merged per group) once and emits them per group. */
+  async #deliverRanges(ranges: SeqRange[]): Promise<void> {
+    const merged = new Map<string, SeqRange>();
+    for (const r of ranges) {
+      const m = merged.get(r.group);
+      if (!m) merged.set(r.group, { ...r });
+      else {
+        m.from = Math.min(m.from, r.from);
+        m.to = Math.max(m.to, r.to);
+      }
+    }
+    const wanted = [...merged.values()].filter((r) => this.#wants(r.group));
     const messages = await readRanges(this.options.db, wanted);
-    for (const range of ranges) {
-      const list = messages.filter((m) => m.group === range.group);
-      if (list[0]) this.options.onLag?.(Date.now() - list[0].created_at);
-      this.#emit({ kind: "messages", group: range.group, messages: list });
+    const byGroup = new Map<string, StoredMessage[]>();
+    for (const message of messages) {
+      const list = byGroup.get(message.group);
+      if (list) list.push(message);
+      else byGroup.set(message.group, [message]);
+    }
+    const now = Date.now();
+    for (const group of merged.keys()) {
+      const list = byGroup.get(group) ?? [];
+      if (list[0]) this.options.onLag?.(now - list[list.length - 1].created_at);
+      this.#emit({ kind: "messages", group, messages: list });
     }
   }
 

@@ -198,9 +198,12 @@ export class GroupCommit {
       perGroup.clear();
       const groupIds = [...new Set(batch.map((s) => s.group))].sort();
       const accounts = [...new Set(batch.map((s) => s.account))];
+      // NO KEY UPDATE: it orders this group's writers but lets foreign-key checks (cursor and
+      // membership inserts elsewhere take KEY SHARE on the group row) through, so they can never
+      // deadlock with a commit.
       const locked = await sql<{ id: string; last_seq: number; retention_s: number }>`
         select id, last_seq, retention_s from groups
-        where id = any(${groupIds}::text[]) order by id for update`.execute(tx);
+        where id = any(${groupIds}::text[]) order by id for no key update`.execute(tx);
       const groups = new Map(locked.rows.map((g) => [g.id, { ...g }]));
       const members = await sql<{ group_id: string; account_id: string }>`
         select group_id, account_id from group_members

@@ -27,6 +27,8 @@ export interface SubscriptionSink {
 
 /** Largest number of live messages buffered during a replay before relying on a re-read. */
 const MAX_BUFFER = 10_000;
+/** How long a live gap may wait for the missing messages to arrive before reading them. */
+const GAP_GRACE_MS = 50;
 /** Messages read per page during replay. */
 const PAGE = 500;
 
@@ -38,6 +40,7 @@ export class Subscription {
   #synced = false;
   #live = false;
   #closed = false;
+  #gapTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly group: string,
@@ -59,11 +62,13 @@ export class Subscription {
   close(): void {
     this.#closed = true;
     this.#buffer = [];
+    this.#stopGapWait();
   }
 
   /** Reads back from the database in case live events were missed (bus reconnect). */
   kick(): void {
     if (this.#closed) return;
+    this.#stopGapWait();
     this.#live = false;
     this.#catchUp();
   }
@@ -78,20 +83,39 @@ export class Subscription {
     if (this.#closed) return;
     if (!this.#live) {
       this.#bufferAll(messages);
+      if (this.#gapTimer !== undefined) this.#tryFillGap();
       return;
     }
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i];
       if (message.seq <= this.last) continue;
       if (message.seq !== this.last + 1) {
+        // With several instances, a commit made here is often announced before an earlier one
+        // made elsewhere arrives over the bus: wait a moment for it before reading the database.
         this.#live = false;
         this.#bufferAll(messages.slice(i));
-        this.#catchUp();
+        this.#gapTimer = setTimeout(() => {
+          this.#gapTimer = undefined;
+          this.#catchUp();
+        }, GAP_GRACE_MS);
         return;
       }
       this.last = message.seq;
       if (visibleTo(message, this.sink.device) && !this.sink.deliver(message)) return;
     }
+  }
+
+  /** During a gap wait: delivers what became contiguous; back to live once nothing is missing. */
+  #tryFillGap(): void {
+    if (this.#overflowed) return;
+    if (this.#drainBuffer()) return;
+    this.#stopGapWait();
+    this.#live = true;
+  }
+
+  #stopGapWait(): void {
+    if (this.#gapTimer !== undefined) clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
   }
 
   #bufferAll(messages: StoredMessage[]): void {

@@ -322,7 +322,7 @@ export async function lockLiveBlobs(
   const live = await sql<{ id: string; group_id: string | null }>`
     select id, group_id from blobs
     where id = any(${ids}::text[]) and (expires_at is null or expires_at > ${now})
-    order by id for update`.execute(tx);
+    order by id for no key update`.execute(tx);
   return new Map(live.rows.map((b) => [b.id, b.group_id]));
 }
 
