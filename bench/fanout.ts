@@ -84,6 +84,7 @@ export async function measureRate(
   drainS = 10,
 ): Promise<RateResult> {
   await sleep(1000);
+  if (target.relay) await settle(target.relay);
   const loadavg = loadAverage()[0];
   const before = target.relay ? await target.relay.metrics() : null;
   const reconnectsBefore = fleet.sessions?.reconnects() ?? 0;
@@ -102,4 +103,16 @@ export async function measureRate(
     relay_metrics: before && after ? metricsDelta(before, after) : null,
     reconnects: (fleet.sessions?.reconnects() ?? 0) - reconnectsBefore,
   };
+}
+
+/** Waits (up to 60 s) until the relay has committed nothing new for a second: no backlog. */
+async function settle(relay: RelayProcess): Promise<void> {
+  const accepted = async () => (await relay.metrics()).get("sealpost_messages_accepted_total") ?? 0;
+  let last = await accepted();
+  for (let i = 0; i < 60; i++) {
+    await sleep(1000);
+    const now = await accepted();
+    if (now === last) return;
+    last = now;
+  }
 }

@@ -44,6 +44,8 @@ export type LoadResult = {
   /** Largest delay between a message's scheduled and actual send (generator falling behind). */
   generator_max_lag_ms: number;
   acked: number;
+  /** Sends neither acknowledged nor refused by the end of the drain time. */
+  unacked: number;
   /** Acknowledged messages per second, from the first send to the last ack. */
   acked_rate: number | null;
   errors: Record<string, number>;
@@ -78,6 +80,8 @@ export class LoadRun {
   #lastDeliveryAt = 0;
   #startAt = 0;
   #maxLag = 0;
+  /** Set when the result is taken: later acks, errors and deliveries are not counted. */
+  #frozen = false;
 
   /**
    * @param base first message id of this run (ids of other runs are ignored as stale)
@@ -98,6 +102,7 @@ export class LoadRun {
 
   /** Call for every message body a recipient receives. */
   onReceive(body: string): void {
+    if (this.#frozen) return;
     const index = bodyId(body) - this.base;
     if (!(index >= 0 && index < this.#sent)) {
       this.#stale++;
@@ -169,6 +174,7 @@ export class LoadRun {
     if (!acked) return;
     this.#expectAcks = true;
     acked.then(() => {
+      if (this.#frozen) return;
       const now = performance.now();
       this.#ack.add(now - t);
       this.#acked++;
@@ -177,11 +183,13 @@ export class LoadRun {
   }
 
   #noteError(error: unknown): void {
+    if (this.#frozen) return;
     const code = (error as { code?: string })?.code ?? (error as Error)?.message ?? "unknown";
     this.#errors[code] = (this.#errors[code] ?? 0) + 1;
   }
 
   #result(sendEnd: number): LoadResult {
+    this.#frozen = true;
     const window = (sendEnd - this.#startAt) / 1000;
     let lost = 0;
     let missing = 0;
@@ -201,6 +209,7 @@ export class LoadRun {
       sent_rate: Math.round(this.#sent / window),
       generator_max_lag_ms: round(this.#maxLag),
       acked: this.#acked,
+      unacked: this.#expectAcks ? this.#sent - this.#acked - this.#errorCount() : 0,
       acked_rate: this.#expectAcks
         ? Math.round(this.#acked / ((this.#lastAckAt - this.#startAt) / 1000))
         : null,

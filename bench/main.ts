@@ -17,6 +17,7 @@
 
 import { parseArgs } from "node:util";
 import { type CatchupResult, catchupScenario } from "./catchup.ts";
+import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
 import { type IdleResult, idleScenario } from "./idle.ts";
 import { bodyChars } from "./load.ts";
@@ -172,6 +173,7 @@ type Results = {
   ceilings: {
     postgres_insert?: Awaited<ReturnType<typeof postgresCeiling>> & { loadavg_before: number };
     pglite_insert?: Awaited<ReturnType<typeof pgliteCeiling>> & { loadavg_before: number };
+    group_commit?: (CommitCeiling & { loadavg_before: number })[];
     ws_echo?: Awaited<ReturnType<typeof echoCeiling>> & { loadavg_before: number };
     ws_broadcast?: (RateResult & { groups: number; group_size: number })[];
     ws_push?: Awaited<ReturnType<typeof pushCeiling>>;
@@ -268,6 +270,15 @@ async function main(): Promise<void> {
         const r = await pgliteCeiling(options.quick ? 20_000 : 50_000);
         results.ceilings.pglite_insert = { ...r, loadavg_before: loadavg };
         console.log(r);
+      });
+      await step("ceiling: the relay's group commit alone (in this process)", async () => {
+        results.ceilings.group_commit = [];
+        for (const url of [await pg!.createDatabase(), null]) {
+          const loadavg = loadAverage()[0];
+          const r = await commitCeiling(url, { seconds: options.quick ? 2 : 4 });
+          results.ceilings.group_commit.push({ ...r, loadavg_before: loadavg });
+          console.log(r.database, JSON.stringify(r.batches), JSON.stringify(r.closed_loop));
+        }
       });
     }
 

@@ -1,0 +1,177 @@
+/**
+ * @module
+ * The relay's group commit alone: `relay/persist.ts` driven in this process against the same
+ * database, with no WebSocket, no JSON and no fan-out. It shows what the persist stage can do
+ * and where a transaction's time goes (each statement timed through Kysely's query log), so a
+ * gap between this and the end-to-end numbers points at the rest of the relay, and a gap
+ * between this and the raw insert ceiling points at the commit's SQL.
+ */
+
+import { PGlite } from "@electric-sql/pglite";
+import { Kysely, type LogEvent, PGliteDialect } from "kysely";
+import { PostgresJSDialect } from "kysely-postgres-js";
+import postgres from "postgres";
+import { LocalBus } from "../relay/bus_local.ts";
+import { systemClock } from "../relay/clock.ts";
+import type { Db } from "../relay/database.ts";
+import { silentLogger } from "../relay/log.ts";
+import { migrate } from "../relay/migrate.ts";
+import { GroupCommit } from "../relay/persist.ts";
+import type { Database } from "../relay/schema.ts";
+import { round } from "./stats.ts";
+
+const STATEMENTS: [string, RegExp][] = [
+  ["begin", /^\s*begin/i],
+  ["lock_groups", /select id, last_seq/],
+  ["members", /select group_id, account_id/],
+  ["dedupe", /select m\.group_id/],
+  ["insert", /insert into "messages"/],
+  ["update_groups", /update groups g set last_seq/],
+  ["commit", /^\s*commit/i],
+];
+
+/** One forced batch size: its wall time and the mean time of each statement. */
+export type BatchTiming = { size: number; ms: number; statements_ms: Record<string, number> };
+
+/** What the group commit alone achieved. */
+export type CommitCeiling = {
+  database: "postgres" | "pglite";
+  batches: BatchTiming[];
+  closed_loop: { in_flight: number; msg_s: number; mean_batch: number }[];
+};
+
+/** Measures the group commit on a fresh Postgres database (`url`) or a fresh PGlite. */
+export async function commitCeiling(
+  url: string | null,
+  options: { seconds: number; groups?: number; size?: number } = { seconds: 3 },
+): Promise<CommitCeiling> {
+  const timings = new Map<string, number[]>();
+  const log = (event: LogEvent) => {
+    const text = event.query.sql;
+    const name = STATEMENTS.find(([, re]) => re.test(text))?.[0];
+    if (!name) return;
+    const list = timings.get(name) ?? [];
+    list.push(event.queryDurationMillis);
+    timings.set(name, list);
+  };
+  let close: () => Promise<void>;
+  let db: Db;
+  if (url) {
+    const client = postgres(url, {
+      max: 10,
+      onnotice: () => {},
+      types: {
+        bigint: {
+          to: 20,
+          from: [20],
+          serialize: (value: number) => String(value),
+          parse: (value: string) => Number(value),
+        },
+      },
+    });
+    db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }), log });
+    close = () => db.destroy();
+  } else {
+    const dir = await Deno.makeTempDir({ prefix: "sealpost-bench-commit-" });
+    const pglite = await PGlite.create({
+      dataDir: dir,
+      parsers: { 20: (value: string) => Number(value) },
+    });
+    db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), log });
+    close = async () => {
+      await db.destroy();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    };
+  }
+  try {
+    await migrate(db);
+    const groupCount = options.groups ?? 100;
+    const size = options.size ?? 6;
+    const now = Date.now();
+    const accounts = Array.from({ length: groupCount * size }, (_, i) => `a${i}`.padEnd(43, "x"));
+    const groups = Array.from({ length: groupCount }, (_, i) => `g${i}`.padEnd(22, "x"));
+    await db.insertInto("accounts").values(accounts.map((id) => ({ id, created_at: now })))
+      .execute();
+    await db.insertInto("groups").values(
+      groups.map((id) => ({ id, last_seq: 0, retention_s: 86_400, created_at: now })),
+    ).execute();
+    await db.insertInto("group_members").values(accounts.map((account_id, i) => ({
+      group_id: groups[Math.floor(i / size)],
+      account_id,
+      role: "member" as const,
+      added_at: now,
+    }))).execute();
+
+    let batchSizes: number[] = [];
+    const commit = new GroupCommit({
+      db,
+      bus: new LocalBus(),
+      clock: systemClock,
+      log: silentLogger,
+      maxTtlMs: null,
+      windowMs: 1,
+      onBatch: (n) => batchSizes.push(n),
+    });
+    const body = new Uint8Array(66);
+    const bodyText = "A".repeat(88);
+    let counter = 0;
+    const submit = () => {
+      const i = counter++ % accounts.length;
+      return commit.submit({
+        group: groups[Math.floor(i / size)],
+        account: accounts[i],
+        device: accounts[i],
+        clientId: `c${counter}`,
+        body,
+        bodyText,
+      });
+    };
+
+    const batches: BatchTiming[] = [];
+    for (const n of [1, 10, 100, 500, 1000]) {
+      const walls: number[] = [];
+      timings.clear();
+      for (let rep = 0; rep < 5; rep++) {
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: n }, submit));
+        walls.push(performance.now() - t0);
+      }
+      const statements: Record<string, number> = {};
+      for (const [name, list] of timings) {
+        statements[name] = round(list.reduce((a, b) => a + b, 0) / list.length);
+      }
+      walls.sort((a, b) => a - b);
+      batches.push({ size: n, ms: round(walls[2]), statements_ms: statements });
+    }
+
+    const closedLoop: CommitCeiling["closed_loop"] = [];
+    for (const inFlight of [100, 1000, 3000]) {
+      batchSizes = [];
+      let done = 0;
+      const t0 = performance.now();
+      const end = t0 + options.seconds * 1000;
+      let stoppedAt = 0;
+      // The deadline is checked in the loop, not by a timer: with PGlite every query resolves
+      // as a microtask, so a timer would never get its turn while the workers keep submitting.
+      const worker = async () => {
+        while (performance.now() < end) {
+          await submit();
+          done++;
+        }
+        stoppedAt ||= performance.now();
+      };
+      const workers = Array.from({ length: inFlight }, worker);
+      await Promise.all(workers);
+      const elapsed = (stoppedAt - t0) / 1000;
+      const count = done;
+      closedLoop.push({
+        in_flight: inFlight,
+        msg_s: Math.round(count / elapsed),
+        mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
+      });
+    }
+    return { database: url ? "postgres" : "pglite", batches, closed_loop: closedLoop };
+  } finally {
+    await close();
+  }
+}
