@@ -54,7 +54,8 @@ async function runCluster(n: number): Promise<Row[]> {
   const relays: RelayProcess[] = [];
   try {
     const url = await pg.createDatabase();
-    relays.push(await startRelay({ databaseUrl: url }));
+    const cpuProfDir = Deno.env.get("BENCH_CPU_PROF") || undefined;
+    relays.push(await startRelay({ databaseUrl: url, cpuProfDir }));
     for (let i = 1; i < n; i++) relays.push(await startRelay({ databaseUrl: url }));
     const { devices } = await registerDevices(relays[0].url, groupCount * size);
     const groups = await createGroups(devices, size);

@@ -81,7 +81,7 @@ export async function measureRate(
   durationS: number,
   recipients: number,
   bodyLength: number,
-  drainS = 10,
+  stallS = 10,
 ): Promise<RateResult> {
   await sleep(1000);
   if (target.relay) await settle(target.relay);
@@ -93,7 +93,7 @@ export async function measureRate(
   fleet.current = run;
   const meter = new UsageMeter(target.pid, target.postgresPid);
   let usage: Usage | undefined;
-  const load = await run.run(fleet.clients, drainS, () => usage = meter.stop());
+  const load = await run.run(fleet.clients, stallS, () => usage = meter.stop());
   fleet.current = null;
   const after = target.relay ? await target.relay.metrics() : null;
   return {

@@ -53,11 +53,16 @@ export type LoadResult = {
   deliveries: number;
   /** Deliveries per second, from the first send to the last delivery. */
   delivery_rate: number;
-  /** Messages not received by every recipient within the drain time. */
+  /**
+   * Messages not received by every recipient: lost when the deliveries stopped (stall), or
+   * still in the relay's backlog when `drain_timed_out`.
+   */
   lost_messages: number;
+  /** True when the relay was still delivering when the drain limit ended the wait. */
+  drain_timed_out: boolean;
   missing_deliveries: number;
   duplicate_deliveries: number;
-  /** Time after the last send until the last expected delivery (or the drain limit). */
+  /** Time after the last send until the last delivery. */
   drain_s: number;
   send_to_receive: LatencySummary;
   send_to_ack: LatencySummary | null;
@@ -116,10 +121,17 @@ export class LoadRun {
   }
 
   /**
-   * Sends at the run's rate over `clients` (round-robin), calls `onSendEnd`, then waits up to
-   * `drainS` for the remaining deliveries and acks.
+   * Sends at the run's rate over `clients` (round-robin), calls `onSendEnd`, then waits for the
+   * remaining deliveries and acks: until all are in, or nothing has arrived for `stallS`
+   * seconds (what is missing then is lost), or `maxDrainS` have passed (an overloaded relay
+   * still working through its backlog; what is missing is reported as not yet delivered).
    */
-  async run(clients: LoadClient[], drainS = 10, onSendEnd?: () => void): Promise<LoadResult> {
+  async run(
+    clients: LoadClient[],
+    stallS = 10,
+    onSendEnd?: () => void,
+    maxDrainS = 120,
+  ): Promise<LoadResult> {
     const interval = 1000 / this.rate;
     this.#startAt = performance.now();
     await new Promise<void>((resolve) => {
@@ -143,16 +155,32 @@ export class LoadRun {
     const sendEnd = performance.now();
     onSendEnd?.();
     const expected = this.total * this.recipients;
-    const drainDeadline = sendEnd + drainS * 1000;
+    const drainDeadline = sendEnd + maxDrainS * 1000;
+    let progress = -1;
+    let progressAt = performance.now();
+    this.#drainTimedOut = true;
     while (performance.now() < drainDeadline) {
       const acksDone = this.#acked + this.#errorCount() >= this.total || !this.#expectAcks;
-      if (this.#deliveries >= expected && acksDone) break;
+      if (this.#deliveries >= expected && acksDone) {
+        this.#drainTimedOut = false;
+        break;
+      }
+      const now = performance.now();
+      const seen = this.#deliveries + this.#acked;
+      if (seen !== progress) {
+        progress = seen;
+        progressAt = now;
+      } else if (now - progressAt > stallS * 1000) {
+        this.#drainTimedOut = false;
+        break;
+      }
       await sleep(20);
     }
     return this.#result(sendEnd);
   }
 
   #expectAcks = false;
+  #drainTimedOut = false;
 
   #errorCount(): number {
     return Object.values(this.#errors).reduce((a, b) => a + b, 0);
@@ -218,6 +246,7 @@ export class LoadRun {
       deliveries: this.#deliveries,
       delivery_rate: Math.round(this.#deliveries / ((lastDelivery - this.#startAt) / 1000)),
       lost_messages: lost,
+      drain_timed_out: this.#drainTimedOut,
       missing_deliveries: missing,
       duplicate_deliveries: duplicates,
       drain_s: round(Math.max(0, lastDelivery - sendEnd) / 1000),

@@ -198,6 +198,7 @@ type Results = {
     connect_s: number;
     runs: RateResult[];
     relay_log: string[];
+    cpu_profile?: unknown;
   };
   catchup?: CatchupResult[];
   idle?: IdleResult & { relay_log: string[] };
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
   const save = () => Deno.writeTextFile(options.out, JSON.stringify(results, null, 2) + "\n");
   const chars = bodyChars(options.bodyBytes);
   const recipients = options.groupSize;
-  const drainS = Math.max(10, options.durationS);
+  const stallS = 10;
   const fanoutRows: FanoutRow[] = [];
   console.log(
     `Sealpost bench on ${results.machine.cpus} × ${results.machine.cpu_model}, ` +
@@ -317,7 +318,7 @@ async function main(): Promise<void> {
               options.durationS,
               recipients,
               chars,
-              drainS,
+              stallS,
             );
             results.ceilings.ws_broadcast.push({
               ...r,
@@ -371,7 +372,7 @@ async function main(): Promise<void> {
               options.durationS,
               recipients,
               chars,
-              drainS,
+              stallS,
             );
             results.fanout.runs.push({ ...r, fsync: "off" });
             fanoutRows.push({ target: "relay pg", result: r });
@@ -389,7 +390,7 @@ async function main(): Promise<void> {
                   options.durationS,
                   recipients,
                   chars,
-                  drainS,
+                  stallS,
                 );
                 results.fanout.runs.push({ ...r, fsync: "on" });
                 fanoutRows.push({ target: "relay pg fsync", result: r });
@@ -414,7 +415,11 @@ async function main(): Promise<void> {
 
     if (has("pglite")) {
       await step("fan-out on embedded PGlite", async () => {
-        const relay = await startRelay({});
+        const profDir = options.cpuProf
+          ? new URL(`./tmp/prof-pglite-${Date.now()}`, import.meta.url).pathname
+          : undefined;
+        if (profDir) await Deno.mkdir(profDir, { recursive: true });
+        const relay = await startRelay({ cpuProfDir: profDir });
         let fleet: Fleet | null = null;
         try {
           fleet = await relayFleet(relay, options.groups, options.groupSize, options.ack);
@@ -433,7 +438,7 @@ async function main(): Promise<void> {
               options.durationS,
               recipients,
               chars,
-              drainS,
+              stallS,
             );
             results.pglite.runs.push(r);
             fanoutRows.push({ target: "relay pglite", result: r });
@@ -446,6 +451,9 @@ async function main(): Promise<void> {
           await relay.stop();
           if (results.pglite) results.pglite.relay_log = relay.log();
           await Deno.remove(relay.dataDir, { recursive: true }).catch(() => {});
+        }
+        if (profDir && results.pglite) {
+          results.pglite.cpu_profile = await summarizeProfileDir(profDir);
         }
       });
     }

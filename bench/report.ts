@@ -34,9 +34,10 @@ export function fanoutTable(rows: FanoutRow[]): string {
       "ack p99",
       "lost",
       "errors",
-      "relay cpu",
+      "srv cpu",
       "pg cpu",
       "gen cpu",
+      "others",
       "rss MiB",
       "batch",
       "load1",
@@ -51,11 +52,12 @@ export function fanoutTable(rows: FanoutRow[]): string {
       r.load.send_to_receive.p95_ms,
       r.load.send_to_receive.p99_ms,
       r.load.send_to_ack?.p99_ms ?? null,
-      r.load.lost_messages,
+      r.load.drain_timed_out ? `${r.load.lost_messages} backlog` : r.load.lost_messages,
       Object.values(r.load.errors).reduce((a, b) => a + b, 0),
       `${r.usage.relay_cpu_pct}%`,
       r.usage.postgres_cpu_pct === null ? null : `${r.usage.postgres_cpu_pct}%`,
       `${r.usage.generator_cpu_pct}%`,
+      `${r.usage.others_cpu_pct}%`,
       r.usage.relay_rss_mib_max,
       r.relay_metrics?.commit_batch_mean ?? null,
       r.loadavg_before,
@@ -66,7 +68,19 @@ export function fanoutTable(rows: FanoutRow[]): string {
 /** The catch-up table. */
 export function catchupTable(results: CatchupResult[]): string {
   return table(
-    ["database", "stored", "ack", "first msg s", "all s", "msg/s", "relay cpu", "rss MiB", "load1"],
+    [
+      "database",
+      "stored",
+      "ack",
+      "first msg s",
+      "all s",
+      "msg/s",
+      "relay cpu",
+      "gen cpu",
+      "others cpu",
+      "rss MiB",
+      "load1",
+    ],
     results.flatMap((c) =>
       c.runs.map((r) => [
         c.database,
@@ -76,6 +90,8 @@ export function catchupTable(results: CatchupResult[]): string {
         r.seconds,
         r.msg_s,
         `${r.usage.relay_cpu_pct}%`,
+        `${r.usage.generator_cpu_pct}%`,
+        `${r.usage.others_cpu_pct}%`,
         r.usage.relay_rss_mib_max,
         r.loadavg_before,
       ])

@@ -63,6 +63,14 @@ export function treeCpuSeconds(root: number): number {
   return ticks / CLK_TCK;
 }
 
+/** CPU seconds the whole machine has spent busy (all cores, everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  const [user, nice, system, _idle, _iowait, irq, softirq, steal] = line.split(/\s+/).slice(1)
+    .map(Number);
+  return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+}
+
 /** The 1-, 5- and 15-minute load averages. */
 export function loadAverage(): [number, number, number] {
   const [one, five, fifteen] = Deno.readTextFileSync("/proc/loadavg").split(" ").map(Number);
@@ -99,6 +107,12 @@ export type Usage = {
   relay_cpu_pct: number;
   generator_cpu_pct: number;
   postgres_cpu_pct: number | null;
+  /**
+   * CPU used by everything else on the machine meanwhile (other developers' test suites): the
+   * machine's busy time minus the relay, the generator and Postgres.
+   */
+  others_cpu_pct: number;
+  relay_rss_mib_start: number;
   relay_rss_mib_end: number;
   relay_rss_mib_max: number;
 };
@@ -118,12 +132,15 @@ export class UsageMeter {
   readonly #relay0: number;
   readonly #self0 = cpuSeconds(Deno.pid);
   readonly #pg0: number | null;
+  readonly #machine0 = machineBusySeconds();
+  readonly #rss0: number;
   #maxRss = 0;
   readonly #timer: ReturnType<typeof setInterval>;
 
   constructor(private readonly relayPid: number, private readonly postgresPid?: number) {
     this.#relay0 = cpuSeconds(relayPid);
     this.#pg0 = postgresPid ? treeCpuSeconds(postgresPid) : null;
+    this.#rss0 = rssBytes(relayPid);
     this.#sample();
     this.#timer = setInterval(() => this.#sample(), 250);
   }
@@ -138,12 +155,18 @@ export class UsageMeter {
     this.#sample();
     const seconds = (performance.now() - this.#t0) / 1000;
     const pct = (cpu: number) => Math.round(cpu / seconds * 1000) / 10;
+    const relay = cpuSeconds(this.relayPid) - this.#relay0;
+    const generator = cpuSeconds(Deno.pid) - this.#self0;
+    const pg = this.postgresPid && this.#pg0 !== null
+      ? treeCpuSeconds(this.postgresPid) - this.#pg0
+      : null;
+    const machine = machineBusySeconds() - this.#machine0;
     return {
-      relay_cpu_pct: pct(cpuSeconds(this.relayPid) - this.#relay0),
-      generator_cpu_pct: pct(cpuSeconds(Deno.pid) - this.#self0),
-      postgres_cpu_pct: this.postgresPid && this.#pg0 !== null
-        ? pct(treeCpuSeconds(this.postgresPid) - this.#pg0)
-        : null,
+      relay_cpu_pct: pct(relay),
+      generator_cpu_pct: pct(generator),
+      postgres_cpu_pct: pg === null ? null : pct(pg),
+      others_cpu_pct: Math.max(0, pct(machine - relay - generator - (pg ?? 0))),
+      relay_rss_mib_start: mib(this.#rss0),
       relay_rss_mib_end: mib(rssBytes(this.relayPid)),
       relay_rss_mib_max: mib(this.#maxRss),
     };

@@ -55,8 +55,13 @@ export type SessionOptions = SessionHandlers & {
   /** Starting points per group; default the device's stored cursor on the relay. */
   since?: Record<string, number>;
   presence?: boolean;
-  /** Acknowledge each message after `onMessage` returns (default true). */
+  /** Acknowledge messages after `onMessage` returns (default true). */
   autoAck?: boolean;
+  /**
+   * Automatic acks are coalesced: the highest `seq` per group goes out this many ms after the
+   * first unacknowledged message (default 100). 0 acknowledges every message at once.
+   */
+  ackDelayMs?: number;
   /** Reconnect backoff bounds in ms. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -107,6 +112,9 @@ export class Session {
   #presence: boolean;
   /** Number of times the session has (re)connected. */
   connects = 0;
+  /** Highest handled `seq` per group not yet acknowledged. */
+  #ackPending = new Map<string, number>();
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly api: HttpClient, private readonly options: SessionOptions = {}) {
     this.#backoff = options.minBackoffMs ?? 250;
@@ -178,6 +186,7 @@ export class Session {
           ...(this.#presence ? { presence: true } : {}),
         }));
         for (const pending of this.#pending.values()) socket.send(JSON.stringify(pending.frame));
+        this.#flushAcks();
         this.options.onState?.("ready");
         for (const resolve of this.#readyWaiters.splice(0)) resolve();
         return;
@@ -190,7 +199,7 @@ export class Session {
           if (message.seq <= last) return;
           this.seen.set(message.group, message.seq);
           await this.options.onMessage?.(message);
-          if (this.options.autoAck !== false) this.ack(message.group, message.seq);
+          if (this.options.autoAck !== false) this.#queueAck(message.group, message.seq);
         }).catch(() => {});
         return;
       }
@@ -275,6 +284,23 @@ export class Session {
     });
   }
 
+  #queueAck(group: string, seq: number): void {
+    const delay = this.options.ackDelayMs ?? 100;
+    if (delay <= 0) return this.ack(group, seq);
+    if ((this.#ackPending.get(group) ?? -1) < seq) this.#ackPending.set(group, seq);
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = undefined;
+      this.#flushAcks();
+    }, delay);
+  }
+
+  /** Sends the coalesced acks now (kept for the next connection while disconnected). */
+  #flushAcks(): void {
+    if (!this.#socket || !this.#isReady) return;
+    for (const [group, seq] of this.#ackPending) this.ack(group, seq);
+    this.#ackPending.clear();
+  }
+
   /** Acknowledges `seq` in `group` (moves the stored cursor). */
   ack(group: string, seq: number): void {
     if (this.#socket && this.#isReady) this.#socket.send(JSON.stringify({ t: "ack", group, seq }));
@@ -320,6 +346,8 @@ export class Session {
 
   /** Closes the session for good. */
   close(): void {
+    this.#flushAcks();
+    clearTimeout(this.#ackTimer);
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
     this.#socket?.close(1000);
