@@ -219,6 +219,13 @@ export class Session {
         return;
       }
       case "error": {
+        const asked = frame.ref !== undefined
+          ? this.#presenceAsks.get(String(frame.ref))
+          : undefined;
+        if (asked) {
+          this.#presenceAsks.delete(String(frame.ref));
+          asked.reject(new SendError(String(frame.code), String(frame.message)));
+        }
         const pending = frame.ref !== undefined ? this.#pending.get(String(frame.ref)) : undefined;
         const retryable = frame.code === "rate_limited" || frame.code === "unavailable";
         if (pending && !retryable) {
@@ -241,7 +248,10 @@ export class Session {
       case "presence":
         if (frame.device !== undefined) {
           this.options.onPresence?.(frame as { group: string; device: string; online: boolean });
-        } else this.#presenceAnswers.get(String(frame.group))?.shift()?.(frame.online as string[]);
+        } else if (frame.ref !== undefined) {
+          this.#presenceAsks.get(String(frame.ref))?.resolve(frame.online as string[]);
+          this.#presenceAsks.delete(String(frame.ref));
+        }
         return;
       case "eph":
         this.options.onEphemeral?.(frame as never);
@@ -252,7 +262,10 @@ export class Session {
     }
   }
 
-  #presenceAnswers = new Map<string, ((online: string[]) => void)[]>();
+  #presenceAsks = new Map<
+    string,
+    { resolve(online: string[]): void; reject(error: Error): void }
+  >();
   #pongs: (() => void)[] = [];
 
   async #auth(socket: WebSocket, nonce: string): Promise<void> {
@@ -321,13 +334,15 @@ export class Session {
     if (this.#socket && this.#isReady) this.#socket.send(JSON.stringify({ t: "unsub", groups }));
   }
 
-  /** Asks who is online in a group. */
+  /**
+   * Asks who is online in a group. The question carries a `ref`, so a refusal (a group the
+   * device is not subscribed to) rejects this call rather than leaving it unanswered.
+   */
   presence(group: string): Promise<string[]> {
-    return new Promise((resolve) => {
-      const list = this.#presenceAnswers.get(group) ?? [];
-      list.push(resolve);
-      this.#presenceAnswers.set(group, list);
-      this.#socket?.send(JSON.stringify({ t: "presence", group }));
+    const ref = `p${++refCounter}`;
+    return new Promise((resolve, reject) => {
+      this.#presenceAsks.set(ref, { resolve, reject });
+      this.#socket?.send(JSON.stringify({ t: "presence", group, ref }));
     });
   }
 

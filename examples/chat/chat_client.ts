@@ -83,7 +83,7 @@ export type ChatEvent =
   | { type: "removed"; group: string }
   | { type: "typing"; group: string; account: string; name: string }
   | { type: "presence"; group: string; online: string[] }
-  | { type: "connection"; state: "connecting" | "ready" | "closed" }
+  | { type: "connection"; state: "connecting" | "ready" | "closed"; code?: number; reason?: string }
   | { type: "error"; group?: string; message: string };
 
 /** Options of {@link ChatClient.open}. */
@@ -155,8 +155,8 @@ export class ChatClient {
       onEphemeral: (event) => void this.#onEphemeral(event),
       onPresence: (event) => this.#onPresence(event.group, event.device, event.online),
       onGroupEvent: (event) => void this.#onGroupEvent(event),
-      onState: (state) => {
-        this.#emit({ type: "connection", state });
+      onState: (state, detail) => {
+        this.#emit({ type: "connection", state, ...detail });
         if (state === "ready") void this.#refreshPresence();
       },
     });
@@ -652,6 +652,7 @@ export class ChatClient {
           });
         }
         this.#emit({ type: "group", group: group.id });
+        void this.#refreshPresence(group.id);
       }
       group.outcomes.get(pending.body)?.(won);
       group.outcomes.delete(pending.body);
@@ -711,6 +712,7 @@ export class ChatClient {
       this.#emit({ type: "removed", group: group.id });
     } else {
       this.#emit({ type: "group", group: group.id });
+      void this.#refreshPresence(group.id);
     }
   }
 
@@ -801,6 +803,8 @@ export class ChatClient {
       this.#emit({ type: "removed", group: group.id });
     } else {
       this.#emit({ type: "group", group: group.id });
+      // Who is online changes with who is in the group.
+      void this.#refreshPresence(group.id);
     }
   }
 
@@ -858,10 +862,11 @@ export class ChatClient {
     this.#emit({ type: "presence", group: groupId, online: [...set] });
   }
 
-  async #refreshPresence(): Promise<void> {
+  async #refreshPresence(only?: string): Promise<void> {
     for (const group of this.groups.values()) {
-      if (!group.state || group.removed) continue;
-      const online = await within(this.session.presence(group.id), 3000, this.online(group.id));
+      if (!group.state || group.removed || (only && group.id !== only)) continue;
+      const online = await within(this.session.presence(group.id), 3000, this.online(group.id))
+        .catch(() => this.online(group.id));
       this.#online.set(group.id, new Set(online));
       this.#emit({ type: "presence", group: group.id, online });
     }
