@@ -126,7 +126,8 @@ async function replayOnce(
     const timer = setTimeout(() => reject(new Error("catch-up did not finish in 120 s")), 120_000);
     session = new Session(reader.api, {
       groups: [group],
-      autoAck: ack === "each",
+      autoAck: ack !== "none",
+      ...(ack === "every" ? { ackDelayMs: 0 } : {}),
       onMessage: () => {
         if (received++ === 0) first = performance.now();
         if (received === count) {
@@ -138,9 +139,6 @@ async function replayOnce(
   });
   const seconds = (performance.now() - t0) / 1000;
   const usage = meter.stop();
-  if (ack === "batched") {
-    (session as Session | null)?.ack(group, count);
-  }
   (session as Session | null)?.close();
   return {
     ack,

@@ -18,7 +18,8 @@ import { silentLogger } from "../relay/log.ts";
 import { migrate } from "../relay/migrate.ts";
 import { GroupCommit } from "../relay/persist.ts";
 import type { Database } from "../relay/schema.ts";
-import { round } from "./stats.ts";
+import { Latencies, type LatencySummary, round } from "./stats.ts";
+import { cpuSeconds, treeCpuSeconds } from "./system.ts";
 
 const STATEMENTS: [string, RegExp][] = [
   ["begin", /^\s*begin/i],
@@ -38,12 +39,30 @@ export type CommitCeiling = {
   database: "postgres" | "pglite";
   batches: BatchTiming[];
   closed_loop: { in_flight: number; msg_s: number; mean_batch: number }[];
+  /**
+   * Sends at a fixed rate (like the fan-out) for a few seconds: what the commit path alone
+   * costs in CPU here (this process: Kysely, postgres.js or PGlite) and in Postgres.
+   */
+  open_loop: {
+    rate: number;
+    achieved: number;
+    mean_batch: number;
+    commit: LatencySummary;
+    cpu_pct: number;
+    postgres_cpu_pct: number | null;
+  }[];
 };
 
 /** Measures the group commit on a fresh Postgres database (`url`) or a fresh PGlite. */
 export async function commitCeiling(
   url: string | null,
-  options: { seconds: number; groups?: number; size?: number } = { seconds: 3 },
+  options: {
+    seconds: number;
+    groups?: number;
+    size?: number;
+    rates?: number[];
+    postgresPid?: number;
+  } = { seconds: 3 },
 ): Promise<CommitCeiling> {
   const timings = new Map<string, number[]>();
   const log = (event: LogEvent) => {
@@ -170,7 +189,47 @@ export async function commitCeiling(
         mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
       });
     }
-    return { database: url ? "postgres" : "pglite", batches, closed_loop: closedLoop };
+    const openLoop: CommitCeiling["open_loop"] = [];
+    for (const rate of options.rates ?? []) {
+      batchSizes = [];
+      const latencies = new Latencies();
+      const total = Math.round(rate * options.seconds);
+      const pg0 = options.postgresPid ? treeCpuSeconds(options.postgresPid) : null;
+      const self0 = cpuSeconds(Deno.pid);
+      const t0 = performance.now();
+      let sent = 0;
+      const pending: Promise<unknown>[] = [];
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          const due = Math.min(total, Math.floor((performance.now() - t0) * rate / 1000) + 1);
+          for (; sent < due; sent++) {
+            const t = performance.now();
+            pending.push(submit().then(() => latencies.add(performance.now() - t)));
+          }
+          if (sent >= total) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 1);
+      });
+      await Promise.all(pending);
+      const elapsed = (performance.now() - t0) / 1000;
+      const pg = pg0 === null ? null : treeCpuSeconds(options.postgresPid!) - pg0;
+      openLoop.push({
+        rate,
+        achieved: Math.round(total / elapsed),
+        mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
+        commit: latencies.summary(),
+        cpu_pct: round((cpuSeconds(Deno.pid) - self0) / elapsed * 100),
+        postgres_cpu_pct: pg === null ? null : round(pg / elapsed * 100),
+      });
+    }
+    return {
+      database: url ? "postgres" : "pglite",
+      batches,
+      closed_loop: closedLoop,
+      open_loop: openLoop,
+    };
   } finally {
     await close();
   }

@@ -44,11 +44,11 @@ export async function idleScenario(
   const members = groups.flatMap((g) =>
     g.members.map((m) => ({ api: rebind(m, relay.url).api, group: g.id }))
   );
-  const warm = await openSessions([members[0]], "each", () => {});
+  const warm = await openSessions([members[0]], "sdk", () => {});
   warm.close();
   await sleep(3000);
   const base = rssBytes(relay.pid);
-  const sessions = await openSessions(members, "each", () => {}, 200);
+  const sessions = await openSessions(members, "sdk", () => {}, 200);
   await sleep(5000);
   const cpu0 = cpuSeconds(relay.pid);
   const t0 = performance.now();

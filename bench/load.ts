@@ -66,6 +66,8 @@ export type LoadResult = {
   drain_s: number;
   send_to_receive: LatencySummary;
   send_to_ack: LatencySummary | null;
+  /** Per second since the first send: deliveries and the worst send→receive latency (ms). */
+  timeline: { delivered: number[]; max_ms: number[] };
 };
 
 /** One run: rate, count and bookkeeping. */
@@ -87,6 +89,8 @@ export class LoadRun {
   #maxLag = 0;
   /** Set when the result is taken: later acks, errors and deliveries are not counted. */
   #frozen = false;
+  readonly #perSecondCount: number[] = [];
+  readonly #perSecondMax: number[] = [];
 
   /**
    * @param base first message id of this run (ids of other runs are ignored as stale)
@@ -114,7 +118,11 @@ export class LoadRun {
       return;
     }
     const now = performance.now();
-    this.#receive.add(now - this.#sendTimes[index]);
+    const latency = now - this.#sendTimes[index];
+    this.#receive.add(latency);
+    const second = Math.floor((now - this.#startAt) / 1000);
+    this.#perSecondCount[second] = (this.#perSecondCount[second] ?? 0) + 1;
+    if (!(this.#perSecondMax[second] >= latency)) this.#perSecondMax[second] = latency;
     if (this.#receipts[index] < 255) this.#receipts[index]++;
     this.#deliveries++;
     this.#lastDeliveryAt = now;
@@ -252,6 +260,10 @@ export class LoadRun {
       drain_s: round(Math.max(0, lastDelivery - sendEnd) / 1000),
       send_to_receive: this.#receive.summary(),
       send_to_ack: this.#expectAcks ? this.#ack.summary() : null,
+      timeline: {
+        delivered: Array.from(this.#perSecondCount, (n) => n ?? 0),
+        max_ms: Array.from(this.#perSecondMax, (n) => Math.round(n ?? 0)),
+      },
     };
   }
 }

@@ -57,7 +57,8 @@ const USAGE = `Usage: deno task bench [--flags]
   --duration S           seconds per rate (default 15)
   --groups N             groups in the fan-out (default 100)
   --group-size N         member devices per group (default 6)
-  --ack MODE             each (SDK default) | batched | none (default each)
+  --ack MODE             sdk (the SDK's coalesced acks) | every (one ack per message) | none
+                         (default sdk)
   --body-bytes N         message body size, decoded (default 64)
   --connections N        idle connections (default 10000)
   --catchup N            stored messages to replay (default 100000)
@@ -121,9 +122,9 @@ function parseOptions(args: string[]): Options {
   for (const s of scenarios) {
     if (!SCENARIOS.includes(s)) throw new Error(`Unknown scenario '${s}'; expected ${SCENARIOS}`);
   }
-  const ack = (values.ack ?? "each") as AckMode;
-  if (!["each", "batched", "none"].includes(ack)) {
-    throw new Error(`Cannot parse --ack: expected each, batched or none, got '${ack}'`);
+  const ack = (values.ack ?? "sdk") as AckMode;
+  if (!["sdk", "every", "none"].includes(ack)) {
+    throw new Error(`Cannot parse --ack: expected sdk, every or none, got '${ack}'`);
   }
   const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*$/, "");
   return {
@@ -163,9 +164,28 @@ async function waitForQuiet(threshold: number, maxS: number): Promise<number> {
   return load;
 }
 
+/** The commit under test, and files of the relay or SDK changed but not committed. */
+async function gitState(): Promise<{ head: string; dirty: string[] }> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("git", {
+      args,
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  const dirty = await run(["status", "--porcelain", "--", "main.ts", "relay", "client"]);
+  return {
+    head: await run(["rev-parse", "--short", "HEAD"]),
+    dirty: dirty ? dirty.split("\n") : [],
+  };
+}
+
 /** Everything one run measured; written as JSON. */
 type Results = {
   date: string;
+  git: { head: string; dirty: string[] };
   machine: ReturnType<typeof machineInfo>;
   options: Omit<Options, "out">;
   loadavg_start: [number, number, number];
@@ -212,6 +232,7 @@ async function main(): Promise<void> {
   const { out: _out, ...shownOptions } = options;
   const results: Results = {
     date: new Date().toISOString(),
+    git: await gitState(),
     machine: machineInfo(),
     options: shownOptions,
     loadavg_start: loadAverage(),
@@ -276,9 +297,15 @@ async function main(): Promise<void> {
         results.ceilings.group_commit = [];
         for (const url of [await pg!.createDatabase(), null]) {
           const loadavg = loadAverage()[0];
-          const r = await commitCeiling(url, { seconds: options.quick ? 2 : 4 });
+          const r = await commitCeiling(url, {
+            seconds: options.quick ? 2 : 4,
+            rates: [...new Set([...(url ? options.rates : options.pgliteRates)])],
+            postgresPid: url ? pgPid : undefined,
+          });
           results.ceilings.group_commit.push({ ...r, loadavg_before: loadavg });
-          console.log(r.database, JSON.stringify(r.batches), JSON.stringify(r.closed_loop));
+          console.log(r.database, JSON.stringify(r.batches));
+          console.log(JSON.stringify(r.closed_loop));
+          console.log(JSON.stringify(r.open_loop));
         }
       });
     }
@@ -460,7 +487,7 @@ async function main(): Promise<void> {
 
     if (has("catchup")) {
       results.catchup = [];
-      const acks: AckMode[] = options.quick ? ["each"] : ["each", "batched"];
+      const acks: AckMode[] = options.quick ? ["sdk"] : ["sdk", "every"];
       await step("catch-up on Postgres", async () => {
         const databaseUrl = await pg!.createDatabase();
         let relay: RelayProcess = await startRelay({ databaseUrl });
@@ -502,7 +529,7 @@ async function main(): Promise<void> {
           try {
             const out = await catchupScenario(relay, {
               count: options.catchup,
-              acks: ["each"],
+              acks: ["sdk"],
               bodyBytes: options.bodyBytes,
             });
             relay = out.relay;

@@ -4,16 +4,16 @@
  * with bounded concurrency and ready once the relay said `synced`. Messages go to whatever sink
  * is current, so the same sessions serve several runs.
  *
- * Acks: `each` is the SDK default (one `ack` frame per message received); `batched` acks the
- * highest seen `seq` per group every 200 ms, as a client that coalesces acks would; `none`
- * never acks.
+ * Acks: `sdk` leaves the SDK's default (automatic acks, coalesced per group over `ackDelayMs`,
+ * 100 ms); `every` sends one `ack` frame per message (`ackDelayMs: 0`, the SDK's behaviour before
+ * it coalesced); `none` never acks.
  */
 
 import { type HttpClient, type Message, Session } from "../client/mod.ts";
 import { pool } from "./stats.ts";
 
 /** How recipients acknowledge. */
-export type AckMode = "each" | "batched" | "none";
+export type AckMode = "sdk" | "every" | "none";
 
 /** A set of open sessions. */
 export type SessionSet = {
@@ -30,7 +30,7 @@ export type SessionSet = {
  *
  * @example
  * ```ts
- * const set = await openSessions(members, "each", (m) => run?.onReceive(m.body));
+ * const set = await openSessions(members, "sdk", (m) => run?.onReceive(m.body));
  * ```
  */
 export async function openSessions(
@@ -48,7 +48,8 @@ export async function openSessions(
         const timer = setTimeout(() => reject(new Error("session not synced within 60 s")), 60_000);
         const session: Session = new Session(api, {
           groups: [group],
-          autoAck: ack === "each",
+          autoAck: ack !== "none",
+          ...(ack === "every" ? { ackDelayMs: 0 } : {}),
           onMessage: sink,
           onSynced: () => {
             clearTimeout(timer);
@@ -58,27 +59,11 @@ export async function openSessions(
       }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const acked = new Map<Session, Map<string, number>>();
-  const ackTimer = ack === "batched"
-    ? setInterval(() => {
-      for (const session of sessions) {
-        let done = acked.get(session);
-        if (!done) acked.set(session, done = new Map());
-        for (const [group, seq] of session.seen) {
-          if ((done.get(group) ?? 0) < seq) {
-            session.ack(group, seq);
-            done.set(group, seq);
-          }
-        }
-      }
-    }, 200)
-    : undefined;
   return {
     sessions,
     seconds,
     reconnects: () => sessions.reduce((n, s) => n + s.connects - 1, 0),
     close: () => {
-      clearInterval(ackTimer);
       for (const session of sessions) session.close();
     },
   };
