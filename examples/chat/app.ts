@@ -49,6 +49,7 @@ async function start(name: string): Promise<void> {
   $("setup").hidden = true;
   $("app").hidden = false;
   $("me-name").textContent = client.name;
+  showConnection(client.session.isReady ? "ready" : "connecting");
   $<HTMLInputElement>("me-account").value = client.account;
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("group");
   current = fromHash && client.groups.has(fromHash) ? fromHash : firstGroup();
@@ -68,16 +69,21 @@ function select(group: string): void {
   renderRoom();
 }
 
+function showConnection(state: string): void {
+  $("connection").textContent = state;
+  $("connection").classList.toggle("ready", state === "ready");
+}
+
 function onEvent(event: ChatEvent): void {
+  if (event.type === "connection") {
+    if (event.state === "closed") {
+      console.info("relay connection closed", event.code, event.reason);
+    }
+    showConnection(event.state);
+    return;
+  }
   if (!client) return;
   switch (event.type) {
-    case "connection":
-      if (event.state === "closed") {
-        console.info("relay connection closed", event.code, event.reason);
-      }
-      $("connection").textContent = event.state;
-      $("connection").classList.toggle("ready", event.state === "ready");
-      return;
     case "message":
       if (event.group !== current) return;
       appendMessage(event.entry);

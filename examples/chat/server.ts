@@ -22,8 +22,6 @@ export type ChatServer = { url: string; close(): Promise<void> };
 export type ChatServerOptions = {
   /** The relay to forward `/v1` to. */
   relayUrl: string;
-  /** The relay's `SEALPOST_PUBLIC_URL` when it differs from `relayUrl` (for redirects). */
-  relayPublicUrl?: string;
   port?: number;
   hostname?: string;
   /** The bundled page script; built when not given. */
@@ -54,7 +52,6 @@ export async function buildBundle(): Promise<string> {
 export async function startChatServer(options: ChatServerOptions): Promise<ChatServer> {
   const bundle = options.bundle ?? await buildBundle();
   const relay = new URL(options.relayUrl);
-  const publicUrl = (options.relayPublicUrl ?? options.relayUrl).replace(/\/$/, "");
   const server = Deno.serve(
     { port: options.port ?? 8090, hostname: options.hostname ?? "127.0.0.1", onListen: () => {} },
     (request) => {
@@ -63,7 +60,7 @@ export async function startChatServer(options: ChatServerOptions): Promise<ChatS
       if (pathname === "/app.js") return asset(bundle, "text/javascript");
       if (pathname === "/style.css") return asset(css, "text/css");
       // Everything else is the relay's: the API, its WebSocket, health, the admin dashboard.
-      return forward(request, relay, publicUrl);
+      return forward(request, relay);
     },
   );
   const { port } = server.addr as Deno.NetAddr;
@@ -80,7 +77,7 @@ function asset(body: string, type: string): Response {
 }
 
 /** Forwards one request to the relay, a WebSocket upgrade included. */
-async function forward(request: Request, relay: URL, publicUrl: string): Promise<Response> {
+async function forward(request: Request, relay: URL): Promise<Response> {
   const url = new URL(request.url);
   const target = new URL(url.pathname + url.search, relay);
   if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
@@ -97,9 +94,12 @@ async function forward(request: Request, relay: URL, publicUrl: string): Promise
   const out = new Headers(response.headers);
   out.delete("content-encoding");
   out.delete("content-length");
-  // The relay's own signed blob URLs come back through this origin.
+  // The relay's own signed blob URLs (whatever its public URL) come back through this origin.
   const location = out.get("location");
-  if (location?.startsWith(`${publicUrl}/`)) out.set("location", location.slice(publicUrl.length));
+  if (location && /^https?:\/\//.test(location)) {
+    const target = new URL(location);
+    if (target.pathname.startsWith("/v1/")) out.set("location", target.pathname + target.search);
+  }
   return new Response(response.body, { status: response.status, headers: out });
 }
 
