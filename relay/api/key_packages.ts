@@ -19,7 +19,12 @@ import { type ApiEnv, type Auth, readBody } from "./context.ts";
 export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   // Keyed by the calling device; an admin's change of rate_claim applies without a restart.
-  const claimLimit = new RateLimiter(deps.config.rateClaim, undefined, deps.clock);
+  const claimLimit = new RateLimiter(
+    deps.config.rateClaim,
+    undefined,
+    deps.clock,
+    () => deps.metrics.rateLimited.inc({ limit: "claim" }),
+  );
   deps.settings.onChange((values) => claimLimit.setRate(parseRate(values.rate_claim)));
 
   app.put("/devices/me/keys", auth, async (c) => {

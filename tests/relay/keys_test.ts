@@ -243,6 +243,10 @@ relaySuite(
       assertErrorBody(limited, 429, "rate_limited");
       assert.ok(Number(limited.headers.get("retry-after")) >= 1);
       assert.ok(limited.body.error.retry_after_ms > 0);
+      assert.match(
+        await t.relay.deps.metrics.text(),
+        /sealpost_rate_limited_total\{limit="claim"\} [1-9]/,
+      );
       // Probing unknown accounts costs the same.
       const probe = await call(t.url, "POST", `/v1/accounts/${other.me.account}/keys/claim`, {
         token: greedy.api.token!,
