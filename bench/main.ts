@@ -221,6 +221,7 @@ type Results = {
     cpu_profile?: unknown;
   };
   catchup?: CatchupResult[];
+  steps: { name: string; seconds: number }[];
   idle?: IdleResult & { relay_log: string[] };
   errors: string[];
 };
@@ -237,6 +238,7 @@ async function main(): Promise<void> {
     options: shownOptions,
     loadavg_start: loadAverage(),
     ceilings: {},
+    steps: [],
     errors: [],
   };
   await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
@@ -268,12 +270,16 @@ async function main(): Promise<void> {
 
     const step = async (name: string, task: () => Promise<void>) => {
       console.log(`\n== ${name} (load ${loadAverage()[0]})`);
+      const t0 = performance.now();
       try {
         await task();
       } catch (error) {
         console.error(`${name} failed:`, error);
         results.errors.push(`${name}: ${(error as Error).stack ?? error}`);
       }
+      const seconds = Math.round((performance.now() - t0) / 1000);
+      results.steps.push({ name, seconds });
+      console.log(`(${seconds} s)`);
       await save();
     };
 
@@ -299,7 +305,8 @@ async function main(): Promise<void> {
           const loadavg = loadAverage()[0];
           const r = await commitCeiling(url, {
             seconds: options.quick ? 2 : 4,
-            rates: [...new Set([...(url ? options.rates : options.pgliteRates)])],
+            quick: options.quick,
+            rates: options.quick ? [] : url ? options.rates : options.pgliteRates,
             postgresPid: url ? pgPid : undefined,
           });
           results.ceilings.group_commit.push({ ...r, loadavg_before: loadavg });
@@ -316,7 +323,7 @@ async function main(): Promise<void> {
         try {
           const conns = options.groups * options.groupSize;
           const loadavg = loadAverage()[0];
-          const echo = await echoCeiling(server, conns, options.quick ? 3 : 5, 4, chars);
+          const echo = await echoCeiling(server, conns, options.quick ? 2 : 5, 4, chars);
           results.ceilings.ws_echo = { ...echo, loadavg_before: loadavg };
           console.log(`echo at ${conns} connections: ${echo.msg_s} msg/s`);
           const fleet: Fleet = {
@@ -523,7 +530,7 @@ async function main(): Promise<void> {
           await server.stop();
         }
       });
-      if (has("pglite") || !options.quick) {
+      if (!options.quick) {
         await step("catch-up on PGlite", async () => {
           let relay: RelayProcess = await startRelay({});
           try {
