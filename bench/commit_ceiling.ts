@@ -28,7 +28,7 @@ const STATEMENTS: [string, RegExp][] = [
   ["lock_groups", /select id, last_seq/],
   ["members", /select group_id, account_id/],
   ["dedupe", /select m\.group_id/],
-  ["insert", /insert into "messages"/],
+  ["insert", /insert into "?messages"?/],
   ["update_groups", /update groups g set last_seq/],
   ["notify", /pg_notify/],
   ["commit", /^\s*commit/i],
@@ -144,7 +144,6 @@ export async function commitCeiling(
       windowMs: 1,
       onBatch: (n) => batchSizes.push(n),
     });
-    const body = new Uint8Array(66);
     const bodyText = "A".repeat(88);
     let counter = 0;
     const submit = () => {
@@ -154,7 +153,6 @@ export async function commitCeiling(
         account: accounts[i],
         device: accounts[i],
         clientId: `c${counter}`,
-        body,
         bodyText,
       });
     };

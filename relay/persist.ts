@@ -25,8 +25,10 @@ export type PendingSend = {
   account: string;
   device: string;
   clientId: string;
-  body: Uint8Array;
-  /** The body as the client sent it (base64url), reused for fan-out. */
+  /**
+   * The body as the client sent it: canonical base64url, already size-checked. It is stored as
+   * bytes (decoded by Postgres in the insert) and reused as is for fan-out.
+   */
   bodyText: string;
   ttlS?: number;
   to?: string[];
@@ -273,7 +275,7 @@ export class GroupCommit {
           sender_account: send.account,
           sender_device: send.device,
           client_id: send.clientId,
-          body: send.body,
+          body: send.bodyText,
           blob_id: send.blob?.id ?? null,
           blob_size: send.blob?.size ?? null,
           to_devices: send.to ?? null,
@@ -295,7 +297,22 @@ export class GroupCommit {
         perGroup.set(send.group, list);
       }
       if (rows.length === 0) return;
-      await tx.insertInto("messages").values(rows).execute();
+      // One parameter per column (unnest), not one per value: cheap to build and to parse at
+      // any batch size. Postgres decodes the base64url bodies into bytea.
+      await sql`
+        insert into messages (group_id, seq, sender_account, sender_device, client_id, body,
+                              blob_id, blob_size, to_devices, created_at, expires_at)
+        select g, s, a, d, c,
+               decode(translate(b, '-_', '+/') || repeat('=', (4 - length(b) % 4) % 4), 'base64'),
+               bl, bs, case when t is null then null else string_to_array(t, ',') end, ${now}, e
+        from unnest(
+          ${rows.map((r) => r.group_id)}::text[], ${rows.map((r) => r.seq)}::bigint[],
+          ${rows.map((r) => r.sender_account)}::text[], ${rows.map((r) => r.sender_device)}::text[],
+          ${rows.map((r) => r.client_id)}::text[], ${rows.map((r) => r.body)}::text[],
+          ${rows.map((r) => r.blob_id)}::text[], ${rows.map((r) => r.blob_size)}::bigint[],
+          ${rows.map((r) => r.to_devices?.join(",") ?? null)}::text[],
+          ${rows.map((r) => r.expires_at)}::bigint[]
+        ) as u(g, s, a, d, c, b, bl, bs, t, e)`.execute(tx);
       await extendBlobLives(tx, rows, now);
       await this.options.bus.announce(
         tx,
