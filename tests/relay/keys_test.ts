@@ -181,8 +181,11 @@ relaySuite(
       t,
     ) => {
       const root = await generateKeyPair();
+      // Registered a second apart: packages come oldest device first.
       const phone = await registered(t, { account: root });
+      t.clock.advance(1000);
       const laptop = await registered(t, { account: root });
+      t.clock.advance(1000);
       const tablet = await registered(t, { account: root });
       const revoked = await registered(t, { account: root });
       const claimer = await registered(t);
