@@ -13,7 +13,10 @@
  *   typing never spends MLS ratchet generations (nothing is stored to catch up on).
  */
 
+import { type ClientState, mlsExporter } from "ts-mls";
 import { b64url, fromB64url } from "../../client/mod.ts";
+import type { OutboxEntry } from "./chat_group.ts";
+import { ciphersuite } from "./mls_identity.ts";
 
 /** The content of an MLS application message. */
 export type Payload =
@@ -49,6 +52,36 @@ export function decodePayload(bytes: Uint8Array): Payload | null {
   } catch {
     return null;
   }
+}
+
+/** The transcript entry of a payload sent in `epoch` (without its `seq` and time). */
+export function entryOf(
+  payload: Payload,
+  epoch: bigint,
+  from: { account: string; device: string },
+  own: boolean,
+  verified: boolean,
+): OutboxEntry {
+  return {
+    epoch: Number(epoch),
+    from,
+    name: payload.name,
+    own,
+    kind: payload.t,
+    ...(payload.t === "text" ? { text: payload.text } : {}),
+    ...(payload.t === "image"
+      ? {
+        image: {
+          blob: payload.blob,
+          key: payload.key,
+          mime: payload.mime,
+          file: payload.file,
+          size: payload.size,
+        },
+      }
+      : {}),
+    verified,
+  };
 }
 
 /** A Welcome body: the Commit's `seq` (u64, big-endian) then the `MLSMessage`. */
@@ -97,6 +130,21 @@ export async function openAttachment(
     blob.slice(12),
   );
   return new Uint8Array(plain);
+}
+
+/** The AES-GCM key for ephemeral bodies in the epoch of `state`: `MLS-Exporter(label, "", 32)`. */
+export async function ephemeralKey(state: ClientState): Promise<CryptoKey> {
+  const raw = await mlsExporter(
+    state.keySchedule.exporterSecret,
+    "sealpost chat ephemeral",
+    new Uint8Array(0),
+    32,
+    await ciphersuite(),
+  );
+  return await crypto.subtle.importKey("raw", raw as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
 }
 
 /** An ephemeral body: `epoch (u64) ‖ iv ‖ AES-GCM(key of that epoch, JSON)`. */
