@@ -423,12 +423,26 @@ export class HttpClient {
     return response.headers.get("location")!;
   }
 
-  /** Downloads a blob's bytes (members of its group only). */
+  /**
+   * Downloads a blob's bytes (members of its group only), following the relay's redirect to the
+   * signed URL — in browsers too, where a manual redirect hides the `Location`. Fetch drops the
+   * bearer token when the redirect leaves the relay's origin.
+   */
   async downloadBlob(id: string): Promise<Uint8Array> {
-    const response = await this.fetchFn(await this.blobUrl(id));
+    const response = await this.fetchFn(`${this.baseUrl}/v1/blobs/${encodeURIComponent(id)}`, {
+      headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+    });
     if (!response.ok) {
       const text = await response.text();
-      throw new SealpostError(response.status, "download_failed", text.slice(0, 200));
+      let error: { code?: string; message?: string } = {};
+      try {
+        error = JSON.parse(text).error ?? {};
+      } catch { /* not the relay's JSON: the store answered */ }
+      throw new SealpostError(
+        response.status,
+        error.code ?? "download_failed",
+        error.message ?? text.slice(0, 200),
+      );
     }
     return new Uint8Array(await response.arrayBuffer());
   }
