@@ -151,7 +151,9 @@ export async function readRanges(
            m.blob_size, m.to_devices, m.created_at, m.expires_at
     from unnest(${ranges.map((r) => r.group)}::text[], ${ranges.map((r) => r.from)}::bigint[],
                 ${ranges.map((r) => r.to)}::bigint[]) as r(g, a, b)
-    join messages m on m.group_id = r.g and m.seq between r.a and r.b
+    cross join lateral (
+      select * from messages m where m.group_id = r.g and m.seq between r.a and r.b
+    ) m
     order by m.group_id, m.seq`.execute(db);
   return result.rows.map(fromRow);
 }

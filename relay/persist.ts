@@ -239,11 +239,14 @@ export class GroupCommit {
           }
         >`
           select m.group_id, m.sender_device, m.client_id, m.seq, m.created_at, m.expires_at
-          from messages m
-          join unnest(${candidates.map((s) => s.group)}::text[],
+          from unnest(${candidates.map((s) => s.group)}::text[],
                       ${candidates.map((s) => s.device)}::text[],
                       ${candidates.map((s) => s.clientId)}::text[]) as k(g, d, c)
-            on m.group_id = k.g and m.sender_device = k.d and m.client_id = k.c`.execute(tx);
+          -- LATERAL: one index probe per send, never a scan of the whole table
+          cross join lateral (
+            select * from messages m
+            where m.group_id = k.g and m.sender_device = k.d and m.client_id = k.c
+          ) m`.execute(tx);
         for (const row of found.rows) {
           earlier.set(`${row.group_id} ${row.sender_device} ${row.client_id}`, {
             seq: row.seq,
