@@ -8,7 +8,7 @@
  */
 
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, type LogEvent, PGliteDialect } from "kysely";
+import { Kysely, type LogEvent, PGliteDialect, sql } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
 import type { Bus } from "../relay/bus.ts";
@@ -54,6 +54,8 @@ export type CommitCeiling = {
     cpu_pct: number;
     postgres_cpu_pct: number | null;
   }[];
+  /** Batches of 10 after the closed loops filled `messages`, before and after ANALYZE. */
+  grown: (BatchTiming & { rows: number; analyzed: boolean })[];
 };
 
 /** Measures the group commit on a fresh Postgres database (`url`) or a fresh PGlite. */
@@ -157,6 +159,13 @@ export async function commitCeiling(
       });
     };
 
+    const means = () => {
+      const out: Record<string, number> = {};
+      for (const [name, list] of timings) {
+        out[name] = round(list.reduce((a, b) => a + b, 0) / list.length);
+      }
+      return out;
+    };
     const batches: BatchTiming[] = [];
     for (const n of [1, 10, 100, 500, 1000]) {
       const walls: number[] = [];
@@ -166,10 +175,7 @@ export async function commitCeiling(
         await Promise.all(Array.from({ length: n }, submit));
         walls.push(performance.now() - t0);
       }
-      const statements: Record<string, number> = {};
-      for (const [name, list] of timings) {
-        statements[name] = round(list.reduce((a, b) => a + b, 0) / list.length);
-      }
+      const statements = means();
       walls.sort((a, b) => a - b);
       batches.push({
         size: n,
@@ -178,32 +184,6 @@ export async function commitCeiling(
       });
     }
 
-    const closedLoop: CommitCeiling["closed_loop"] = [];
-    for (const inFlight of options.quick ? [] : [100, 1000, 3000]) {
-      batchSizes = [];
-      let done = 0;
-      const t0 = performance.now();
-      const end = t0 + options.seconds * 1000;
-      let stoppedAt = 0;
-      // The deadline is checked in the loop, not by a timer: with PGlite every query resolves
-      // as a microtask, so a timer would never get its turn while the workers keep submitting.
-      const worker = async () => {
-        while (performance.now() < end) {
-          await submit();
-          done++;
-        }
-        stoppedAt ||= performance.now();
-      };
-      const workers = Array.from({ length: inFlight }, worker);
-      await Promise.all(workers);
-      const elapsed = (stoppedAt - t0) / 1000;
-      const count = done;
-      closedLoop.push({
-        in_flight: inFlight,
-        msg_s: Math.round(count / elapsed),
-        mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
-      });
-    }
     const openLoop: CommitCeiling["open_loop"] = [];
     for (const rate of options.rates ?? []) {
       batchSizes = [];
@@ -239,11 +219,60 @@ export async function commitCeiling(
         postgres_cpu_pct: pg === null ? null : round(pg / elapsed * 100),
       });
     }
+    const closedLoop: CommitCeiling["closed_loop"] = [];
+    for (const inFlight of options.quick ? [] : [100, 1000, 3000]) {
+      batchSizes = [];
+      let done = 0;
+      const t0 = performance.now();
+      const end = t0 + options.seconds * 1000;
+      let stoppedAt = 0;
+      // The deadline is checked in the loop, not by a timer: with PGlite every query resolves
+      // as a microtask, so a timer would never get its turn while the workers keep submitting.
+      const worker = async () => {
+        while (performance.now() < end) {
+          await submit();
+          done++;
+        }
+        stoppedAt ||= performance.now();
+      };
+      const workers = Array.from({ length: inFlight }, worker);
+      await Promise.all(workers);
+      const elapsed = (stoppedAt - t0) / 1000;
+      const count = done;
+      closedLoop.push({
+        in_flight: inFlight,
+        msg_s: Math.round(count / elapsed),
+        mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
+      });
+    }
+    // The table has grown by the closed loops, and nothing has analyzed it: time a batch of 10
+    // now, and again after ANALYZE (prepared statements keep a generic plan chosen on the empty
+    // table until its statistics change).
+    const grown: CommitCeiling["grown"] = [];
+    const rows = url
+      ? Number(
+        (await sql<{ n: number }>`select count(*)::int as n from messages`.execute(db))
+          .rows[0].n,
+      )
+      : 0;
+    for (const analyzed of url ? [false, true] : []) {
+      if (analyzed) await sql`analyze messages`.execute(db);
+      timings.clear();
+      const walls: number[] = [];
+      for (let rep = 0; rep < 5; rep++) {
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: 10 }, submit));
+        walls.push(performance.now() - t0);
+      }
+      walls.sort((a, b) => a - b);
+      grown.push({ rows, analyzed, size: 10, ms: round(walls[2]), statements_ms: means() });
+    }
     return {
       database: url ? "postgres" : "pglite",
       batches,
       closed_loop: closedLoop,
       open_loop: openLoop,
+      grown,
     };
   } finally {
     await close();
