@@ -80,6 +80,8 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
   const client = postgres(url, {
     max: options.max ?? 10,
     connection: { application_name: "sealpost" },
+    // Fail fast while the database is unreachable (callers answer 503 and clients retry).
+    connect_timeout: 5,
     onnotice: () => {},
     types: {
       bigint: {

@@ -47,6 +47,16 @@ import { BackupSchedule } from "./backup_schedule.ts";
 import { Sweeper } from "./sweep.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
 
+/** How long `/readyz` waits for the database before answering 503. */
+const READY_TIMEOUT_MS = 1500;
+
+/** `promise`'s value, or `fallback` if it takes longer than `ms`. */
+function within<T>(ms: number, promise: Promise<T>, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<T>((resolve) => timer = setTimeout(() => resolve(fallback), ms));
+  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
+}
+
 /** What a relay is built from. */
 export type RelayOptions = {
   config: Config;
@@ -301,7 +311,14 @@ export function createRelay(options: RelayOptions): Relay {
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];
 
-  const ready = async () => !draining && await ping(db) && await isMigrated(db).catch(() => false);
+  // A database that is down may not even refuse connections quickly: readiness answers within
+  // READY_TIMEOUT_MS either way, so load balancers and probes see 503 at once.
+  const ready = async () =>
+    !draining && await within(
+      READY_TIMEOUT_MS,
+      (async () => await ping(db) && await isMigrated(db).catch(() => false))(),
+      false,
+    );
   const app = createApi(base, {
     hooks: {
       onRevoked: (device) => {
