@@ -62,6 +62,8 @@ const USAGE = `Usage: deno task bench [--flags]
   --body-bytes N         message body size, decoded (default 64)
   --connections N        idle connections (default 10000)
   --catchup N            stored messages to replay (default 100000)
+  --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
+                         force_custom_plan avoids stale generic plans; default: Postgres's auto)
   --cpu-prof             write a CPU profile of the Postgres fan-out relay and summarise it
   --wait-load X          first wait (up to --wait-max s) until the 1-min load is below X
   --wait-max S           (default 600)
@@ -82,6 +84,7 @@ type Options = {
   connections: number;
   catchup: number;
   cpuProf: boolean;
+  planCacheMode: string | null;
   waitLoad: number | null;
   waitMax: number;
   out: string;
@@ -105,6 +108,7 @@ function parseOptions(args: string[]): Options {
       connections: { type: "string" },
       catchup: { type: "string" },
       "cpu-prof": { type: "boolean" },
+      "plan-cache-mode": { type: "string" },
       "wait-load": { type: "string" },
       "wait-max": { type: "string" },
       out: { type: "string" },
@@ -141,6 +145,7 @@ function parseOptions(args: string[]): Options {
     connections: positive(values.connections ?? (quick ? "2000" : "10000")),
     catchup: positive(values.catchup ?? "100000"),
     cpuProf: values["cpu-prof"] === true,
+    planCacheMode: values["plan-cache-mode"] ?? null,
     waitLoad: values["wait-load"] === undefined ? null : Number(values["wait-load"]),
     waitMax: positive(values["wait-max"] ?? "600"),
     out: values.out ?? new URL(`./results/${stamp}.json`, import.meta.url).pathname,
@@ -382,10 +387,16 @@ async function main(): Promise<void> {
           ? new URL(`./tmp/prof-${Date.now()}`, import.meta.url).pathname
           : undefined;
         if (profDir) await Deno.mkdir(profDir, { recursive: true });
-        const relay = await startRelay({
-          databaseUrl: await pg!.createDatabase(),
-          cpuProfDir: profDir,
-        });
+        const databaseUrl = await pg!.createDatabase();
+        if (options.planCacheMode) {
+          if (!/^[a-z_]+$/.test(options.planCacheMode)) throw new Error("Bad --plan-cache-mode");
+          await pg!.psql(
+            `alter database ${
+              new URL(databaseUrl).pathname.slice(1)
+            } set plan_cache_mode = ${options.planCacheMode}`,
+          );
+        }
+        const relay = await startRelay({ databaseUrl, cpuProfDir: profDir });
         let fleet: Fleet | null = null;
         try {
           fleet = await relayFleet(relay, options.groups, options.groupSize, options.ack);
