@@ -52,7 +52,8 @@ const USAGE = `Usage: deno task bench [--flags]
   --scenario LIST        comma-separated: ${SCENARIOS.join(", ")} (default: all)
   --quick                a smaller run that finishes in about 2 minutes
   --rate LIST            fan-out rates on Postgres, msg/s (default 1000,2500,5000,10000)
-  --fsync-rate LIST      rates rerun with Postgres fsync on (default 5000,10000; "" for none)
+  --fsync-rate LIST      rates rerun with Postgres fsync on (default 5000,10000, or none when
+                         --rate is given; "" for none)
   --pglite-rate LIST     fan-out rates on PGlite (default 1000,2000,3000,5000)
   --duration S           seconds per rate (default 15)
   --groups N             groups in the fan-out (default 100)
@@ -75,6 +76,8 @@ type Options = {
   quick: boolean;
   rates: number[];
   fsyncRates: number[];
+  /** Rates only the bare WebSocket broadcast runs (to find its ceiling). */
+  rawExtraRates: number[];
   pgliteRates: number[];
   durationS: number;
   groups: number;
@@ -135,7 +138,12 @@ function parseOptions(args: string[]): Options {
     scenarios,
     quick,
     rates: list(values.rate, quick ? [1000, 5000] : [1000, 2500, 5000, 10000]),
-    fsyncRates: list(values["fsync-rate"], quick ? [5000] : [5000, 10000]),
+    // An explicit --rate runs just those rates unless --fsync-rate asks for more.
+    fsyncRates: list(
+      values["fsync-rate"],
+      values.rate !== undefined ? [] : quick ? [5000] : [5000, 10000],
+    ),
+    rawExtraRates: values.rate !== undefined || quick ? [] : [20_000],
     pgliteRates: list(values["pglite-rate"], quick ? [3000] : [1000, 2000, 3000, 5000]),
     durationS: positive(values.duration ?? (quick ? "5" : "15")),
     groups: positive(values.groups ?? "100"),
@@ -354,7 +362,7 @@ async function main(): Promise<void> {
             () => fleet.current,
           );
           fleet.clients = raw.clients;
-          const rates = [...new Set([...options.rates, ...(options.quick ? [] : [20_000])])];
+          const rates = [...new Set([...options.rates, ...options.rawExtraRates])];
           results.ceilings.ws_broadcast = [];
           for (const rate of rates) {
             const r = await measureRate(
