@@ -79,7 +79,9 @@ export async function openPglite(dir: string): Promise<DatabaseHandle> {
 export function openPostgres(url: string, options: { max?: number } = {}): DatabaseHandle {
   const client = postgres(url, {
     max: options.max ?? 10,
-    connection: { application_name: "sealpost" },
+    // Plan every statement for its own parameters: a generic plan cached while `messages` was
+    // small keeps scanning the table after it has grown (until ANALYZE), measured by the bench.
+    connection: { application_name: "sealpost", plan_cache_mode: "force_custom_plan" },
     // Fail fast while the database is unreachable (callers answer 503 and clients retry).
     connect_timeout: 5,
     onnotice: () => {},
