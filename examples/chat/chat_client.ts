@@ -23,7 +23,6 @@ import {
   b64url,
   createDeviceIdentity,
   type DeviceIdentity,
-  type ExportedKeyPair,
   exportKeyPair,
   fromB64url,
   HttpClient,
@@ -50,29 +49,9 @@ import {
 } from "./envelope.ts";
 import { type ChatEvent, type CommitPlan, GroupSync, joinable } from "./group_sync.ts";
 import { ciphersuite, clientConfig, newKeyPackage } from "./mls_identity.ts";
-import type { ChatStore } from "./store.ts";
+import { type ChatOptions, JOIN_WAIT_MS, type StoredIdentity, within } from "./chat_options.ts";
 
-export type { ChatEvent, Member, TranscriptEntry };
-
-/** Options of {@link ChatClient.open}. */
-export type ChatOptions = {
-  /** The relay's base URL (or a same-origin proxy of it). */
-  url: string;
-  store: ChatStore;
-  /** The display name this device puts in its (encrypted) messages. */
-  name: string;
-  /** One-time KeyPackages kept on the relay (topped up when fewer than half are left). */
-  keyPackages?: number;
-  /** Post a "joined" message after joining a group by Welcome (default true). */
-  announce?: boolean;
-  fetchFn?: typeof fetch;
-  WebSocketImpl?: typeof WebSocket;
-  onEvent?(event: ChatEvent): void;
-};
-
-type StoredIdentity = { account: string; cert: string; device: ExportedKeyPair; name: string };
-/** How long an invite waits for earlier joiners to confirm before giving up. */
-const JOIN_WAIT_MS = 30_000;
+export type { ChatEvent, ChatOptions, Member, TranscriptEntry };
 
 /**
  * A chat device.
@@ -370,10 +349,7 @@ export class ChatClient {
     await this.session.send(groupId, { body, ephemeral: true }).catch(() => {});
   }
 
-  /**
-   * Whether this device could decrypt `body` now (without keeping the result): what a removed
-   * member is left with. Used by tests to show a removed member cannot read what follows.
-   */
+  /** Whether this device could decrypt `body` now: tests show a removed member cannot. */
   async canDecrypt(groupId: string, body: string): Promise<boolean> {
     const group = this.groups.get(groupId);
     if (!group?.state) return false;
@@ -511,9 +487,7 @@ export class ChatClient {
   }
 
   #learnNames(transcript: TranscriptEntry[]): void {
-    for (const entry of transcript) {
-      if (entry.verified) this.#names.set(entry.from.account, entry.name);
-    }
+    for (const e of transcript) if (e.verified) this.#names.set(e.from.account, e.name);
   }
 
   #emit(event: ChatEvent): void {
@@ -521,12 +495,4 @@ export class ChatClient {
       this.options.onEvent?.(event);
     } catch { /* a listener's problem is not ours */ }
   }
-}
-
-/** `promise`, or `fallback` after `ms`. */
-function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<T>((resolve) => setTimeout(() => resolve(fallback), ms)),
-  ]);
 }

@@ -2,7 +2,7 @@
  * @module
  * `deno task example:chat`: builds the chat page for the browser (`deno bundle --platform
  * browser`), serves it, and forwards every other path (`/v1/...` over HTTP and the WebSocket,
- * `/admin`) to a Sealpost relay, so the page talks to the relay from its own origin. With `--relay <url>` (or `SEALPOST_URL`) it
+ * `/admin`) to a Sealpost relay, so the page talks to the relay from its own origin. With `--relay <url>` it
  * uses a running relay; otherwise it starts one (`main.ts serve`, data in `data/chat-example`)
  * whose public URL is this server, so signed blob URLs come back through it too.
  *
@@ -169,9 +169,9 @@ if (import.meta.main) {
     const i = args.indexOf(`--${name}`);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const port = Number(flag("port") ?? Deno.env.get("PORT") ?? 8090);
+  const port = Number(flag("port") ?? 8090);
   const publicUrl = `http://localhost:${port}`;
-  let relayUrl = flag("relay") ?? Deno.env.get("SEALPOST_URL");
+  let relayUrl = flag("relay");
   let stopRelay = () => {};
   if (!relayUrl) {
     console.log("Starting a relay for the example (data in data/chat-example)…");
