@@ -346,8 +346,10 @@ export class Session {
     });
   }
 
-  /** Round-trip check. */
+  /** Round-trip check; also flushes coalesced acks, so its pong means they were received. */
   ping(): Promise<void> {
+    // Pending acks go first: the relay handles frames in order, so the pong confirms them.
+    this.#flushAcks();
     return new Promise((resolve) => {
       this.#pongs.push(resolve);
       this.#socket?.send(JSON.stringify({ t: "ping" }));
