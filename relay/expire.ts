@@ -24,9 +24,13 @@ export type ExpireOptions = {
   onBatch?: (deleted: number) => void;
 };
 
-/** Yields to the event loop so requests waiting behind a batch get their turn. */
-function yieldToOthers(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+/**
+ * Yields so requests waiting behind a batch get their turn. On PGlite (one connection, queries
+ * block the event loop) a zero-delay yield lets the next batch win the connection again before a
+ * send's group commit (whose window is a millisecond or more) asks for it, so it waits longer.
+ */
+function yieldToOthers(dbKind: string): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, dbKind === "pglite" ? 5 : 0));
 }
 
 /**
@@ -67,7 +71,7 @@ export async function expireMessages(
     deps.metrics.messagesExpired.inc(deleted);
     options.onBatch?.(deleted);
     if (deleted < batch) break;
-    await yieldToOthers();
+    await yieldToOthers(deps.dbKind);
   }
   return total;
 }
