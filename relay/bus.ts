@@ -53,6 +53,13 @@ export interface Bus {
   announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void>;
   /** Registers a handler called when events may have been missed (after a reconnect). */
   onGap(handler: () => void): void;
+  /**
+   * Tells a bus that reads messages back which groups anyone here follows (others skip the
+   * read). A bus that carries messages itself may ignore it.
+   */
+  setInterest?(wants: (group: string) => boolean): void;
+  /** Where a cross-instance bus reports the lag of what it receives (metrics). */
+  setLagObserver?(observe: (ms: number) => void): void;
   /** Registers a handler; returns the function that removes it. */
   subscribe(handler: (event: BusEvent) => void): () => void;
   /** Stops delivering. */

@@ -420,7 +420,7 @@ export class Hub {
     unindex(this.#byGroup, group, conn);
   }
 
-  /** Closes every connection with `code` (drain) and stops listening to the bus. */
+  /** Closes every connection with `code` (drain); `stop` ends listening to the bus. */
   closeAll(code: number, reason: string): void {
     for (const set of [...this.#byDevice.values()]) {
       for (const conn of [...set]) this.closeConnection(conn, code, reason);

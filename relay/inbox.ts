@@ -27,11 +27,6 @@ export class InboxWaiters {
     });
   }
 
-  /** Number of long-polls waiting (metrics). */
-  get size(): number {
-    return this.#waiters.size;
-  }
-
   /**
    * Registers a waiter and returns a promise that resolves when woken or after `timeoutMs`,
    * plus a cancel function. Call `read` after registering: anything committed from then on

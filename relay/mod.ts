@@ -111,7 +111,7 @@ export interface Relay {
 export function createRelay(options: RelayOptions): Relay {
   const { config, database, clock, log } = options;
   const db = database.db;
-  const bus = options.bus ?? new LocalBus();
+  const bus: Bus = options.bus ?? new LocalBus();
   const instanceId = config.instanceId;
   const leadership = options.leadership ?? new SoleLeader();
   const settings = new RuntimeSettings(db, clock, initialRuntimeValues(config));
@@ -138,7 +138,7 @@ export function createRelay(options: RelayOptions): Relay {
     "Connections the relay's database pool may open.",
     () => database.poolSize,
   );
-  (bus as { setLagObserver?: (fn: (ms: number) => void) => void }).setLagObserver?.(
+  bus.setLagObserver?.(
     (ms) => metrics.busLagSeconds.observe(Math.max(0, ms) / 1000),
   );
   const hub = new Hub({
@@ -170,7 +170,7 @@ export function createRelay(options: RelayOptions): Relay {
     connections: () => hub.connections,
     isLeader: () => leadership.isLeader(),
   });
-  (bus as { setInterest?: (wants: (group: string) => boolean) => void }).setInterest?.(
+  bus.setInterest?.(
     (group) => hub.hasSubscribers(group),
   );
   bus.onGap(() => {
