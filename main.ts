@@ -21,16 +21,16 @@ import {
   loadConfig,
   readEnv,
   SETTINGS,
-} from "./relay/config.ts";
-import { openDatabase } from "./relay/database.ts";
-import { doctor } from "./relay/doctor.ts";
-import { createLogger } from "./relay/log.ts";
-import { migrate, SchemaTooNewError } from "./relay/migrate.ts";
-import { runAdminCli } from "./admin/cli.ts";
-import { serve } from "./relay/serve.ts";
-import { sweepCommand } from "./relay/sweep_command.ts";
-import { archiveCommand } from "./relay/archive_command.ts";
-import { VERSION } from "./relay/version.ts";
+} from "./relay/config/mod.ts";
+import { openDatabase } from "./relay/store/database.ts";
+import { doctor } from "./commands/doctor.ts";
+import { createLogger } from "./relay/base/log.ts";
+import { migrate, SchemaTooNewError } from "./relay/store/migrate.ts";
+import { runAdminCli } from "./commands/admin.ts";
+import { serve } from "./commands/serve.ts";
+import { sweepCommand } from "./commands/sweep.ts";
+import { archiveCommand } from "./commands/archive.ts";
+import { VERSION } from "./relay/base/version.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
 

@@ -13,7 +13,7 @@
  */
 
 import { Hono } from "hono";
-import { createSetupToken, hasStoredPassword } from "../relay/admin_auth.ts";
+import { createSetupToken, hasStoredPassword } from "./auth.ts";
 import type { ApiEnv } from "../relay/api/context.ts";
 import { assetRoutes } from "./assets.ts";
 import { accountPage } from "./pages/account.tsx";
@@ -31,8 +31,27 @@ import { setupPage } from "./pages/setup.tsx";
 import { SECURITY_HEADERS } from "./render.ts";
 import { requireAdmin } from "./session.ts";
 import type { AdminDeps, AdminEnv } from "./types.ts";
+import type { Mount, RelayParts } from "../relay/mod.ts";
+import { MetricsHistory } from "./metrics_history.ts";
 
 export type { AdminDeps, LiveView } from "./types.ts";
+
+/**
+ * The dashboard as a part mounted on a relay (`createRelay({ mounts: [mountAdmin] })`): its
+ * routes, the minute-by-minute traffic history it keeps, and the one-time setup link at start.
+ */
+export function mountAdmin(parts: RelayParts): Mount {
+  const history = new MetricsHistory(parts.metrics, parts.clock);
+  const deps: AdminDeps = { ...parts, history };
+  return {
+    routes: createAdmin(deps),
+    start: async () => {
+      history.start();
+      await announceSetupLink(deps);
+    },
+    stop: () => history.stop(),
+  };
+}
 
 /** Paths under `/admin` that need no session. */
 const PUBLIC = /^\/admin\/(login|setup|assets\/[^/]+)$/;

@@ -10,8 +10,8 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { type AdminSession, findAdminSession } from "../relay/admin_auth.ts";
-import { randomId } from "../relay/encoding.ts";
+import { type AdminSession, findAdminSession } from "./auth.ts";
+import { randomId } from "../relay/base/encoding.ts";
 import type { AdminDeps, AdminEnv } from "./types.ts";
 
 /** The session cookie. */

@@ -4,10 +4,10 @@
  */
 
 import type { ApiEnv } from "../relay/api/context.ts";
-import type { AdminSession } from "../relay/admin_auth.ts";
+import type { AdminSession } from "./auth.ts";
 import type { Deps } from "../relay/deps.ts";
-import type { InstanceDirectory } from "../relay/instance_directory.ts";
-import type { MetricsHistory } from "../relay/metrics_history.ts";
+import type { InstanceDirectory } from "../relay/cluster/instance_directory.ts";
+import type { MetricsHistory } from "./metrics_history.ts";
 
 /** The live state of this instance the dashboard shows. */
 export interface LiveView {

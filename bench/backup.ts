@@ -5,9 +5,9 @@
  */
 
 import { sql } from "kysely";
-import type { Db } from "../relay/database.ts";
-import { archiveCommand } from "../relay/archive_command.ts";
-import { loadConfig } from "../relay/config.ts";
+import type { Db } from "../relay/store/database.ts";
+import { archiveCommand } from "../commands/archive.ts";
+import { loadConfig } from "../relay/config/mod.ts";
 import { openTestDatabase } from "../tests/helpers/relay.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 

@@ -14,8 +14,8 @@
  */
 
 import { sql } from "kysely";
-import { openPostgres } from "../relay/database.ts";
-import { migrate } from "../relay/migrate.ts";
+import { openPostgres } from "../relay/store/database.ts";
+import { migrate } from "../relay/store/migrate.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 
 const COUNTS = [1_000, 10_000, 100_000];

@@ -8,8 +8,8 @@
  */
 
 import { sql } from "kysely";
-import type { Db } from "./database.ts";
-import type { Logger } from "./log.ts";
+import type { Db } from "./store/database.ts";
+import type { Logger } from "./base/log.ts";
 
 /** How often buffered acks are written. */
 export const ACK_FLUSH_MS = 200;

@@ -7,9 +7,9 @@
  */
 
 import { sql } from "kysely";
-import type { Clock } from "./clock.ts";
-import type { Db } from "./database.ts";
-import type { Logger } from "./log.ts";
+import type { Clock } from "./base/clock.ts";
+import type { Db } from "./store/database.ts";
+import type { Logger } from "./base/log.ts";
 
 /** Collects device activity and writes it in batches. */
 export class ActivityTracker {

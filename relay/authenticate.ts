@@ -6,10 +6,10 @@
  */
 
 import type { Deps } from "./deps.ts";
-import { randomId, sha256 } from "./encoding.ts";
+import { randomId, sha256 } from "./base/encoding.ts";
 import { RelayError } from "./errors.ts";
-import { redeemInvite } from "./invites.ts";
-import { authText, certText, verify } from "./keys.ts";
+import { redeemInvite } from "./accounts/invites.ts";
+import { authText, certText, verify } from "./base/keys.ts";
 import type { LoginBody, RegisterBody } from "./protocol.ts";
 
 /** How long a nonce stays valid. */

@@ -7,7 +7,7 @@
  * must ask the primary.
  */
 
-import type { Db } from "./database.ts";
+import type { Db } from "./store/database.ts";
 import { type Page, readPage } from "./messages.ts";
 
 /** Reads pages of a group's messages for a device. */

@@ -9,16 +9,16 @@
 
 import { authenticateSignature, authenticateToken, type Principal } from "./authenticate.ts";
 import type { CursorStore } from "./ack.ts";
-import { randomId } from "./encoding.ts";
+import { randomId } from "./base/encoding.ts";
 import { CLOSE, isUnavailable, RelayError } from "./errors.ts";
-import { groupsOf } from "./groups.ts";
+import { groupsOf } from "./accounts/groups.ts";
 import type { Connection, Hub } from "./hub.ts";
-import type { InstanceRegistry } from "./instances.ts";
-import { publicLimits } from "./limits.ts";
+import type { InstanceRegistry } from "./cluster/instances.ts";
+import { publicLimits } from "./config/limits.ts";
 import { AuthFrame, ClientFrame, describeIssue } from "./protocol.ts";
 import { send, type SendDeps } from "./send.ts";
-import { PROTOCOL_VERSION, VERSION } from "./version.ts";
-import { withSpan } from "./trace.ts";
+import { PROTOCOL_VERSION, VERSION } from "./base/version.ts";
+import { withSpan } from "./base/trace.ts";
 
 /** Rate-limited sends per minute a connection may keep making before it is closed 4008. */
 const ABUSE_LIMIT = 60;

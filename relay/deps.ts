@@ -5,13 +5,13 @@
  */
 
 import type { ActivityTracker } from "./activity.ts";
-import type { Bus } from "./bus.ts";
-import type { Clock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import type { Db } from "./database.ts";
-import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
-import type { RuntimeSettings } from "./runtime_settings.ts";
+import type { Bus } from "./bus/bus.ts";
+import type { Clock } from "./base/clock.ts";
+import type { Config } from "./config/mod.ts";
+import type { Db } from "./store/database.ts";
+import type { Logger } from "./base/log.ts";
+import type { Metrics } from "./base/metrics.ts";
+import type { RuntimeSettings } from "./config/runtime.ts";
 
 /** The base dependencies of every service. */
 export interface Deps {

@@ -8,14 +8,14 @@
  * resumes from its cursor on reconnect, so nothing is lost.
  */
 
-import type { Bus, BusEvent } from "./bus.ts";
+import type { Bus, BusEvent } from "./bus/bus.ts";
 import { CLOSE } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./base/log.ts";
 import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
-import { startSpan } from "./trace.ts";
+import { startSpan } from "./base/trace.ts";
 import type { BacklogReader } from "./backlog.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "./base/clock.ts";
 
 /** The socket operations the hub needs (a WebSocket, or a test double in unit tests). */
 export interface FrameSocket {

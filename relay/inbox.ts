@@ -6,7 +6,7 @@
  * is missed.
  */
 
-import type { Bus } from "./bus.ts";
+import type { Bus } from "./bus/bus.ts";
 
 type Waiter = { account: string; groups: Set<string>; wake: () => void };
 

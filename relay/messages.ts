@@ -6,8 +6,8 @@
  */
 
 import { sql } from "kysely";
-import type { Db } from "./database.ts";
-import { toBase64Url } from "./encoding.ts";
+import type { Db } from "./store/database.ts";
+import { toBase64Url } from "./base/encoding.ts";
 
 /** A committed message as the relay keeps it in memory and on the bus. */
 export type StoredMessage = {

@@ -6,7 +6,8 @@
  * connects anywhere by itself.
  */
 
-import { announceSetupLink, createAdmin } from "../admin/mod.ts";
+import type { Hono } from "hono";
+import type { ApiEnv } from "./api/context.ts";
 import { CursorStore } from "./ack.ts";
 import { backlogReader } from "./backlog.ts";
 import { ActivityTracker } from "./activity.ts";
@@ -16,36 +17,36 @@ import { keyPackageRoutes } from "./api/key_packages.ts";
 import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
-import type { Bus } from "./bus.ts";
-import { LocalBus } from "./bus_local.ts";
+import type { Bus } from "./bus/bus.ts";
+import { LocalBus } from "./bus/bus_local.ts";
 import type { BlobStore } from "./blobs/mod.ts";
 import { openBlobStore } from "./blobs/open.ts";
 import { BlobPolicy } from "./blobs/policy.ts";
-import type { LifecycleHooks } from "./cleanup.ts";
-import type { Clock } from "./clock.ts";
-import { type Config, parseRate } from "./config.ts";
+import type { LifecycleHooks } from "./jobs/cleanup.ts";
+import type { Clock } from "./base/clock.ts";
+import { type Config, parseRate } from "./config/mod.ts";
 import type { ConnectDeps } from "./connect.ts";
-import { type DatabaseHandle, ping } from "./database.ts";
+import { type DatabaseHandle, ping } from "./store/database.ts";
 import type { Deps } from "./deps.ts";
 import { CLOSE } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { InboxWaiters } from "./inbox.ts";
-import type { Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
-import { isMigrated } from "./migrate.ts";
-import { InstanceRegistry } from "./instances.ts";
-import { LocalInstances, registryDirectory } from "./instance_directory.ts";
-import { MetricsHistory } from "./metrics_history.ts";
-import { type Leadership, SoleLeader } from "./leader.ts";
-import { VERSION } from "./version.ts";
+import type { Logger } from "./base/log.ts";
+import { Metrics } from "./base/metrics.ts";
+import { isMigrated } from "./store/migrate.ts";
+import { InstanceRegistry } from "./cluster/instances.ts";
+import { LocalInstances, registryDirectory } from "./cluster/instance_directory.ts";
+import type { InstanceDirectory } from "./cluster/instance_directory.ts";
+import { type Leadership, SoleLeader } from "./cluster/leader.ts";
+import { VERSION } from "./base/version.ts";
 import { GroupCommit } from "./persist.ts";
 import { pushRoutes } from "./api/push.ts";
 import type { PushEndpoints } from "./push/open.ts";
 import { PushService } from "./push/service.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { BackupSchedule } from "./backup_schedule.ts";
-import { Sweeper } from "./sweep.ts";
-import { initialRuntimeValues, RuntimeSettings } from "./runtime_settings.ts";
+import { BackupSchedule } from "./jobs/backup_schedule.ts";
+import { Sweeper } from "./jobs/sweep.ts";
+import { initialRuntimeValues, RuntimeSettings } from "./config/runtime.ts";
 
 /** How long `/readyz` waits for the database before answering 503. */
 const READY_TIMEOUT_MS = 1500;
@@ -73,6 +74,30 @@ export type RelayOptions = {
   lifecycle?: LifecycleHooks;
   /** Push service endpoints and trusted CAs (tests point them at local servers). */
   push?: PushEndpoints;
+  /**
+   * Parts served beside the relay's API (the admin dashboard): each is built from the relay's
+   * services and mounted at the root. The relay itself knows nothing of them.
+   */
+  mounts?: ReadonlyArray<(parts: RelayParts) => Mount>;
+};
+
+/** What a mounted part (the admin dashboard) may use of a built relay. */
+export type RelayParts = Deps & {
+  /** The relay instances of the cluster, this one included. */
+  instances: InstanceDirectory;
+  /** This instance's live connections. */
+  live: Hub;
+  /** Uploaded blobs and their bytes. */
+  blobUsage: () => Promise<{ blobs: number; bytes: number }>;
+};
+
+/** Routes served beside the relay's API, with their own background work. */
+export type Mount = {
+  routes: Hono<ApiEnv>;
+  /** Called once the relay has started. */
+  start?(): Promise<void>;
+  /** Called when the relay closes. */
+  stop?(): void;
 };
 
 /** A built relay. */
@@ -291,8 +316,7 @@ export function createRelay(options: RelayOptions): Relay {
     deps.pollLimit.setRate(parseRate(values.rate_poll));
     activity.setInactiveAfter(values.inactive_after_s * 1000);
   });
-  const history = new MetricsHistory(metrics, clock);
-  const adminDeps = {
+  const parts: RelayParts = {
     ...base,
     instances: registryDirectory(
       registry,
@@ -304,10 +328,10 @@ export function createRelay(options: RelayOptions): Relay {
         connections: () => hub.connections,
       }),
     ),
-    history,
     live: hub,
     blobUsage: () => blobs.usage(),
   };
+  const mounted = (options.mounts ?? []).map((mount) => mount(parts));
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];
 
@@ -330,7 +354,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
     pushInfo: () => push.info(),
     ready,
-    root: [wsRoutes(deps, () => draining), createAdmin(adminDeps)],
+    root: [wsRoutes(deps, () => draining), ...mounted.map((m) => m.routes)],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
@@ -353,10 +377,11 @@ export function createRelay(options: RelayOptions): Relay {
       activity.start();
       cursors.start();
       settings.start((error) => log.warn("settings reload failed", { error }));
-      history.start();
-      await announceSetupLink(adminDeps).catch((error) =>
-        log.error("admin setup link failed", { error })
-      );
+      for (const mount of mounted) {
+        await mount.start?.().catch((error) =>
+          log.error("starting a mounted part failed", { error })
+        );
+      }
       await leadership.start();
       await registry.start();
       sweeper.start();
@@ -376,7 +401,7 @@ export function createRelay(options: RelayOptions): Relay {
       waiters.close();
       for (const job of jobs) clearInterval(job);
       settings.stop();
-      history.stop();
+      for (const mount of mounted) mount.stop?.();
       await commit.idle();
       await sweeper.stop();
       await backups?.stop();

@@ -11,12 +11,12 @@
 
 import { sql } from "kysely";
 import { extendBlobLives, lockLiveBlobs } from "./blobs/policy.ts";
-import type { Bus } from "./bus.ts";
-import { withSpan } from "./trace.ts";
-import type { Clock } from "./clock.ts";
-import type { Db } from "./database.ts";
+import type { Bus } from "./bus/bus.ts";
+import { withSpan } from "./base/trace.ts";
+import type { Clock } from "./base/clock.ts";
+import type { Db } from "./store/database.ts";
 import { RelayError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./base/log.ts";
 import type { StoredMessage } from "./messages.ts";
 
 /** A validated send waiting for its transaction. */

@@ -7,7 +7,7 @@
 
 import { z } from "zod";
 import { invalid } from "./errors.ts";
-import { isKeyId } from "./keys.ts";
+import { isKeyId } from "./base/keys.ts";
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 

@@ -4,8 +4,8 @@
  * how long to wait when a key is over its rate, so callers can report `retry_after_ms`.
  */
 
-import type { Clock } from "./clock.ts";
-import type { Rate } from "./config.ts";
+import type { Clock } from "./base/clock.ts";
+import type { Rate } from "./config/mod.ts";
 import { RelayError } from "./errors.ts";
 
 type Bucket = { tokens: number; at: number };

@@ -8,7 +8,7 @@
 import type { Principal } from "./authenticate.ts";
 import type { BlobPolicy } from "./blobs/policy.ts";
 import type { Deps } from "./deps.ts";
-import { base64UrlDecodedLength, randomId } from "./encoding.ts";
+import { base64UrlDecodedLength, randomId } from "./base/encoding.ts";
 import { invalid, notFound, RelayError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import type { GroupCommit, SendResult } from "./persist.ts";

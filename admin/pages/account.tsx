@@ -4,13 +4,13 @@
  */
 
 import type { Hono } from "hono";
-import { accountDetail } from "../../relay/admin_queries.ts";
+import { accountDetail } from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatAgo, formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";
 import { Badge, IdLink, Table } from "../components/ui.tsx";
 import { page } from "../render.ts";
-import type { AccountDetail } from "../../relay/admin_queries.ts";
+import type { AccountDetail } from "../queries.ts";
 import type { AdminDeps, AdminEnv } from "../types.ts";
 
 /** The account's devices and groups. */

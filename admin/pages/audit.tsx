@@ -5,7 +5,7 @@
  */
 
 import type { Hono } from "hono";
-import { type AuditEntry, listAudit } from "../../relay/admin_queries.ts";
+import { type AuditEntry, listAudit } from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";

@@ -7,8 +7,8 @@
 
 import type { Hono } from "hono";
 import type { ComponentChildren } from "preact";
-import { type DeviceDetail, deviceDetail } from "../../relay/admin_queries.ts";
-import { adminRevokeDevice } from "../../relay/devices.ts";
+import { type DeviceDetail, deviceDetail } from "../queries.ts";
+import { adminRevokeDevice } from "../../relay/accounts/devices.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatAgo, formatTime, shortId } from "../components/format.ts";
 import { Csrf, Layout, Notice } from "../components/layout.tsx";

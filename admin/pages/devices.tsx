@@ -10,7 +10,7 @@ import {
   DEVICE_STATUSES,
   devicePlatforms,
   searchDevices,
-} from "../../relay/admin_queries.ts";
+} from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { statusLabel } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";

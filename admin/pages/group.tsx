@@ -7,9 +7,9 @@
 
 import type { Hono } from "hono";
 import type { ComponentChildren, VNode } from "preact";
-import { type GroupDetail, groupDetail } from "../../relay/admin_queries.ts";
-import { adminDeleteGroup, adminSetRetention } from "../../relay/groups.ts";
-import { parseRuntimeValue } from "../../relay/runtime_settings.ts";
+import { type GroupDetail, groupDetail } from "../queries.ts";
+import { adminDeleteGroup, adminSetRetention } from "../../relay/accounts/groups.ts";
+import { parseRuntimeValue } from "../../relay/config/runtime.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatBytes, formatTime } from "../components/format.ts";

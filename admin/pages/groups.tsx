@@ -5,8 +5,8 @@
  */
 
 import type { Hono } from "hono";
-import { type AdminGroup, listGroupsForAdmin } from "../../relay/admin_queries.ts";
-import { formatDurationS } from "../../relay/runtime_settings.ts";
+import { type AdminGroup, listGroupsForAdmin } from "../queries.ts";
+import { formatDurationS } from "../../relay/config/runtime.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatBytes, formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";

@@ -5,10 +5,15 @@
  */
 
 import type { Hono } from "hono";
-import { recordAudit } from "../../relay/admin_queries.ts";
-import { parseDuration } from "../../relay/config.ts";
-import { createInvite, type InviteInfo, listInvites, revokeInvite } from "../../relay/invites.ts";
-import type { RegistrationMode } from "../../relay/runtime_settings.ts";
+import { recordAudit } from "../queries.ts";
+import { parseDuration } from "../../relay/config/mod.ts";
+import {
+  createInvite,
+  type InviteInfo,
+  listInvites,
+  revokeInvite,
+} from "../../relay/accounts/invites.ts";
+import type { RegistrationMode } from "../../relay/config/runtime.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatTime } from "../components/format.ts";

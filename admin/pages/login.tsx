@@ -11,8 +11,8 @@ import {
   endAdminSession,
   hasStoredPassword,
   SESSION_TTL_MS,
-} from "../../relay/admin_auth.ts";
-import { recordAudit } from "../../relay/admin_queries.ts";
+} from "../auth.ts";
+import { recordAudit } from "../queries.ts";
 import { RateLimiter } from "../../relay/rate_limit.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout, Notice } from "../components/layout.tsx";

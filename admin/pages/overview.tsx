@@ -4,7 +4,7 @@
  */
 
 import type { Hono } from "hono";
-import { lastSweep, storageUse, storedCounts } from "../../relay/admin_queries.ts";
+import { lastSweep, storageUse, storedCounts } from "../queries.ts";
 import { pushOverview } from "../../relay/push/stats.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout } from "../components/layout.tsx";

@@ -12,7 +12,7 @@ import {
   parseRuntimeValue,
   type RuntimeKey,
   type RuntimeValues,
-} from "../../relay/runtime_settings.ts";
+} from "../../relay/config/runtime.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Csrf, Layout, Notice } from "../components/layout.tsx";

@@ -11,8 +11,8 @@ import {
   isSetupTokenValid,
   MIN_PASSWORD_LENGTH,
   SESSION_TTL_MS,
-} from "../../relay/admin_auth.ts";
-import { recordAudit } from "../../relay/admin_queries.ts";
+} from "../auth.ts";
+import { recordAudit } from "../queries.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout, Notice } from "../components/layout.tsx";

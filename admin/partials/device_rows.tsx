@@ -4,7 +4,7 @@
  * rendered inside the full page without JavaScript.
  */
 
-import type { AdminDevice } from "../../relay/admin_queries.ts";
+import type { AdminDevice } from "../queries.ts";
 import { formatAgo } from "../components/format.ts";
 import { Badge, IdLink, Table } from "../components/ui.tsx";
 

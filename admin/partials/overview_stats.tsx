@@ -5,9 +5,9 @@
  * gathers the numbers.
  */
 
-import type { AdminDeviceStatus, AuditEntry, StorageUse } from "../../relay/admin_queries.ts";
-import type { InstanceInfo } from "../../relay/instance_directory.ts";
-import type { MinuteCounts } from "../../relay/metrics_history.ts";
+import type { AdminDeviceStatus, AuditEntry, StorageUse } from "../queries.ts";
+import type { InstanceInfo } from "../../relay/cluster/instance_directory.ts";
+import type { MinuteCounts } from "../metrics_history.ts";
 import type { PushOverview } from "../../relay/push/stats.ts";
 import { RateChart } from "../components/chart.tsx";
 import { PushStats } from "../components/push_stats.tsx";

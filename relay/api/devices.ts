@@ -5,9 +5,9 @@
 
 import { Hono } from "hono";
 import type { Deps } from "../deps.ts";
-import { listDevices, revokeDevice } from "../devices.ts";
+import { listDevices, revokeDevice } from "../accounts/devices.ts";
 import { notFound } from "../errors.ts";
-import { isKeyId } from "../keys.ts";
+import { isKeyId } from "../base/keys.ts";
 import type { ApiEnv, Auth } from "./context.ts";
 
 /** Hooks the device routes call into the live parts of the relay. */

@@ -13,8 +13,8 @@ import {
   listGroups,
   putMember,
   removeMember,
-} from "../groups.ts";
-import { isKeyId } from "../keys.ts";
+} from "../accounts/groups.ts";
+import { isKeyId } from "../base/keys.ts";
 import { CreateGroupBody, PutMemberBody } from "../protocol.ts";
 import { type ApiEnv, type Auth, readBody } from "./context.ts";
 

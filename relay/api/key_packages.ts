@@ -6,11 +6,11 @@
  */
 
 import { Hono } from "hono";
-import { parseRate } from "../config.ts";
+import { parseRate } from "../config/mod.ts";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
-import { claimKeyPackages, keyPackageCounts, putKeyPackages } from "../key_packages.ts";
-import { isKeyId } from "../keys.ts";
+import { claimKeyPackages, keyPackageCounts, putKeyPackages } from "../accounts/key_packages.ts";
+import { isKeyId } from "../base/keys.ts";
 import { ClaimKeysBody, PutKeysBody } from "../protocol.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { type ApiEnv, type Auth, readBody } from "./context.ts";

@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import type { CursorStore } from "../ack.ts";
 import { invalid, RelayError } from "../errors.ts";
-import { groupsOf, roleIn } from "../groups.ts";
+import { groupsOf, roleIn } from "../accounts/groups.ts";
 import type { InboxWaiters } from "../inbox.ts";
 import { readInbox } from "../messages.ts";
 import type { BacklogReader } from "../backlog.ts";

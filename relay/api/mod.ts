@@ -8,12 +8,12 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { parseRate } from "../config.ts";
+import { parseRate } from "../config/mod.ts";
 import type { Deps } from "../deps.ts";
 import { isUnavailable, RelayError } from "../errors.ts";
-import { publicLimits } from "../limits.ts";
+import { publicLimits } from "../config/limits.ts";
 import { RateLimiter } from "../rate_limit.ts";
-import { NAME, VERSION } from "../version.ts";
+import { NAME, VERSION } from "../base/version.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
 import { type DeviceHooks, deviceRoutes } from "./devices.ts";

@@ -8,7 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { fromBase64Url, randomId, toBase64Url, utf8 } from "../encoding.ts";
+import { fromBase64Url, randomId, toBase64Url, utf8 } from "../base/encoding.ts";
 import {
   type BlobExpectation,
   BlobMismatchError,

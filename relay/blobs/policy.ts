@@ -11,11 +11,11 @@
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import type { Principal } from "../authenticate.ts";
-import type { Db } from "../database.ts";
+import type { Db } from "../store/database.ts";
 import type { Deps } from "../deps.ts";
-import { randomId, toBase64Url } from "../encoding.ts";
+import { randomId, toBase64Url } from "../base/encoding.ts";
 import { invalid, notFound, RelayError } from "../errors.ts";
-import { roleIn } from "../groups.ts";
+import { roleIn } from "../accounts/groups.ts";
 import { BlobMismatchError, type BlobStore, isLocal, type SignedRequest } from "./mod.ts";
 
 /** How long an upload URL stays valid; well inside the orphan grace. */

@@ -11,7 +11,7 @@
  */
 
 import { AwsClient } from "aws4fetch";
-import { fromBase64Url, toBase64Url } from "../encoding.ts";
+import { fromBase64Url, toBase64Url } from "../base/encoding.ts";
 import type { BlobExpectation, BlobStore, ObjectInfo, SignedRequest, UrlWindow } from "./mod.ts";
 
 /** How to reach the bucket. */

@@ -14,7 +14,7 @@
  */
 
 import { SignJWT } from "jose";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../base/clock.ts";
 import {
   networkDetail,
   type PushOutcome,

@@ -9,7 +9,7 @@
  * few HKDF and AES-GCM calls, so it is written here and checked against the RFC's Appendix A.
  */
 
-import { utf8 } from "../encoding.ts";
+import { utf8 } from "../base/encoding.ts";
 
 /** The record size written in the header; one record holds any wake-up. */
 const RECORD_SIZE = 4096;

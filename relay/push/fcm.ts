@@ -10,7 +10,7 @@
  */
 
 import { importPKCS8, SignJWT } from "jose";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../base/clock.ts";
 import {
   networkDetail,
   type PushOutcome,

@@ -8,9 +8,9 @@
  */
 
 import { importPKCS8 } from "jose";
-import type { Clock } from "../clock.ts";
-import { type Config, ConfigError } from "../config.ts";
-import type { Db } from "../database.ts";
+import type { Clock } from "../base/clock.ts";
+import { type Config, ConfigError } from "../config/mod.ts";
+import type { Db } from "../store/database.ts";
 import type { AddressGuard } from "./address_guard.ts";
 import { ApnsSender } from "./apns.ts";
 import { FcmSender, parseServiceAccount } from "./fcm.ts";

@@ -20,12 +20,12 @@
  */
 
 import { sql } from "kysely";
-import type { Clock } from "../clock.ts";
-import type { Db } from "../database.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../base/clock.ts";
+import type { Db } from "../store/database.ts";
+import type { Logger } from "../base/log.ts";
 import type { StoredMessage } from "../messages.ts";
-import type { Metrics } from "../metrics.ts";
-import type { PushOutboxTable, PushTargetsTable } from "../schema.ts";
+import type { Metrics } from "../base/metrics.ts";
+import type { PushOutboxTable, PushTargetsTable } from "../store/schema.ts";
 import type { PushKind, PushOutcome, PushSender, PushTarget } from "./mod.ts";
 
 /** Attempts before a wake-up that keeps failing transiently is dropped. */

@@ -8,9 +8,9 @@
  */
 
 import { z } from "zod";
-import type { Clock } from "../clock.ts";
-import type { Db } from "../database.ts";
-import { fromBase64Url } from "../encoding.ts";
+import type { Clock } from "../base/clock.ts";
+import type { Db } from "../store/database.ts";
+import { fromBase64Url } from "../base/encoding.ts";
 import { invalid } from "../errors.ts";
 import { b64url } from "../protocol.ts";
 import type { AddressGuard } from "./address_guard.ts";

@@ -8,9 +8,9 @@
  */
 
 import { SignJWT } from "jose";
-import type { Clock } from "../clock.ts";
-import type { Db } from "../database.ts";
-import { toBase64Url } from "../encoding.ts";
+import type { Clock } from "../base/clock.ts";
+import type { Db } from "../store/database.ts";
+import { toBase64Url } from "../base/encoding.ts";
 
 /** The VAPID key pair: the private key for signing, the public key as clients need it. */
 export type VapidKeys = {

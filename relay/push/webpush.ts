@@ -6,7 +6,7 @@
  * first; redirects are not followed. UnifiedPush (`unifiedpush.ts`) sends the same request.
  */
 
-import { fromBase64Url, utf8 } from "../encoding.ts";
+import { fromBase64Url, utf8 } from "../base/encoding.ts";
 import type { AddressGuard } from "./address_guard.ts";
 import { encryptAes128gcm } from "./encrypt.ts";
 import {

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { SESSION_IDLE_MS, SESSION_TTL_MS } from "../../relay/admin_auth.ts";
+import { SESSION_IDLE_MS, SESSION_TTL_MS } from "../../admin/auth.ts";
 import { startTestRelay, testBothDatabases, type TestRelay } from "../helpers/relay.ts";
 
 const PASSWORD = "correct horse battery staple";

@@ -3,7 +3,7 @@
  * the example alerts passes `promtool check rules`, and names only metrics the relay exports.
  */
 import assert from "node:assert/strict";
-import { Metrics } from "../../relay/metrics.ts";
+import { Metrics } from "../../relay/base/metrics.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

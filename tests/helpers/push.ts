@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
-import { fromBase64Url, toBase64Url } from "../../relay/encoding.ts";
+import { fromBase64Url, toBase64Url } from "../../relay/base/encoding.ts";
 
 // ---------------------------------------------------------------------------------------------
 // TLS

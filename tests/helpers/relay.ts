@@ -5,19 +5,20 @@
  * the module's throwaway Postgres cluster.
  */
 
-import { ManualClock } from "../../relay/clock.ts";
-import { type Config, loadConfig } from "../../relay/config.ts";
+import { ManualClock } from "../../relay/base/clock.ts";
+import { type Config, loadConfig } from "../../relay/config/mod.ts";
 import {
   type DatabaseHandle,
   openPglite,
   openPostgres,
   withReplica,
-} from "../../relay/database.ts";
-import { createLogger, type Logger, type LogLevel } from "../../relay/log.ts";
-import { migrate } from "../../relay/migrate.ts";
+} from "../../relay/store/database.ts";
+import { createLogger, type Logger, type LogLevel } from "../../relay/base/log.ts";
+import { migrate } from "../../relay/store/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
+import { mountAdmin } from "../../admin/mod.ts";
 import type { PushEndpoints } from "../../relay/push/open.ts";
-import { clusterParts } from "../../relay/cluster.ts";
+import { clusterParts } from "../../relay/cluster/mod.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import { freePort, postgresUnavailable, sharedPostgres } from "./postgres.ts";
 
@@ -178,7 +179,15 @@ export async function startTestRelay(
     options.overrides,
   );
   const parts = options.localBus ? {} : await clusterParts(handle, config.instanceId, log);
-  const relay = createRelay({ config, database: handle, clock, log, ...parts, push: options.push });
+  const relay = createRelay({
+    config,
+    database: handle,
+    clock,
+    log,
+    ...parts,
+    push: options.push,
+    mounts: [mountAdmin],
+  });
   await relay.start();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: listenPort, onListen: () => {} },

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, HttpClient } from "../../client/mod.ts";
 import { ActivityTracker } from "../../relay/activity.ts";
-import { silentLogger } from "../../relay/log.ts";
-import { ManualClock } from "../../relay/clock.ts";
+import { silentLogger } from "../../relay/base/log.ts";
+import { ManualClock } from "../../relay/base/clock.ts";
 import { registered, relaySuite, type RunningRelay } from "../helpers/http.ts";
 
 async function storedLastSeen(t: RunningRelay, device: string): Promise<number> {

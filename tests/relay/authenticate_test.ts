@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createDeviceIdentity, generateKeyPair, HttpClient, sign } from "../../client/mod.ts";
-import { randomId } from "../../relay/encoding.ts";
+import { randomId } from "../../relay/base/encoding.ts";
 import { testBothDatabases } from "../helpers/relay.ts";
 import {
   assertErrorBody,

@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ManualClock } from "../../relay/clock.ts";
+import { ManualClock } from "../../relay/base/clock.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { RateLimiter } from "../../relay/rate_limit.ts";
 

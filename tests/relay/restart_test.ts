@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { generateKeyPair, HttpClient } from "../../client/mod.ts";
-import { createInvite } from "../../relay/invites.ts";
+import { createInvite } from "../../relay/accounts/invites.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 import { assertRejects, call, registered } from "../helpers/http.ts";
 

@@ -1,0 +1,83 @@
+/**
+ * @module
+ * The CLI side of archives: `export`/`backup <file>` and `import`/`restore <file>`, with the
+ * configuration naming the database and blob store on each side. Export writes to a temporary
+ * file and renames it when complete, so a half-written archive never carries the final name.
+ */
+
+import { openBlobStore } from "../relay/blobs/open.ts";
+import type { Config } from "../relay/config/mod.ts";
+import { openDatabase } from "../relay/store/database.ts";
+import { exportArchive } from "../relay/archive/export.ts";
+import { importArchive } from "../relay/archive/import.ts";
+import { assertNotNewer, migrate } from "../relay/store/migrate.ts";
+
+/** Runs an archive command; returns the lines to print. */
+export async function archiveCommand(
+  command: "export" | "backup" | "import" | "restore",
+  config: Config,
+  file: string,
+  print: (line: string) => void,
+  options: { quiet?: boolean; now?: number } = {},
+): Promise<void> {
+  const database = await openDatabase(config);
+  const blobs = openBlobStore(config);
+  try {
+    if (command === "export" || command === "backup") {
+      await assertNotNewer(database.db);
+      try {
+        await Deno.lstat(file);
+        throw new Error(`Cannot write ${file}: it exists (choose a new file name)`);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+      const temp = `${file}.partial-${crypto.randomUUID().slice(0, 8)}`;
+      const out = await Deno.open(temp, { write: true, createNew: true });
+      try {
+        const trailer = await exportArchive({
+          db: database.db,
+          dbKind: database.kind,
+          blobs,
+          out: out.writable,
+          now: options.now ?? Date.now(),
+          quiet: options.quiet,
+          // A backup of an S3 install is the database only; the bucket keeps the blobs.
+          includeBlobs: command === "export" || blobs.kind === "fs",
+        });
+        await Deno.rename(temp, file);
+        const rows = Object.values(trailer.counts).reduce((a, b) => a + b, 0);
+        if (command === "backup" && blobs.kind !== "fs") {
+          print(`Blobs stay in ${blobs.location}; this backup holds the database only`);
+        }
+        print(
+          `Wrote ${file}: ${rows} rows in ${
+            Object.keys(trailer.counts).length
+          } tables, ${trailer.blobs} blobs (${trailer.blob_bytes} bytes)`,
+        );
+        if (trailer.missing_blobs.length > 0) {
+          print(
+            `Note: ${trailer.missing_blobs.length} blobs were gone from the store (purged while exporting)`,
+          );
+        }
+      } catch (error) {
+        await Deno.remove(temp).catch(() => {});
+        throw error;
+      }
+      return;
+    }
+    await migrate(database.db);
+    const input = await Deno.open(file, { read: true });
+    const report = await importArchive({
+      db: database.db,
+      blobs,
+      input: input.readable,
+      quiet: options.quiet,
+    });
+    const rows = Object.values(report.counts).reduce((a, b) => a + b, 0);
+    print(
+      `Imported ${file} into ${database.kind} (${database.location}) and ${blobs.kind} blobs: ${rows} rows, ${report.blobs} blobs (${report.blob_bytes} bytes); verified counts and hashes`,
+    );
+  } finally {
+    await database.close();
+  }
+}

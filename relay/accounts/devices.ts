@@ -1,0 +1,121 @@
+/**
+ * @module
+ * The device directory (PROTOCOL.md "Device directory"): who may see an account's devices,
+ * each device's status (`active`, `inactive`, `revoked`), and revocation by the owning account.
+ */
+
+import { sql } from "kysely";
+import type { Deps } from "../deps.ts";
+import { notFound } from "../errors.ts";
+
+/** A device as the directory shows it. */
+export type DeviceInfo = {
+  id: string;
+  cert: string;
+  name: string | null;
+  platform: string | null;
+  created_at: number;
+  last_seen_at: number;
+  status: "active" | "inactive" | "revoked";
+};
+
+/** The status of a device from its revocation and last activity. */
+export function deviceStatus(
+  revokedAt: number | null,
+  lastSeenAt: number,
+  now: number,
+  inactiveAfterMs: number,
+): DeviceInfo["status"] {
+  if (revokedAt !== null) return "revoked";
+  return now - lastSeenAt >= inactiveAfterMs ? "inactive" : "active";
+}
+
+/** True when `viewer` may see `account`'s devices: the same account or a shared group. */
+export async function canSeeAccount(deps: Deps, viewer: string, account: string): Promise<boolean> {
+  if (viewer === account) return true;
+  const shared = await sql<{ one: number }>`
+    select 1 as one from group_members a
+    join group_members b on b.group_id = a.group_id
+    where a.account_id = ${viewer} and b.account_id = ${account}
+    limit 1`.execute(deps.db);
+  return shared.rows.length > 0;
+}
+
+/**
+ * Lists an account's devices for `viewer`, or throws `404` when the viewer may not see them
+ * (the same answer as for an account that does not exist: no existence oracle).
+ */
+export async function listDevices(
+  deps: Deps,
+  viewer: string,
+  account: string,
+): Promise<DeviceInfo[]> {
+  if (!(await canSeeAccount(deps, viewer, account))) throw notFound("No such account");
+  const rows = await deps.db.selectFrom("devices")
+    .select(["id", "cert", "name", "platform", "created_at", "last_seen_at", "revoked_at"])
+    .where("account_id", "=", account).orderBy("created_at").orderBy("id").execute();
+  if (rows.length === 0 && viewer !== account) throw notFound("No such account");
+  const now = deps.clock.now();
+  const inactiveAfterMs = (await deps.settings.get()).inactive_after_s * 1000;
+  return rows.map((row) => {
+    const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
+    return {
+      id: row.id,
+      cert: row.cert,
+      name: row.name,
+      platform: row.platform,
+      created_at: row.created_at,
+      last_seen_at: lastSeen,
+      status: deviceStatus(row.revoked_at, lastSeen, now, inactiveAfterMs),
+    };
+  });
+}
+
+/**
+ * Revokes `device`, which must belong to `account` (else `404`). Idempotent. Its tokens stop
+ * working (`403 device_revoked`); the caller closes its live connections.
+ */
+export async function revokeDevice(deps: Deps, account: string, device: string): Promise<void> {
+  const row = await deps.db.selectFrom("devices").select(["account_id", "revoked_at"])
+    .where("id", "=", device).executeTakeFirst();
+  if (!row || row.account_id !== account) throw notFound("No such device in your account");
+  if (row.revoked_at !== null) return;
+  await deps.db.updateTable("devices").set({ revoked_at: deps.clock.now() })
+    .where("id", "=", device).where("revoked_at", "is", null).execute();
+  // Its key packages must never be handed out again (PROTOCOL.md "Key packages").
+  await deps.db.deleteFrom("key_packages").where("device_id", "=", device).execute();
+}
+
+/**
+ * Revokes any device as an admin, recording it in the audit log. Returns false when there is no
+ * such device; revoking a revoked device is a no-op. The caller publishes the `revoked` bus
+ * event so the device's live connections close with `4003` on every instance.
+ */
+export async function adminRevokeDevice(
+  deps: Deps,
+  device: string,
+  actor: string,
+): Promise<boolean> {
+  const row = await deps.db.selectFrom("devices").select(["account_id", "revoked_at"])
+    .where("id", "=", device).executeTakeFirst();
+  if (!row) return false;
+  if (row.revoked_at !== null) return true;
+  const now = deps.clock.now();
+  await deps.db.transaction().execute(async (tx) => {
+    await tx.updateTable("devices").set({ revoked_at: now })
+      .where("id", "=", device).where("revoked_at", "is", null).execute();
+    await tx.insertInto("audit_log").values({
+      at: now,
+      actor,
+      action: "device.revoke",
+      detail: JSON.stringify({
+        device,
+        account: row.account_id,
+        before: "active",
+        after: "revoked",
+      }),
+    }).execute();
+  });
+  await deps.db.deleteFrom("key_packages").where("device_id", "=", device).execute();
+  return true;
+}

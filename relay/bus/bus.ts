@@ -1,0 +1,67 @@
+/**
+ * @module
+ * The bus port: how one instance tells the others (and its own hub) what happened. The
+ * in-process implementation serves one box; a Postgres LISTEN/NOTIFY implementation serves many.
+ *
+ * Guarantee: events published by one instance are delivered to every subscriber of every
+ * instance in publish order, and committed messages are announced atomically with their commit
+ * (`announce` runs inside the committing transaction). Delivery can be interrupted when an
+ * instance's bus connection drops; the bus then calls its `onGap` handlers after reconnecting,
+ * and the hub reads everything it may have missed back from the database (every subscription
+ * also detects gaps in `seq` by itself).
+ */
+
+import type { Kysely } from "kysely";
+import type { StoredMessage } from "../messages.ts";
+import type { Database } from "../store/schema.ts";
+
+/** A range of committed `seq`s in one group. */
+export type SeqRange = { group: string; from: number; to: number };
+
+/** Membership events of PROTOCOL.md. */
+export type MembershipEvent = "member_added" | "member_removed" | "role_changed" | "deleted";
+
+/** Something every instance's hub must hear about. */
+export type BusEvent =
+  /** Messages committed in one group, `seq` ascending. */
+  | { kind: "messages"; group: string; messages: StoredMessage[] }
+  /** A membership change; `members` are the accounts to tell (remaining, added and removed). */
+  | { kind: "membership"; group: string; event: MembershipEvent; account: string; notify: string[] }
+  /** A device was revoked or deleted: close its connections with 4003. */
+  | { kind: "revoked"; device: string }
+  /** An ephemeral message: relayed to connected, subscribed devices only. */
+  | {
+    kind: "eph";
+    /** The instance that already delivered it locally. */
+    origin: string;
+    group: string;
+    from: { account: string; device: string };
+    body: string;
+    to?: string[];
+  }
+  /** A device came online (first connection) or went offline (last connection closed). */
+  | { kind: "presence"; device: string; account: string; groups: string[]; online: boolean };
+
+/** A bus. */
+export interface Bus {
+  /**
+   * Publishes an event to every instance, including this one. A `messages` event is delivered
+   * locally only: other instances learn of the messages from {@link Bus.announce}.
+   */
+  publish(event: BusEvent): void;
+  /** Announces committed ranges to other instances, inside the committing transaction. */
+  announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void>;
+  /** Registers a handler called when events may have been missed (after a reconnect). */
+  onGap(handler: () => void): void;
+  /**
+   * Tells a bus that reads messages back which groups anyone here follows (others skip the
+   * read). A bus that carries messages itself may ignore it.
+   */
+  setInterest?(wants: (group: string) => boolean): void;
+  /** Where a cross-instance bus reports the lag of what it receives (metrics). */
+  setLagObserver?(observe: (ms: number) => void): void;
+  /** Registers a handler; returns the function that removes it. */
+  subscribe(handler: (event: BusEvent) => void): () => void;
+  /** Stops delivering. */
+  close(): Promise<void>;
+}

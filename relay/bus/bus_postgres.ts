@@ -1,0 +1,248 @@
+/**
+ * @module
+ * The bus across instances on Postgres `LISTEN/NOTIFY` — no extra service. One notification per
+ * group-commit batch carries only `seq` ranges (sent inside the committing transaction, so it is
+ * delivered exactly when the messages become visible); receivers read the messages from the
+ * database once per instance, and only for groups someone here follows. Other events
+ * (membership, revocation, presence, ephemeral) travel as JSON; one too large for Postgres's
+ * 8,000-byte payload limit is spilled to a table and fetched by id.
+ *
+ * The listening connection is dedicated (not from the pool) and reconnects by itself; after a
+ * reconnect the bus calls its `onGap` handlers so the hub reads back whatever was committed
+ * while it was deaf — nothing published meanwhile is missed.
+ */
+
+import { type Kysely, sql } from "kysely";
+import postgres from "postgres";
+import type { Bus, BusEvent, SeqRange } from "./bus.ts";
+import type { Db } from "../store/database.ts";
+import type { Logger } from "../base/log.ts";
+import { readRanges, type StoredMessage } from "../messages.ts";
+import type { Database } from "../store/schema.ts";
+
+/** The notification channel. */
+export const CHANNEL = "sealpost_bus";
+/** Postgres refuses payloads of 8,000 bytes or more; stay below with room to spare. */
+const MAX_PAYLOAD = 7_500;
+
+type Wire =
+  | { o: string; k: "m"; r: [string, number, number][] }
+  | { o: string; k: "e"; e: BusEvent }
+  | { o: string; k: "s"; id: number };
+
+/** A received notification waiting its turn, or the marker of a listener reconnect. */
+type QueueItem = { wire: Wire } | { gap: true };
+
+/** Options of the Postgres bus. */
+export type PostgresBusOptions = {
+  /** URL of the primary, for the dedicated listening connection. */
+  url: string;
+  db: Db;
+  instanceId: string;
+  log: Logger;
+  /** Whether anyone on this instance follows `group` (else its messages are not read). */
+  wants?: (group: string) => boolean;
+  /** Called with the lag between a notification's send and its handling (metrics). */
+  onLag?: (ms: number) => void;
+};
+
+/** A bus over Postgres LISTEN/NOTIFY. */
+export class PostgresBus implements Bus {
+  #handlers = new Set<(event: BusEvent) => void>();
+  #gapHandlers = new Set<() => void>();
+  #listener: postgres.Sql;
+  #pending: QueueItem[] = [];
+  #draining = false;
+  #listens = 0;
+  #closed = false;
+  /** Notifications sent in the background by `publish`; `close` waits for them. */
+  #inFlight = new Set<Promise<void>>();
+  #wants: (group: string) => boolean;
+
+  private constructor(private readonly options: PostgresBusOptions) {
+    this.#wants = options.wants ?? (() => true);
+    this.#listener = postgres(options.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: "sealpost-listen" },
+    });
+  }
+
+  /** Connects the listening connection and starts receiving. */
+  static async start(options: PostgresBusOptions): Promise<PostgresBus> {
+    const bus = new PostgresBus(options);
+    await bus.#listener.listen(CHANNEL, (payload) => bus.#receive(payload), () => bus.#onListen());
+    return bus;
+  }
+
+  /** Sets where bus lag is reported (metrics). */
+  setLagObserver(fn: (ms: number) => void): void {
+    this.options.onLag = fn;
+  }
+
+  /** Sets which groups this instance follows. */
+  setInterest(wants: (group: string) => boolean): void {
+    this.#wants = wants;
+  }
+
+  #onListen(): void {
+    this.#listens++;
+    if (this.#listens === 1) return;
+    this.options.log.warn("bus listener reconnected; reading back what may have been missed");
+    // Handled after everything already queued, so the read-back comes last.
+    this.#enqueue({ gap: true });
+  }
+
+  #receive(payload: string): void {
+    let wire: Wire;
+    try {
+      wire = JSON.parse(payload) as Wire;
+    } catch {
+      return;
+    }
+    if (wire.o === this.options.instanceId) return;
+    this.#enqueue({ wire });
+  }
+
+  #enqueue(item: QueueItem): void {
+    this.#pending.push(item);
+    if (!this.#draining) this.#drain();
+  }
+
+  /**
+   * Handles queued notifications in order. Runs of consecutive range notifications are merged
+   * and read with one query, so a busy cluster costs one read per instance per moment, not one
+   * per commit elsewhere.
+   */
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#pending.length > 0) {
+        const item = this.#pending.shift()!;
+        try {
+          if ("gap" in item) {
+            for (const handler of this.#gapHandlers) handler();
+            continue;
+          }
+          let wire = item.wire;
+          if (wire.k === "s") {
+            const row = await sql<{ payload: string }>`
+              select payload from bus_spill where id = ${wire.id}`.execute(this.options.db);
+            if (!row.rows[0]) continue;
+            wire = JSON.parse(row.rows[0].payload) as Wire;
+          }
+          if (wire.k === "e") {
+            this.#emit(wire.e);
+            continue;
+          }
+          if (wire.k !== "m") continue;
+          const ranges = wire.r.map(([group, from, to]) => ({ group, from, to }));
+          while (
+            this.#pending[0] && "wire" in this.#pending[0] && this.#pending[0].wire.k === "m"
+          ) {
+            const next = this.#pending.shift() as { wire: Extract<Wire, { k: "m" }> };
+            for (const [group, from, to] of next.wire.r) ranges.push({ group, from, to });
+          }
+          await this.#deliverRanges(ranges);
+        } catch (error) {
+          this.options.log.error("bus notification failed; reading back", { error });
+          for (const handler of this.#gapHandlers) handler();
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** Reads the messages of `ranges` (merged per group) once and emits them per group. */
+  async #deliverRanges(ranges: SeqRange[]): Promise<void> {
+    const merged = new Map<string, SeqRange>();
+    for (const r of ranges) {
+      const m = merged.get(r.group);
+      if (!m) merged.set(r.group, { ...r });
+      else {
+        m.from = Math.min(m.from, r.from);
+        m.to = Math.max(m.to, r.to);
+      }
+    }
+    const wanted = [...merged.values()].filter((r) => this.#wants(r.group));
+    const messages = await readRanges(this.options.db, wanted);
+    const byGroup = new Map<string, StoredMessage[]>();
+    for (const message of messages) {
+      const list = byGroup.get(message.group);
+      if (list) list.push(message);
+      else byGroup.set(message.group, [message]);
+    }
+    const now = Date.now();
+    for (const group of merged.keys()) {
+      const list = byGroup.get(group) ?? [];
+      if (list[0]) this.options.onLag?.(now - list[list.length - 1].created_at);
+      this.#emit({ kind: "messages", group, messages: list });
+    }
+  }
+
+  #emit(event: BusEvent): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event);
+      } catch (error) {
+        this.options.log.error("bus handler failed", { error, kind: event.kind });
+      }
+    }
+  }
+
+  publish(event: BusEvent): void {
+    this.#emit(event);
+    if (event.kind === "messages" || this.#closed) return;
+    const sending = this.#notify(this.options.db, { o: this.options.instanceId, k: "e", e: event })
+      .catch((error) => this.options.log.error("bus publish failed", { error, kind: event.kind }))
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  async announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void> {
+    // Chunk so each notification stays under the payload limit.
+    let chunk: [string, number, number][] = [];
+    let size = 0;
+    for (const r of ranges) {
+      const entry: [string, number, number] = [r.group, r.from, r.to];
+      const bytes = JSON.stringify(entry).length + 1;
+      if (size + bytes > MAX_PAYLOAD - 100 && chunk.length > 0) {
+        await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
+        chunk = [];
+        size = 0;
+      }
+      chunk.push(entry);
+      size += bytes;
+    }
+    if (chunk.length > 0) await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
+  }
+
+  async #notify(db: Kysely<Database>, wire: Wire): Promise<void> {
+    let payload = JSON.stringify(wire);
+    if (new TextEncoder().encode(payload).length > MAX_PAYLOAD) {
+      const row = await sql<{ id: number }>`
+        insert into bus_spill (payload, created_at) values (${payload}, ${Date.now()})
+        returning id`.execute(db);
+      payload = JSON.stringify({ o: this.options.instanceId, k: "s", id: row.rows[0].id });
+    }
+    await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(db);
+  }
+
+  subscribe(handler: (event: BusEvent) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  onGap(handler: () => void): void {
+    this.#gapHandlers.add(handler);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
+    this.#handlers.clear();
+    this.#gapHandlers.clear();
+    await this.#listener.end({ timeout: 1 });
+  }
+}

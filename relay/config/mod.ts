@@ -1,0 +1,199 @@
+/**
+ * @module
+ * The one place that reads configuration. A table of settings (environment variable, `--flag`,
+ * default, description, parser) produces a frozen, typed {@link Config}. A bad value throws a
+ * {@link ConfigError} whose message is one line naming the variable, the value and what is
+ * accepted; `main.ts` prints it and exits. `Deno.env` is read nowhere else.
+ */
+
+import { SETTINGS } from "./settings.ts";
+import type { Rate } from "./values.ts";
+
+export { SETTINGS } from "./settings.ts";
+export { parseDuration, parseRate, parseSize } from "./values.ts";
+export type { Rate } from "./values.ts";
+
+/** Thrown for a bad configuration value; its message is the single line shown to the user. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The validated, frozen configuration every part of the relay receives. */
+export type Config = {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly publicUrl: string;
+  readonly databaseUrl?: string;
+  readonly databaseReplicaUrl?: string;
+  readonly blobStore: "fs" | "s3";
+  readonly registration: "open" | "invite" | "closed";
+  /** Default group retention in milliseconds. */
+  readonly retention: number;
+  /** Cap on any TTL in milliseconds; `null` is forever. */
+  readonly maxTtl: number | null;
+  readonly inactiveAfter: number;
+  readonly deleteAfter: number;
+  readonly sweepInterval: number;
+  readonly maxMessageBytes: number;
+  readonly maxBlobBytes: number;
+  /** Blob bytes one account may store, uploads in progress included. */
+  readonly maxAccountBytes: number;
+  readonly s3Endpoint?: string;
+  readonly s3Region: string;
+  readonly s3AccessKeyId?: string;
+  readonly s3SecretAccessKey?: string;
+  readonly s3Bucket?: string;
+  readonly s3PathStyle: "auto" | "true" | "false";
+  readonly rateSend: Rate;
+  readonly ratePoll: Rate;
+  readonly rateAuth: Rate;
+  readonly rateClaim: Rate;
+  readonly tokenTtl: number;
+  readonly adminPassword?: string;
+  readonly metricsToken?: string;
+  readonly instanceId: string;
+  readonly region?: string;
+  /** Interval of scheduled backups in ms; null when off. */
+  readonly backupInterval: number | null;
+  readonly backupDir: string;
+  readonly backupKeep: number;
+  readonly drainTimeout: number;
+  /** VAPID `sub` claim; unset → the public URL. */
+  readonly vapidSubject?: string;
+  readonly apnsKeyFile?: string;
+  readonly apnsKey?: string;
+  readonly apnsKeyId?: string;
+  readonly apnsTeamId?: string;
+  /** Bundle ids APNs targets may name; unset → any. */
+  readonly apnsTopics?: string[];
+  readonly fcmServiceAccountFile?: string;
+  readonly fcmServiceAccount?: string;
+  /** Least time between two wake-ups of one device, in ms. */
+  readonly pushMinInterval: number;
+  /** Push endpoints on private or loopback addresses are allowed. */
+  readonly unifiedPushAllowPrivate: boolean;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+  readonly logFormat?: "pretty" | "json";
+  /** The size of the send burst a device may use before its rate applies. */
+  readonly sendBurst: number;
+  /** Live WebSocket connections one device may hold. */
+  readonly maxConnectionsPerDevice: number;
+  readonly maxGroupMembers: number;
+  readonly maxGroupsPerAccount: number;
+  /** Buffered bytes on one WebSocket before it stops getting live frames and is closed 4009. */
+  readonly maxSocketBufferBytes: number;
+  /** Group commit window: how long a send waits for others to join its transaction. */
+  readonly commitWindowMs: number;
+  /** How long a WebSocket client has to send its `auth` frame. */
+  readonly authTimeoutMs: number;
+};
+
+/** Defaults for the settings that have no environment variable of their own. */
+const FIXED = {
+  sendBurst: 20,
+  maxConnectionsPerDevice: 5,
+  maxGroupMembers: 1000,
+  maxGroupsPerAccount: 10_000,
+  maxSocketBufferBytes: 4 * 1024 * 1024,
+  commitWindowMs: 1,
+  authTimeoutMs: 10_000,
+};
+
+/**
+ * Builds the configuration from environment variables and `--flag` values (flags win).
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig({ PORT: "9000" }, { "data-dir": "/tmp/x" });
+ * ```
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  flags: Record<string, string | undefined> = {},
+  overrides: Partial<Config> = {},
+): Config {
+  const out: Record<string, unknown> = { ...FIXED };
+  for (const [key, def] of Object.entries(SETTINGS)) {
+    // An empty value (`PORT=` in a compose file) means unset: the default applies.
+    const fromFlag = flags[def.flag] || undefined;
+    const raw = fromFlag ?? (env[def.env] || undefined) ?? def.default;
+    if (raw === undefined) {
+      out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = (def.parse as (v: string) => unknown)(raw);
+    } catch (error) {
+      const source = fromFlag !== undefined ? `--${def.flag}` : def.env;
+      const shown = key === "adminPassword" || key === "metricsToken" ||
+          key === "s3SecretAccessKey" || key === "apnsKey" || key === "fcmServiceAccount"
+        ? "***"
+        : raw;
+      throw new ConfigError(
+        `Cannot parse ${source}: ${(error as Error).message}, got '${shown}'`,
+      );
+    }
+  }
+  if (out.publicUrl === undefined) out.publicUrl = `http://localhost:${out.port}`;
+  out.instanceId ??= env.FLY_MACHINE_ID || `${hostname()}:${out.port}`;
+  out.region ??= env.FLY_REGION || undefined;
+  out.backupDir ??= `${out.dataDir}/backups`;
+  Object.assign(out, overrides);
+  const config = out as Config;
+  if (config.deleteAfter <= config.inactiveAfter) {
+    throw new ConfigError(
+      `Cannot use SEALPOST_DELETE_AFTER: it must be longer than SEALPOST_INACTIVE_AFTER, got '${
+        flags["delete-after"] || env.SEALPOST_DELETE_AFTER || SETTINGS.deleteAfter.default
+      }'`,
+    );
+  }
+  if (config.blobStore === "s3") {
+    const missing = [
+      ["AWS_ACCESS_KEY_ID", config.s3AccessKeyId],
+      ["AWS_SECRET_ACCESS_KEY", config.s3SecretAccessKey],
+      ["BUCKET_NAME", config.s3Bucket],
+    ].filter(([, value]) => !value).map(([name]) => name);
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `Cannot use SEALPOST_BLOB_STORE=s3: it needs ${missing.join(", ")}, got them unset`,
+      );
+    }
+  }
+  const apns = [
+    ["SEALPOST_APNS_KEY_FILE or SEALPOST_APNS_KEY", config.apnsKeyFile ?? config.apnsKey],
+    ["SEALPOST_APNS_KEY_ID", config.apnsKeyId],
+    ["SEALPOST_APNS_TEAM_ID", config.apnsTeamId],
+  ];
+  const apnsMissing = apns.filter(([, value]) => !value).map(([name]) => name);
+  if (apnsMissing.length > 0 && apnsMissing.length < apns.length) {
+    throw new ConfigError(
+      `Cannot use APNs push: it needs ${apnsMissing.join(", ")}, got them unset`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
+/** Reads the process environment; the only call of `Deno.env` in the relay. */
+export function readEnv(): Record<string, string> {
+  return Deno.env.toObject();
+}
+
+/** Lists every setting for `serve --help` and the configuration docs. */
+export function describeSettings(): string {
+  const lines = Object.values(SETTINGS).map((s) => {
+    // Long names still get a space after them.
+    const left = `  --${s.flag} `.padEnd(26) + `${s.env} `.padEnd(28);
+    const def = s.default === undefined ? "" : ` (default ${s.default})`;
+    return `${left}${s.help}${def}`;
+  });
+  return lines.join("\n");
+}

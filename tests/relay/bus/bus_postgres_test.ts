@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { cipher, newAccount, newDevice } from "../../helpers/accounts.ts";
+import { sharedPostgres } from "../../helpers/postgres.ts";
+import { startTestRelay, testBothDatabases } from "../../helpers/relay.ts";
+import { RawSocket } from "../../helpers/ws.ts";
+
+/** Two relay instances on one Postgres database, each with its own bus connection. */
+async function twoInstances() {
+  const a = await startTestRelay({ db: "postgres", env: { SEALPOST_RATE_SEND: "off" } });
+  const b = await startTestRelay({
+    db: "postgres",
+    databaseUrl: a.databaseUrl,
+    env: { SEALPOST_RATE_SEND: "off" },
+  });
+  return { a, b, stop: async () => (await Promise.all([a.stop(), b.stop()]), undefined) };
+}
+
+testBothDatabases(
+  "PostgresBus delivers messages, membership, presence, ephemeral and revocation across instances",
+  async () => {
+    const { a, b, stop } = await twoInstances();
+    try {
+      const alice = await newDevice(a.url);
+      const [bob, bobLaptop] = await newAccount(a.url, 2);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const onB = await RawSocket.authed(b.wsUrl, bob.token);
+      onB.send({ t: "sub", groups: null, presence: true });
+      await onB.next((f) => f.t === "synced");
+      const onA = await RawSocket.authed(a.wsUrl, alice.token);
+      assert.deepEqual(await onB.next((f) => f.t === "presence"), {
+        t: "presence",
+        group: group.id,
+        device: alice.device,
+        online: true,
+      });
+      // messages sent on A arrive live on B, in order
+      for (let i = 0; i < 20; i++) await alice.api.send(group.id, { body: cipher() });
+      const got = await onB.take(20, (f) => f.t === "msg");
+      assert.deepEqual(got.map((f) => f.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+      // ephemeral from A reaches B
+      onA.send({ t: "send", ref: 1, group: group.id, body: "dHlwaW5n", ephemeral: true });
+      assert.equal((await onB.next((f) => f.t === "eph")).body, "dHlwaW5n");
+      // presence query on A sees bob's device connected to B (after the registry flush)
+      await new Promise((r) => setTimeout(r, 400));
+      onA.send({ t: "presence", group: group.id });
+      const presence = await onA.next((f) => f.t === "presence" && Array.isArray(f.online));
+      assert.deepEqual(new Set(presence.online as string[]), new Set([alice.device, bob.device]));
+      // a group created on A is followed by B's sub-null socket
+      const second = await alice.api.createGroup({ members: [bob.account] });
+      assert.equal(
+        (await onB.next((f) => f.t === "group" && f.group === second.id)).event,
+        "member_added",
+      );
+      await alice.api.send(second.id, { body: cipher() });
+      assert.equal((await onB.next((f) => f.t === "msg" && f.group === second.id)).seq, 1);
+      // revocation on A closes the socket on B
+      await bobLaptop.api.revokeDevice(bob.device);
+      assert.equal((await onB.closed).code, 4003);
+      onA.close();
+    } finally {
+      await stop();
+    }
+  },
+  { only: ["postgres"] },
+);
+
+testBothDatabases(
+  "PostgresBus reads back what was committed while its listening connection was down",
+  async () => {
+    const { a, b, stop } = await twoInstances();
+    try {
+      const alice = await newDevice(a.url);
+      const bob = await newDevice(a.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const onB = await RawSocket.authed(b.wsUrl, bob.token);
+      onB.send({ t: "sub", groups: [group.id] });
+      await onB.next((f) => f.t === "synced");
+      const pg = await sharedPostgres();
+      const dbName = new URL(a.databaseUrl!).pathname.slice(1);
+      let sent = 0;
+      const sending = (async () => {
+        for (; sent < 60; sent++) {
+          await alice.api.send(group.id, { body: cipher() });
+          if (sent === 20) {
+            // Kill every bus listener of this database while messages flow.
+            await pg.psql(
+              `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sealpost-listen' and datname = '${dbName}'`,
+            );
+          }
+        }
+      })();
+      await sending;
+      const got = await onB.take(60, (f) => f.t === "msg", 20_000);
+      assert.deepEqual(got.map((f) => f.seq), Array.from({ length: 60 }, (_, i) => i + 1));
+      assert.ok(await onB.none((f) => f.t === "msg", 300), "no duplicates");
+      assert.ok(
+        b.logs.some((line) => line.includes("bus listener reconnected")),
+        "the listener really was cut and re-established",
+      );
+      onB.close();
+    } finally {
+      await stop();
+    }
+  },
+  { only: ["postgres"] },
+);

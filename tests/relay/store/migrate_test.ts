@@ -1,0 +1,110 @@
+/**
+ * Tests of relay/store/migrate.ts on PGlite and real Postgres: migrations apply once, a database
+ * migrated by a newer Sealpost is refused, and several instances migrating the same Postgres at
+ * once is safe (the migrator's advisory lock).
+ */
+
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { type DatabaseHandle, openPostgres } from "../../../relay/store/database.ts";
+import {
+  appliedMigrations,
+  assertNotNewer,
+  isMigrated,
+  migrate,
+  SchemaTooNewError,
+} from "../../../relay/store/migrate.ts";
+import { MIGRATIONS } from "../../../migrations/mod.ts";
+import { type DbKind, openTestDatabase, testBothDatabases } from "../../helpers/relay.ts";
+import { sharedPostgres } from "../../helpers/postgres.ts";
+
+const ALL = Object.keys(MIGRATIONS);
+
+/**
+ * An empty, unmigrated database of `kind`, and how to clean it up. For PGlite this empties a
+ * copy of the migrated test template rather than creating a data dir from scratch, which takes
+ * seconds; the CLI test covers a brand-new data dir.
+ */
+async function emptyDatabase(
+  kind: DbKind,
+): Promise<{ handle: DatabaseHandle; dispose(): Promise<void> }> {
+  if (kind === "pglite") {
+    const { handle, dataDir } = await openTestDatabase("pglite");
+    await sql`drop schema public cascade`.execute(handle.db);
+    await sql`create schema public`.execute(handle.db);
+    return {
+      handle,
+      dispose: async () => {
+        await handle.close();
+        await Deno.remove(dataDir, { recursive: true });
+      },
+    };
+  }
+  const handle = openPostgres(await (await sharedPostgres()).createDatabase());
+  return { handle, dispose: () => handle.close() };
+}
+
+testBothDatabases("migrate() applies every migration to an empty database once", async (kind) => {
+  const { handle, dispose } = await emptyDatabase(kind);
+  try {
+    assert.deepEqual(await appliedMigrations(handle.db), []);
+    assert.equal(await isMigrated(handle.db), false);
+
+    const first = await migrate(handle.db);
+    assert.deepEqual(first.applied, ALL);
+    assert.equal(first.current, ALL.at(-1));
+    assert.equal(await isMigrated(handle.db), true);
+
+    const second = await migrate(handle.db);
+    assert.deepEqual(second.applied, []);
+    assert.equal(second.current, ALL.at(-1));
+    assert.deepEqual(await appliedMigrations(handle.db), ALL);
+  } finally {
+    await dispose();
+  }
+});
+
+testBothDatabases(
+  "migrate() refuses a database with an unknown (newer) migration with SchemaTooNewError",
+  async (kind) => {
+    const { handle, dataDir } = await openTestDatabase(kind);
+    try {
+      await sql`insert into sealpost_migrations (name, timestamp)
+        values ('9999_from_the_future', now()::text)`.execute(handle.db);
+      await assert.rejects(migrate(handle.db), (error: unknown) => {
+        assert.ok(error instanceof SchemaTooNewError);
+        assert.match(error.message, /newer Sealpost/);
+        assert.match(error.message, /9999_from_the_future/);
+        assert.ok(!error.message.includes("\n"));
+        return true;
+      });
+      await assert.rejects(assertNotNewer(handle.db), SchemaTooNewError);
+      // Nothing was rolled back or re-applied.
+      assert.deepEqual(await appliedMigrations(handle.db), [...ALL, "9999_from_the_future"]);
+    } finally {
+      await handle.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+testBothDatabases(
+  "migrate() from several connections at once applies each migration exactly once",
+  async () => {
+    const url = await (await sharedPostgres()).createDatabase();
+    const handles = [0, 1, 2, 3].map(() => openPostgres(url, { max: 2 }));
+    try {
+      const reports = await Promise.all(handles.map((h) => migrate(h.db)));
+      const applied = reports.flatMap((r) => r.applied).sort();
+      assert.deepEqual(applied, [...ALL].sort(), "every migration applied by exactly one");
+      for (const report of reports) assert.equal(report.current, ALL.at(-1));
+      for (const h of handles) assert.equal(await isMigrated(h.db), true);
+      const rows = await sql<{ n: number }>`select count(*)::int as n from sealpost_migrations`
+        .execute(handles[0].db);
+      assert.equal(rows.rows[0].n, ALL.length);
+    } finally {
+      await Promise.all(handles.map((h) => h.close()));
+    }
+  },
+  { only: ["postgres"] },
+);
