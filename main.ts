@@ -21,7 +21,7 @@ import {
   loadConfig,
   readEnv,
   SETTINGS,
-} from "./relay/config/mod.ts";
+} from "./relay/config/config.ts";
 import { openDatabase } from "./relay/store/database.ts";
 import { doctor } from "./commands/doctor.ts";
 import { createLogger } from "./relay/base/log.ts";

@@ -7,7 +7,7 @@
 import { sql } from "kysely";
 import type { Db } from "../relay/store/database.ts";
 import { archiveCommand } from "../commands/archive.ts";
-import { loadConfig } from "../relay/config/mod.ts";
+import { loadConfig } from "../relay/config/config.ts";
 import { openTestDatabase } from "../tests/helpers/relay.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 

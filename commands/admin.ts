@@ -30,7 +30,13 @@ import { ActivityTracker } from "../relay/activity.ts";
 import { LocalBus } from "../relay/bus/bus_local.ts";
 import { PostgresBus } from "../relay/bus/bus_postgres.ts";
 import { systemClock } from "../relay/base/clock.ts";
-import { type Config, loadConfig, parseDuration, readEnv, SETTINGS } from "../relay/config/mod.ts";
+import {
+  type Config,
+  loadConfig,
+  parseDuration,
+  readEnv,
+  SETTINGS,
+} from "../relay/config/config.ts";
 import { type DatabaseHandle, openDatabase } from "../relay/store/database.ts";
 import type { Deps } from "../relay/deps.ts";
 import { adminRevokeDevice } from "../relay/accounts/devices.ts";

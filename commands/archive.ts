@@ -6,7 +6,7 @@
  */
 
 import { openBlobStore } from "../relay/blobs/open.ts";
-import type { Config } from "../relay/config/mod.ts";
+import type { Config } from "../relay/config/config.ts";
 import { openDatabase } from "../relay/store/database.ts";
 import { exportArchive } from "../relay/archive/export.ts";
 import { importArchive } from "../relay/archive/import.ts";

@@ -5,7 +5,7 @@
  */
 
 import { openBlobStore } from "../relay/blobs/open.ts";
-import type { Config } from "../relay/config/mod.ts";
+import type { Config } from "../relay/config/config.ts";
 import { openDatabase } from "../relay/store/database.ts";
 import { appliedMigrations, assertNotNewer } from "../relay/store/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";

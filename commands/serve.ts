@@ -5,7 +5,7 @@
  */
 
 import { systemClock } from "../relay/base/clock.ts";
-import type { Config } from "../relay/config/mod.ts";
+import type { Config } from "../relay/config/config.ts";
 import { openDatabase } from "../relay/store/database.ts";
 import type { Logger } from "../relay/base/log.ts";
 import { migrate } from "../relay/store/migrate.ts";

@@ -11,7 +11,7 @@ import { openBlobStore } from "../relay/blobs/open.ts";
 import { BlobPolicy } from "../relay/blobs/policy.ts";
 import { LocalBus } from "../relay/bus/bus_local.ts";
 import { systemClock } from "../relay/base/clock.ts";
-import type { Config } from "../relay/config/mod.ts";
+import type { Config } from "../relay/config/config.ts";
 import { openDatabase } from "../relay/store/database.ts";
 import type { Deps } from "../relay/deps.ts";
 import type { Logger } from "../relay/base/log.ts";

@@ -7,7 +7,7 @@
 import type { ActivityTracker } from "./activity.ts";
 import type { Bus } from "./bus/bus.ts";
 import type { Clock } from "./base/clock.ts";
-import type { Config } from "./config/mod.ts";
+import type { Config } from "./config/config.ts";
 import type { Db } from "./store/database.ts";
 import type { Logger } from "./base/log.ts";
 import type { Metrics } from "./base/metrics.ts";

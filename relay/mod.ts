@@ -24,7 +24,7 @@ import { openBlobStore } from "./blobs/open.ts";
 import { BlobPolicy } from "./blobs/policy.ts";
 import type { LifecycleHooks } from "./jobs/cleanup.ts";
 import type { Clock } from "./base/clock.ts";
-import { type Config, parseRate } from "./config/mod.ts";
+import { type Config, parseRate } from "./config/config.ts";
 import type { ConnectDeps } from "./connect.ts";
 import { type DatabaseHandle, ping } from "./store/database.ts";
 import type { Deps } from "./deps.ts";

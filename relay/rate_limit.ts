@@ -5,7 +5,7 @@
  */
 
 import type { Clock } from "./base/clock.ts";
-import type { Rate } from "./config/mod.ts";
+import type { Rate } from "./config/config.ts";
 import { RelayError } from "./errors.ts";
 
 type Bucket = { tokens: number; at: number };

@@ -6,7 +6,7 @@
 
 import type { Hono } from "hono";
 import { recordAudit } from "../queries.ts";
-import { parseDuration } from "../../relay/config/mod.ts";
+import { parseDuration } from "../../relay/config/config.ts";
 import {
   createInvite,
   type InviteInfo,

@@ -6,7 +6,7 @@
  */
 
 import { Hono } from "hono";
-import { parseRate } from "../config/mod.ts";
+import { parseRate } from "../config/config.ts";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
 import { claimKeyPackages, keyPackageCounts, putKeyPackages } from "../accounts/key_packages.ts";

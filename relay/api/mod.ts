@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { parseRate } from "../config/mod.ts";
+import { parseRate } from "../config/config.ts";
 import type { Deps } from "../deps.ts";
 import { isUnavailable, RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";

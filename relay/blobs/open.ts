@@ -4,7 +4,7 @@
  * the default) or an S3-compatible bucket (`s3`). The one place that chooses an implementation.
  */
 
-import type { Config } from "../config/mod.ts";
+import type { Config } from "../config/config.ts";
 import { FsBlobStore } from "./fs.ts";
 import type { BlobStore } from "./mod.ts";
 import { S3BlobStore } from "./s3.ts";

@@ -3,7 +3,7 @@
  * The limits a client sees in `hello` and `GET /v1/info` (PROTOCOL.md "Limits and rate limits").
  */
 
-import { type Config, parseRate, type Rate } from "./mod.ts";
+import { type Config, parseRate, type Rate } from "./config.ts";
 import type { RuntimeValues } from "./runtime.ts";
 
 /** A rate as the wire shows it: `{count, per_s}` or `null` when disabled. */

@@ -9,7 +9,7 @@
  */
 
 import type { Clock } from "../base/clock.ts";
-import { type Config, parseDuration, parseRate, type Rate } from "./mod.ts";
+import { type Config, parseDuration, parseRate, type Rate } from "./config.ts";
 import type { Db } from "../store/database.ts";
 import { invalid } from "../errors.ts";
 

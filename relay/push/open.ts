@@ -9,7 +9,7 @@
 
 import { importPKCS8 } from "jose";
 import type { Clock } from "../base/clock.ts";
-import { type Config, ConfigError } from "../config/mod.ts";
+import { type Config, ConfigError } from "../config/config.ts";
 import type { Db } from "../store/database.ts";
 import type { AddressGuard } from "./address_guard.ts";
 import { ApnsSender } from "./apns.ts";

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { sql } from "kysely";
-import { SETTINGS } from "../../relay/config/mod.ts";
+import { SETTINGS } from "../../relay/config/config.ts";
 import { openPglite } from "../../relay/store/database.ts";
 import { VERSION } from "../../relay/base/version.ts";
 import { runCli } from "../helpers/cli.ts";

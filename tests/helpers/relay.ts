@@ -6,7 +6,7 @@
  */
 
 import { ManualClock } from "../../relay/base/clock.ts";
-import { type Config, loadConfig } from "../../relay/config/mod.ts";
+import { type Config, loadConfig } from "../../relay/config/config.ts";
 import {
   type DatabaseHandle,
   openPglite,

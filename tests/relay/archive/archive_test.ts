@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { archiveCommand } from "../../../commands/archive.ts";
-import { loadConfig } from "../../../relay/config/mod.ts";
+import { loadConfig } from "../../../relay/config/config.ts";
 import { cipher, newAccount, newDevice, type TestDevice } from "../../helpers/accounts.ts";
 import { sharedPostgres } from "../../helpers/postgres.ts";
 import { dbUnavailable, startTestRelay } from "../../helpers/relay.ts";

@@ -13,7 +13,7 @@ import {
   parseRate,
   parseSize,
   SETTINGS,
-} from "../../../relay/config/mod.ts";
+} from "../../../relay/config/config.ts";
 
 Deno.test("parseDuration() reads ms, s, m, h and d", () => {
   assert.equal(parseDuration("500ms"), 500);

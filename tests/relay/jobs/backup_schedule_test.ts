@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { sql } from "kysely";
 import { archiveCommand } from "../../../commands/archive.ts";
 import { BackupSchedule } from "../../../relay/jobs/backup_schedule.ts";
-import { loadConfig } from "../../../relay/config/mod.ts";
+import { loadConfig } from "../../../relay/config/config.ts";
 import { openPostgres } from "../../../relay/store/database.ts";
 import { cipher, newDevice } from "../../helpers/accounts.ts";
 import { sharedPostgres } from "../../helpers/postgres.ts";

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { ManualClock } from "../../../relay/base/clock.ts";
-import { ConfigError, loadConfig } from "../../../relay/config/mod.ts";
+import { ConfigError, loadConfig } from "../../../relay/config/config.ts";
 import type { Db } from "../../../relay/store/database.ts";
 import { AddressGuard } from "../../../relay/push/address_guard.ts";
 import { openPushSenders } from "../../../relay/push/open.ts";
