@@ -12,6 +12,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { type AdminSession, findAdminSession } from "./auth.ts";
 import { randomId } from "../relay/base/encoding.ts";
+import { RelayError } from "../relay/errors.ts";
 import type { AdminDeps, AdminEnv } from "./types.ts";
 
 /** The session cookie. */
@@ -77,16 +78,28 @@ async function submittedToken(c: Context<AdminEnv>): Promise<string | undefined>
   if (header) return header;
   const type = c.req.header("content-type") ?? "";
   if (type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data")) {
-    const body = await c.req.parseBody();
+    const body = await parseForm(c);
     const field = body["_csrf"];
     return typeof field === "string" ? field : undefined;
   }
   return undefined;
 }
 
+/**
+ * The parsed form body. A body the declared type cannot parse (a multipart body without its
+ * boundary, say) is the client's fault: `400 invalid_request`, not a `500`.
+ */
+async function parseForm(c: Context<AdminEnv>): Promise<Record<string, unknown>> {
+  try {
+    return await c.req.parseBody();
+  } catch {
+    throw new RelayError("invalid_request", "The form body cannot be parsed");
+  }
+}
+
 /** Reads the form body (after the CSRF check parsed it), string fields only. */
 export async function formFields(c: Context<AdminEnv>): Promise<Record<string, string>> {
-  const body = await c.req.parseBody();
+  const body = await parseForm(c);
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(body)) if (typeof value === "string") out[key] = value;
   return out;

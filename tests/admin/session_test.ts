@@ -267,3 +267,33 @@ Deno.test({
     }
   },
 });
+
+testBothDatabases("a malformed admin form answers 400, never 500", async (kind) => {
+  const relay = await startTestRelay({ db: kind, env: { SEALPOST_ADMIN_PASSWORD: PASSWORD } });
+  try {
+    const admin = new AdminClient(relay);
+    const broken = { "content-type": "multipart/form-data; boundary=x" };
+    // Before login: the CSRF check is the first to read the form.
+    const login = await admin.fetch("/admin/login", {
+      method: "POST",
+      headers: broken,
+      body: "password=x&_csrf=y",
+    });
+    assert.equal(login.status, 400);
+    assert.equal((await login.json()).error.code, "invalid_request");
+
+    // After login, with the token in the header: the page's own read of the form.
+    await admin.login();
+    const csrf = await admin.csrfOf("/admin/settings");
+    const settings = await admin.fetch("/admin/settings", {
+      method: "POST",
+      headers: { ...broken, "x-csrf-token": csrf },
+      body: "registration=closed",
+    });
+    assert.equal(settings.status, 400);
+    await settings.body?.cancel();
+    assert.equal((await relay.relay.deps.settings.reload()).registration, "open");
+  } finally {
+    await relay.stop();
+  }
+});
