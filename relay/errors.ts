@@ -1,45 +1,50 @@
 /**
  * @module
- * The one error table of the protocol: each code with its HTTP status and default message.
- * Handlers throw {@link RelayError}; the HTTP error handler and the WebSocket frame handler turn
- * it into the PROTOCOL.md shape. Anything else thrown is logged and answered `500 internal`.
+ * The one error table of the protocol: each code with its HTTP status, WebSocket close code and
+ * default message. Handlers throw {@link RelayError}; {@link describeError} is the one mapping
+ * the HTTP error handler and the WebSocket frame handler share to turn anything thrown into the
+ * PROTOCOL.md shape. Anything unexpected is logged and answered `500 internal`.
  */
 
-/** Every error code of PROTOCOL.md with its HTTP status and a default message. */
+/**
+ * Every error code of PROTOCOL.md with its HTTP status, the WebSocket close code used when the
+ * error ends a connection, and a default message. Two rows close a socket without being an
+ * error a request can get (`too_slow`, `draining`): they have no HTTP status.
+ */
 export const ERRORS = {
-  invalid_request: { status: 400, message: "The request is malformed" },
-  unauthenticated: { status: 401, message: "Authentication failed" },
-  unknown_device: { status: 401, message: "This device is not registered" },
-  forbidden: { status: 403, message: "Not allowed" },
-  device_revoked: { status: 403, message: "This device has been revoked" },
-  registration_closed: { status: 403, message: "Registration is closed" },
-  not_found: { status: 404, message: "Not found" },
-  conflict: { status: 409, message: "Conflict" },
-  too_large: { status: 413, message: "Too large" },
-  quota_exceeded: { status: 413, message: "Storage quota exceeded" },
-  rate_limited: { status: 429, message: "Too many requests" },
-  internal: { status: 500, message: "Internal error" },
-  unavailable: { status: 503, message: "Service unavailable" },
+  invalid_request: { status: 400, close: 1008, message: "The request is malformed" },
+  unauthenticated: { status: 401, close: 4001, message: "Authentication failed" },
+  unknown_device: { status: 401, close: 4001, message: "This device is not registered" },
+  forbidden: { status: 403, close: 1008, message: "Not allowed" },
+  device_revoked: { status: 403, close: 4003, message: "This device has been revoked" },
+  registration_closed: { status: 403, close: 1008, message: "Registration is closed" },
+  not_found: { status: 404, close: 1008, message: "Not found" },
+  conflict: { status: 409, close: 1008, message: "Conflict" },
+  too_large: { status: 413, close: 1009, message: "Too large" },
+  quota_exceeded: { status: 413, close: 1008, message: "Storage quota exceeded" },
+  rate_limited: { status: 429, close: 4008, message: "Too many requests" },
+  internal: { status: 500, close: 1011, message: "Internal error" },
+  unavailable: { status: 503, close: 1013, message: "Service unavailable" },
+  /** A consumer too slow for live delivery; it reconnects and resumes from its cursor. */
+  too_slow: { close: 4009, message: "too slow: reconnect and resume from your cursor" },
+  /** The relay is draining for a restart or deploy. */
+  draining: { close: 1001, message: "relay restarting" },
 } as const;
 
-/** A protocol error code. */
-export type ErrorCode = keyof typeof ERRORS;
+type Row = (typeof ERRORS)[keyof typeof ERRORS];
 
-/** WebSocket close codes of PROTOCOL.md. */
-export const CLOSE = {
-  /** Not authenticated in time, or bad auth. */
-  unauthenticated: 4001,
-  /** Device revoked or removed. */
-  revoked: 4003,
-  /** Rate limit abuse. */
-  rateLimitAbuse: 4008,
-  /** Too slow a consumer; the client resumes from its cursor. */
-  tooSlow: 4009,
-  /** Frame too large. */
-  tooLarge: 1009,
-  /** Relay draining for a restart or deploy. */
-  draining: 1001,
-} as const;
+/** A protocol error code: a row of {@link ERRORS} with an HTTP status. */
+export type ErrorCode = {
+  [K in keyof typeof ERRORS]: (typeof ERRORS)[K] extends { status: number } ? K : never;
+}[keyof typeof ERRORS];
+
+/** A reason a WebSocket is closed: any row of {@link ERRORS}. */
+export type CloseReason = keyof typeof ERRORS;
+
+/** The WebSocket close code of a row of the error table. */
+export function closeCode(reason: CloseReason): number {
+  return (ERRORS[reason] as Row).close;
+}
 
 /**
  * An error a client caused or must know about, carried to the wire as
@@ -63,7 +68,7 @@ export class RelayError extends Error {
   }
 
   /** The PROTOCOL.md HTTP error body. */
-  toBody(): { error: { code: ErrorCode; message: string; retry_after_ms?: number } } {
+  toBody(): ErrorBody {
     const error: { code: ErrorCode; message: string; retry_after_ms?: number } = {
       code: this.code,
       message: this.message,
@@ -71,6 +76,46 @@ export class RelayError extends Error {
     if (this.retryAfterMs !== undefined) error.retry_after_ms = this.retryAfterMs;
     return { error };
   }
+}
+
+/** The PROTOCOL.md error body. */
+export type ErrorBody = { error: { code: ErrorCode; message: string; retry_after_ms?: number } };
+
+/** How an error is answered on either transport, from {@link describeError}. */
+export type ErrorAnswer = {
+  /** The error as the client sees it. */
+  error: RelayError;
+  /** HTTP status. */
+  status: number;
+  /** WebSocket close code, when the error ends the connection. */
+  close: number;
+  body: ErrorBody;
+  /** True when the cause was not a {@link RelayError} nor an outage: log it with context. */
+  unexpected: boolean;
+};
+
+/**
+ * The one mapping from anything thrown to its answer, shared by the HTTP error handler and the
+ * WebSocket frame handler: a {@link RelayError} as it is; a database outage as `503 unavailable`
+ * (retry in a second); anything else as `500 internal`, without its details.
+ */
+export function describeError(thrown: unknown): ErrorAnswer {
+  let error: RelayError;
+  let unexpected = false;
+  if (thrown instanceof RelayError) error = thrown;
+  else if (isUnavailable(thrown)) {
+    error = new RelayError("unavailable", "The database is unreachable; retry shortly", 1000);
+  } else {
+    error = new RelayError("internal");
+    unexpected = true;
+  }
+  return {
+    error,
+    status: error.status,
+    close: closeCode(error.code),
+    body: error.toBody(),
+    unexpected,
+  };
 }
 
 /** Shorthand for the many `404 not_found` answers that must not reveal existence. */

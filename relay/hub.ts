@@ -1,102 +1,23 @@
 /**
  * @module
- * The local hub: every live WebSocket connection of this instance, indexed by device, account
- * and subscribed group. It turns bus events into frames — committed messages (through each
+ * The local hub: every live {@link Connection} of this instance, indexed by device, account and
+ * subscribed group. It turns bus events into frames — committed messages (through each
  * connection's {@link Subscription}, so order is kept), membership announcements, presence,
- * ephemeral messages, revocations — and enforces the per-device connection limit and
- * backpressure: a connection whose buffered output passes the limit is closed with `4009` and
- * resumes from its cursor on reconnect, so nothing is lost.
+ * ephemeral messages, revocations — and enforces the per-device connection limit; a connection
+ * too slow for live delivery (see `connection.ts`) is closed with `4009` and resumes from its
+ * cursor on reconnect, so nothing is lost.
  */
 
 import type { Bus, BusEvent } from "./bus/bus.ts";
-import { CLOSE } from "./errors.ts";
+import { Connection, type FrameSocket } from "./connection.ts";
+import { closeCode, type CloseReason, ERRORS } from "./errors.ts";
+import type { ServerFrame } from "./protocol.ts";
 import type { Logger } from "./base/log.ts";
 import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
 import { startSpan } from "./base/trace.ts";
 import type { BacklogReader } from "./backlog.ts";
 import type { Clock } from "./base/clock.ts";
-
-/** The socket operations the hub needs (a WebSocket, or a test double in unit tests). */
-export interface FrameSocket {
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  readonly bufferedAmount: number;
-  readonly readyState: number;
-}
-
-/** How long a replay waits for a client that reads nothing before closing it 4009. */
-const REPLAY_STALL_MS = 30_000;
-
-/** One authenticated connection. */
-export class Connection {
-  readonly subs = new Map<string, Subscription>();
-  /** Groups the account belongs to (kept current by membership events). */
-  groups = new Set<string>();
-  subscribeAll = false;
-  presence = false;
-  #closed = false;
-
-  constructor(
-    readonly id: number,
-    readonly account: string,
-    readonly device: string,
-    private readonly socket: FrameSocket,
-    private readonly maxBuffered: number,
-    private readonly onSlow: (conn: Connection) => void,
-  ) {}
-
-  get open(): boolean {
-    return !this.#closed && this.socket.readyState === 1;
-  }
-
-  /** Sends a frame unless the connection is closed or too slow; false when it was not sent. */
-  sendText(frame: string): boolean {
-    if (!this.open) return false;
-    if (this.socket.bufferedAmount > this.maxBuffered) {
-      this.onSlow(this);
-      return false;
-    }
-    this.socket.send(frame);
-    return true;
-  }
-
-  /**
-   * For replays: sends a frame even past the live limit, after waiting (up to
-   * {@link REPLAY_STALL_MS}) for the client to read its buffer down; false if it never does,
-   * in which case the connection is closed as too slow.
-   */
-  async sendPaced(frame: string): Promise<boolean> {
-    if (this.socket.bufferedAmount > this.maxBuffered) {
-      const deadline = Date.now() + REPLAY_STALL_MS;
-      while (this.open && this.socket.bufferedAmount > this.maxBuffered / 2) {
-        if (Date.now() > deadline) {
-          this.onSlow(this);
-          return false;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    }
-    if (!this.open) return false;
-    this.socket.send(frame);
-    return true;
-  }
-
-  /** Sends a JSON frame. */
-  sendJson(frame: Record<string, unknown>): boolean {
-    return this.sendText(JSON.stringify(frame));
-  }
-
-  /** Closes the socket with a protocol close code. */
-  close(code: number, reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const sub of this.subs.values()) sub.close();
-    try {
-      this.socket.close(code, reason);
-    } catch { /* already closed */ }
-  }
-}
 
 const frameCache = new WeakMap<StoredMessage, string>();
 
@@ -196,12 +117,7 @@ export class Hub {
       device,
       socket,
       this.options.maxBufferedBytes,
-      (slow) =>
-        this.closeConnection(
-          slow,
-          CLOSE.tooSlow,
-          "too slow: reconnect and resume from your cursor",
-        ),
+      (slow) => this.closeConnection(slow, "too_slow"),
     );
     conn.groups = new Set(groups);
     const first = !existing || existing.size === 0;
@@ -234,10 +150,18 @@ export class Hub {
     }
   }
 
-  /** Closes a connection with a code and forgets it. */
-  closeConnection(conn: Connection, code: number, reason: string): void {
+  /**
+   * Closes a connection with the close code of `reason` (a row of the error table) and forgets
+   * it; `message` defaults to the row's message.
+   */
+  closeConnection(
+    conn: Connection,
+    reason: CloseReason,
+    message: string = ERRORS[reason].message,
+  ): void {
+    const code = closeCode(reason);
     this.options.onClose?.(code);
-    conn.close(code, reason);
+    conn.close(code, message);
     this.remove(conn);
   }
 
@@ -295,7 +219,7 @@ export class Hub {
       () => this.options.clock.now(),
       (error) => {
         this.options.log.warn("replay failed; closing connection", { error, device: conn.device });
-        this.closeConnection(conn, 1011, "replay failed: reconnect");
+        this.closeConnection(conn, "internal", "replay failed: reconnect");
       },
     );
     conn.subs.set(group, sub);
@@ -327,12 +251,7 @@ export class Hub {
    * returns how many devices received it.
    */
   deliverEphemeral(event: Extract<BusEvent, { kind: "eph" }>): number {
-    const frame: Record<string, unknown> = {
-      t: "eph",
-      group: event.group,
-      from: event.from,
-      body: event.body,
-    };
+    const frame: ServerFrame = { t: "eph", group: event.group, from: event.from, body: event.body };
     if (event.to) frame.to = event.to;
     const text = JSON.stringify(frame);
     const reached = new Set<string>();
@@ -364,7 +283,7 @@ export class Hub {
         return;
       case "revoked":
         for (const conn of [...this.#byDevice.get(event.device) ?? []]) {
-          this.closeConnection(conn, CLOSE.revoked, "device revoked");
+          this.closeConnection(conn, "device_revoked", "device revoked");
         }
         return;
       case "presence":
@@ -378,12 +297,7 @@ export class Hub {
 
   #onPresence(event: Extract<BusEvent, { kind: "presence" }>): void {
     for (const group of event.groups) {
-      const frame = JSON.stringify({
-        t: "presence",
-        group,
-        device: event.device,
-        online: event.online,
-      });
+      const frame = serialize({ t: "presence", group, device: event.device, online: event.online });
       for (const conn of this.#byGroup.get(group) ?? []) {
         if (conn.presence && conn.device !== event.device) conn.sendText(frame);
       }
@@ -392,7 +306,7 @@ export class Hub {
 
   #onMembership(event: Extract<BusEvent, { kind: "membership" }>): void {
     const { group, account } = event;
-    const frame = JSON.stringify({ t: "group", group, event: event.event, account });
+    const frame = serialize({ t: "group", group, event: event.event, account });
     if (event.event === "member_added") {
       for (const conn of this.#byAccount.get(account) ?? []) {
         if (conn.groups.has(group)) continue;
@@ -420,10 +334,10 @@ export class Hub {
     unindex(this.#byGroup, group, conn);
   }
 
-  /** Closes every connection with `code` (drain); `stop` ends listening to the bus. */
-  closeAll(code: number, reason: string): void {
+  /** Closes every connection for `reason` (drain); `stop` ends listening to the bus. */
+  closeAll(reason: CloseReason, message?: string): void {
     for (const set of [...this.#byDevice.values()]) {
-      for (const conn of [...set]) this.closeConnection(conn, code, reason);
+      for (const conn of [...set]) this.closeConnection(conn, reason, message);
     }
   }
 
@@ -444,4 +358,9 @@ function unindex<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (!set) return;
   set.delete(value);
   if (set.size === 0) map.delete(key);
+}
+
+/** A frame as sent once to many connections. */
+function serialize(frame: ServerFrame): string {
+  return JSON.stringify(frame);
 }

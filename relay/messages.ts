@@ -8,6 +8,7 @@
 import { sql } from "kysely";
 import type { Db } from "./store/database.ts";
 import { toBase64Url } from "./base/encoding.ts";
+import type { ServerFrame } from "./protocol.ts";
 
 /** A committed message as the relay keeps it in memory and on the bus. */
 export type StoredMessage = {
@@ -24,7 +25,8 @@ export type StoredMessage = {
 
 /** The wire form of a message: the stored message with `"t":"msg"` for WebSocket frames. */
 export function messageFrame(message: StoredMessage): string {
-  return JSON.stringify({ t: "msg", ...message });
+  const frame: ServerFrame = { t: "msg", ...message };
+  return JSON.stringify(frame);
 }
 
 /** True when `device` may see `message`: untargeted, targeted at it, or sent by it. */

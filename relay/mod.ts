@@ -9,7 +9,7 @@
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api/context.ts";
 import { CursorStore } from "./ack.ts";
-import { backlogReader } from "./backlog.ts";
+import { type BacklogReader, backlogReader } from "./backlog.ts";
 import { ActivityTracker } from "./activity.ts";
 import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
@@ -26,9 +26,11 @@ import type { LifecycleHooks } from "./jobs/cleanup.ts";
 import type { Clock } from "./base/clock.ts";
 import { type Config, parseRate } from "./config/config.ts";
 import type { ConnectDeps } from "./connect.ts";
-import { type DatabaseHandle, ping } from "./store/database.ts";
+import { type DatabaseHandle, type Db, ping } from "./store/database.ts";
+import { closeCode, ERRORS } from "./errors.ts";
+import { isMember, membershipsOf } from "./accounts/groups.ts";
+import { liveDevices } from "./accounts/devices.ts";
 import type { Deps } from "./deps.ts";
-import { CLOSE } from "./errors.ts";
 import { Hub } from "./hub.ts";
 import { InboxWaiters } from "./inbox.ts";
 import type { Logger } from "./base/log.ts";
@@ -124,7 +126,9 @@ export interface Relay {
 }
 
 /**
- * Builds a relay.
+ * Builds a relay, step by step: the base dependencies, the live connections (hub and instance
+ * registry), the services around them (push, group commit, blobs, background jobs), the
+ * connection dependencies, the mounted parts, the routes, and the start/close lifecycle.
  *
  * @example
  * ```ts
@@ -134,157 +138,19 @@ export interface Relay {
  * ```
  */
 export function createRelay(options: RelayOptions): Relay {
-  const { config, database, clock, log } = options;
-  const db = database.db;
-  const bus: Bus = options.bus ?? new LocalBus();
-  const instanceId = config.instanceId;
+  const { database } = options;
+  const base = baseDeps(options);
+  const { db, bus, log, metrics, settings, activity } = base;
   const leadership = options.leadership ?? new SoleLeader();
-  const settings = new RuntimeSettings(db, clock, initialRuntimeValues(config));
-  const activity = new ActivityTracker(db, clock, log, config.inactiveAfter);
-  const metrics = new Metrics();
-  const base: Deps = {
-    config,
-    db,
-    dbKind: database.kind,
-    clock,
-    log,
-    settings,
-    activity,
-    bus,
-    metrics,
-  };
+  observeStorage(base, database);
   const cursors = new CursorStore(db, log);
   const read = backlogReader(db, database.replica, () => metrics.replicaFallbacks.inc());
-  database.queries.listen((ms, ok) =>
-    metrics.dbQuerySeconds.observe({ outcome: ok ? "ok" : "error" }, ms / 1000)
-  );
-  metrics.gauge(
-    "sealpost_db_pool_size",
-    "Connections the relay's database pool may open.",
-    () => database.poolSize,
-  );
-  bus.setLagObserver?.(
-    (ms) => metrics.busLagSeconds.observe(Math.max(0, ms) / 1000),
-  );
-  const hub = new Hub({
-    read,
-    bus,
-    clock,
-    log,
-    instanceId,
-    maxConnectionsPerDevice: config.maxConnectionsPerDevice,
-    maxBufferedBytes: config.maxSocketBufferBytes,
-    cursorsOf: (device) => cursors.cursorsOf(device),
-    onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
-    onDeliver: (path, bytes, message) => {
-      metrics.deliveries.inc({ path });
-      metrics.bytesOut.inc(bytes);
-      if (path === "live") {
-        metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
-      }
-    },
-    onPresence: (device, online) => registry.deviceOnline(device, online),
-  });
-  const registry = new InstanceRegistry({
-    db,
-    clock,
-    log,
-    id: instanceId,
-    region: config.region ?? null,
-    version: VERSION,
-    connections: () => hub.connections,
-    isLeader: () => leadership.isLeader(),
-  });
-  bus.setInterest?.(
-    (group) => hub.hasSubscribers(group),
-  );
-  bus.onGap(() => {
-    revalidate().catch((error) => log.error("read-back after a bus gap failed", { error }));
-  });
-
-  /** After missed bus events: close revoked devices, refresh memberships, read back messages. */
-  async function revalidate(): Promise<void> {
-    const conns = hub.allConnections();
-    if (conns.length === 0) return;
-    const devices = [...new Set(conns.map((c) => c.device))];
-    const accounts = [...new Set(conns.map((c) => c.account))];
-    const alive = await db.selectFrom("devices").select("id").where("id", "in", devices)
-      .where("revoked_at", "is", null).execute();
-    const ok = new Set(alive.map((d) => d.id));
-    for (const conn of conns) {
-      if (!ok.has(conn.device)) {
-        hub.closeConnection(conn, CLOSE.revoked, "device revoked or removed");
-      }
-    }
-    const rows = await db.selectFrom("group_members").select(["account_id", "group_id"])
-      .where("account_id", "in", accounts).execute();
-    const memberships = new Map<string, string[]>();
-    for (const row of rows) {
-      const list = memberships.get(row.account_id) ?? [];
-      list.push(row.group_id);
-      memberships.set(row.account_id, list);
-    }
-    hub.resync(memberships);
-  }
-  metrics.gauge(
-    "sealpost_websocket_connections",
-    "Live authenticated WebSocket connections.",
-    () => hub.connections,
-  );
-  metrics.gauge(
-    "sealpost_devices_online",
-    "Devices with at least one live connection.",
-    () => hub.onlineDevices,
-  );
-  const push = new PushService(base, {
-    online: async (devices) => {
-      const here = devices.filter((d) => hub.isOnline(d));
-      const elsewhere = await registry.onlineAnywhere(devices.filter((d) => !hub.isOnline(d)));
-      return new Set([...here, ...elsewhere]);
-    },
-    isLeader: () => leadership.isLeader(),
-    endpoints: options.push,
-  });
-  const commit = new GroupCommit({
-    db,
-    bus,
-    clock,
-    log,
-    maxTtlMs: config.maxTtl,
-    windowMs: config.commitWindowMs,
-    onBatch: (size, waits, newMessages, newBytes) => {
-      metrics.batchSize.observe(size);
-      for (const ms of waits) metrics.commitSeconds.observe(ms / 1000);
-      metrics.messagesAccepted.inc(newMessages);
-      metrics.bytesIn.inc(newBytes);
-    },
-    onCommitted: (published) => push.afterCommit(published),
-  });
+  const { hub, registry } = liveConnections(base, { read, cursors, leadership });
+  const services = relayServices(base, options, { hub, registry, leadership });
+  const { push, commit, blobs, sweeper, backups } = services;
   const waiters = new InboxWaiters(bus);
-  const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
-  const backups = config.backupInterval === null ? null : new BackupSchedule({
-    db,
-    dbKind: database.kind,
-    blobs: blobs.store,
-    clock,
-    log,
-    metrics,
-    dir: config.backupDir,
-    intervalMs: config.backupInterval,
-    keep: config.backupKeep,
-    isLeader: () => leadership.isLeader(),
-  });
-  const sweeper = new Sweeper({ ...base, blobs }, {
-    hooks: {
-      onPass: (pass) =>
-        push.wakeIdle(pass).then(() => {}, (error) => log.warn("idle wake-up failed", { error })),
-      ...options.lifecycle,
-    },
-    isLeader: () => leadership.isLeader(),
-  });
   const sockets = new Set<WebSocket>();
-  const deps: ConnectDeps & MessageDeps = {
-    ...base,
+  const deps = connectionDeps(base, {
     registry,
     sockets,
     read,
@@ -292,57 +158,20 @@ export function createRelay(options: RelayOptions): Relay {
     hub,
     cursors,
     waiters,
-    instanceId,
     blobs,
-    sendLimit: new RateLimiter(
-      config.rateSend,
-      config.sendBurst,
-      clock,
-      () => metrics.rateLimited.inc({ limit: "send" }),
-    ),
-    pollLimit: new RateLimiter(
-      config.ratePoll,
-      undefined,
-      clock,
-      () => metrics.rateLimited.inc({ limit: "poll" }),
-    ),
-    isMember: async (group, account) =>
-      !!(await db.selectFrom("group_members").select("group_id").where("group_id", "=", group)
-        .where("account_id", "=", account).executeTakeFirst()),
-  };
+  });
   // Run-time settings changed by an admin (on any instance) apply here without a restart.
   settings.onChange((values) => {
     deps.sendLimit.setRate(parseRate(values.rate_send));
     deps.pollLimit.setRate(parseRate(values.rate_poll));
     activity.setInactiveAfter(values.inactive_after_s * 1000);
   });
-  const parts: RelayParts = {
-    ...base,
-    instances: registryDirectory(
-      registry,
-      new LocalInstances({
-        id: instanceId,
-        region: config.region ?? null,
-        version: VERSION,
-        clock,
-        connections: () => hub.connections,
-      }),
-    ),
-    live: hub,
-    blobUsage: () => blobs.usage(),
-  };
-  const mounted = (options.mounts ?? []).map((mount) => mount(parts));
+  const mounted = (options.mounts ?? []).map((mount) =>
+    mount(relayParts(base, hub, registry, blobs))
+  );
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];
-
-  // A database that is down may not even refuse connections quickly: readiness answers within
-  // READY_TIMEOUT_MS either way, so load balancers and probes see 503 at once.
-  const ready = async () =>
-    !draining && await within(
-      READY_TIMEOUT_MS,
-      (async () => await ping(db) && await isMigrated(db).catch(() => false))(),
-      false,
-    );
+  const ready = () => isReady(db, draining);
   const app = createApi(base, {
     hooks: {
       onRevoked: (device) => {
@@ -406,10 +235,10 @@ export function createRelay(options: RelayOptions): Relay {
       await sweeper.stop();
       await backups?.stop();
       await push.stop();
-      hub.closeAll(CLOSE.draining, "relay restarting");
+      hub.closeAll("draining");
       for (const socket of sockets) {
         try {
-          socket.close(CLOSE.draining, "relay restarting");
+          socket.close(closeCode("draining"), ERRORS.draining.message);
         } catch { /* already closing */ }
       }
       hub.stop();
@@ -420,4 +249,233 @@ export function createRelay(options: RelayOptions): Relay {
       await bus.close();
     },
   };
+}
+
+/** Step 1: configuration, database, clock and logger, plus the services every part shares. */
+function baseDeps(options: RelayOptions): Deps {
+  const { config, database, clock, log } = options;
+  const db = database.db;
+  return {
+    config,
+    db,
+    dbKind: database.kind,
+    clock,
+    log,
+    settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
+    activity: new ActivityTracker(db, clock, log, config.inactiveAfter),
+    bus: options.bus ?? new LocalBus(),
+    metrics: new Metrics(),
+  };
+}
+
+/** Query timings, the pool size and the bus lag as metrics. */
+function observeStorage(base: Deps, database: DatabaseHandle): void {
+  const { metrics } = base;
+  database.queries.listen((ms, ok) =>
+    metrics.dbQuerySeconds.observe({ outcome: ok ? "ok" : "error" }, ms / 1000)
+  );
+  metrics.gauge(
+    "sealpost_db_pool_size",
+    "Connections the relay's database pool may open.",
+    () => database.poolSize,
+  );
+  base.bus.setLagObserver?.(
+    (ms) => metrics.busLagSeconds.observe(Math.max(0, ms) / 1000),
+  );
+}
+
+/**
+ * Step 2: this instance's live connections (the hub) and its row in the instance registry,
+ * which counts them; the bus asks the hub which groups it follows, and a bus gap revalidates.
+ */
+function liveConnections(
+  base: Deps,
+  parts: { read: BacklogReader; cursors: CursorStore; leadership: Leadership },
+): { hub: Hub; registry: InstanceRegistry } {
+  const { config, db, bus, clock, log, metrics } = base;
+  const { read, cursors, leadership } = parts;
+  const hub: Hub = new Hub({
+    read,
+    bus,
+    clock,
+    log,
+    instanceId: config.instanceId,
+    maxConnectionsPerDevice: config.maxConnectionsPerDevice,
+    maxBufferedBytes: config.maxSocketBufferBytes,
+    cursorsOf: (device) => cursors.cursorsOf(device),
+    onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
+    onDeliver: (path, bytes, message) => {
+      metrics.deliveries.inc({ path });
+      metrics.bytesOut.inc(bytes);
+      if (path === "live") {
+        metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
+      }
+    },
+    onPresence: (device, online) => registry.deviceOnline(device, online),
+  });
+  const registry = new InstanceRegistry({
+    db,
+    clock,
+    log,
+    id: config.instanceId,
+    region: config.region ?? null,
+    version: VERSION,
+    connections: () => hub.connections,
+    isLeader: () => leadership.isLeader(),
+  });
+  bus.setInterest?.((group) => hub.hasSubscribers(group));
+  bus.onGap(() => {
+    revalidate(base, hub).catch((error) =>
+      log.error("read-back after a bus gap failed", { error })
+    );
+  });
+  metrics.gauge(
+    "sealpost_websocket_connections",
+    "Live authenticated WebSocket connections.",
+    () => hub.connections,
+  );
+  metrics.gauge(
+    "sealpost_devices_online",
+    "Devices with at least one live connection.",
+    () => hub.onlineDevices,
+  );
+  return { hub, registry };
+}
+
+/** After missed bus events: close revoked devices, refresh memberships, read back messages. */
+async function revalidate(base: Deps, hub: Hub): Promise<void> {
+  const conns = hub.allConnections();
+  if (conns.length === 0) return;
+  const alive = await liveDevices(base, [...new Set(conns.map((c) => c.device))]);
+  for (const conn of conns) {
+    if (!alive.has(conn.device)) {
+      hub.closeConnection(conn, "device_revoked", "device revoked or removed");
+    }
+  }
+  hub.resync(await membershipsOf(base, [...new Set(conns.map((c) => c.account))]));
+}
+
+/**
+ * Step 3: the services around the message path — push wake-ups, group commit (which hands each
+ * commit to push), the blob policy and the leader's background jobs (sweeper, backups).
+ */
+function relayServices(
+  base: Deps,
+  options: RelayOptions,
+  live: { hub: Hub; registry: InstanceRegistry; leadership: Leadership },
+) {
+  const { config, db, bus, clock, log, metrics } = base;
+  const { hub, registry, leadership } = live;
+  const push = new PushService(base, {
+    online: async (devices) => {
+      const here = devices.filter((d) => hub.isOnline(d));
+      const elsewhere = await registry.onlineAnywhere(devices.filter((d) => !hub.isOnline(d)));
+      return new Set([...here, ...elsewhere]);
+    },
+    isLeader: () => leadership.isLeader(),
+    endpoints: options.push,
+  });
+  const commit = new GroupCommit({
+    db,
+    bus,
+    clock,
+    log,
+    maxTtlMs: config.maxTtl,
+    windowMs: config.commitWindowMs,
+    onBatch: (size, waits, newMessages, newBytes) => {
+      metrics.batchSize.observe(size);
+      for (const ms of waits) metrics.commitSeconds.observe(ms / 1000);
+      metrics.messagesAccepted.inc(newMessages);
+      metrics.bytesIn.inc(newBytes);
+    },
+    onCommitted: (published) => push.afterCommit(published),
+  });
+  const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
+  const backups = config.backupInterval === null ? null : new BackupSchedule({
+    db,
+    dbKind: base.dbKind,
+    blobs: blobs.store,
+    clock,
+    log,
+    metrics,
+    dir: config.backupDir,
+    intervalMs: config.backupInterval,
+    keep: config.backupKeep,
+    isLeader: () => leadership.isLeader(),
+  });
+  const sweeper = new Sweeper({ ...base, blobs }, {
+    hooks: {
+      onPass: (pass) =>
+        push.wakeIdle(pass).then(() => {}, (error) => log.warn("idle wake-up failed", { error })),
+      ...options.lifecycle,
+    },
+    isLeader: () => leadership.isLeader(),
+  });
+  return { push, commit, blobs, backups, sweeper };
+}
+
+/** Step 4: what a WebSocket connection and the message routes need, with their rate limits. */
+function connectionDeps(
+  base: Deps,
+  parts: Omit<
+    ConnectDeps & MessageDeps,
+    keyof Deps | "sendLimit" | "pollLimit" | "isMember" | "instanceId"
+  >,
+): ConnectDeps & MessageDeps {
+  const { config, clock, metrics } = base;
+  return {
+    ...base,
+    ...parts,
+    instanceId: config.instanceId,
+    sendLimit: new RateLimiter(
+      config.rateSend,
+      config.sendBurst,
+      clock,
+      () => metrics.rateLimited.inc({ limit: "send" }),
+    ),
+    pollLimit: new RateLimiter(
+      config.ratePoll,
+      undefined,
+      clock,
+      () => metrics.rateLimited.inc({ limit: "poll" }),
+    ),
+    isMember: (group, account) => isMember(base, group, account),
+  };
+}
+
+/** Step 5: what a mounted part (the admin dashboard) is built from. */
+function relayParts(
+  base: Deps,
+  hub: Hub,
+  registry: InstanceRegistry,
+  blobs: BlobPolicy,
+): RelayParts {
+  const { config, clock } = base;
+  return {
+    ...base,
+    instances: registryDirectory(
+      registry,
+      new LocalInstances({
+        id: config.instanceId,
+        region: config.region ?? null,
+        version: VERSION,
+        clock,
+        connections: () => hub.connections,
+      }),
+    ),
+    live: hub,
+    blobUsage: () => blobs.usage(),
+  };
+}
+
+/**
+ * A database that is down may not even refuse connections quickly: readiness answers within
+ * READY_TIMEOUT_MS either way, so load balancers and probes see 503 at once.
+ */
+async function isReady(db: Db, draining: boolean): Promise<boolean> {
+  return !draining && await within(
+    READY_TIMEOUT_MS,
+    (async () => await ping(db) && await isMigrated(db).catch(() => false))(),
+    false,
+  );
 }

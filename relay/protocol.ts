@@ -1,13 +1,17 @@
 /**
  * @module
- * The wire types of PROTOCOL.md as zod schemas: every request body and WebSocket frame is parsed
- * here, at the edge, and trusted inside. Unknown fields are ignored (zod strips them); a missing
+ * The wire types of PROTOCOL.md: zod schemas for every request body and client WebSocket frame,
+ * parsed here at the edge and trusted inside, and the {@link ServerFrame} union of every frame
+ * the relay sends. Unknown fields are ignored (zod strips them); a missing
  * or malformed field becomes `400 invalid_request` naming the field.
  */
 
 import { z } from "zod";
-import { invalid } from "./errors.ts";
+import { type ErrorCode, invalid } from "./errors.ts";
 import { isKeyId } from "./base/keys.ts";
+import type { MembershipEvent } from "./bus/bus.ts";
+import type { PublicLimits } from "./config/limits.ts";
+import type { StoredMessage } from "./messages.ts";
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -149,3 +153,46 @@ export const AuthFrame = z.union([
   z.object({ t: z.literal("auth"), device: keyId, sig: signature }),
 ]);
 export type AuthFrame = z.infer<typeof AuthFrame>;
+
+/** The `ref` a client put on a frame, echoed in the reply. */
+export type Ref = string | number;
+
+/**
+ * Every frame the relay sends on a WebSocket (PROTOCOL.md), typed as the client reads it. Built
+ * inside the relay, so it is a type rather than a schema; every place that sends a frame sends
+ * one of these (`msg` frames are serialized once per message by `messageFrame`).
+ */
+export type ServerFrame =
+  | { t: "hello"; nonce: string; version: number; server: string; limits: PublicLimits }
+  | { t: "ready"; account: string; device: string }
+  | {
+    t: "error";
+    code: ErrorCode;
+    message: string;
+    ref?: Ref;
+    retry_after_ms?: number;
+  }
+  | { t: "pong"; ref?: Ref }
+  | { t: "synced"; group: string; seq: number }
+  | ({ t: "msg" } & StoredMessage)
+  | {
+    t: "eph";
+    group: string;
+    from: { account: string; device: string };
+    body: string;
+    to?: string[];
+  }
+  /** A device of the group came online or went offline (to `presence: true` subscribers). */
+  | { t: "presence"; group: string; device: string; online: boolean }
+  /** The answer to a `presence` frame: the group's devices online now. */
+  | { t: "presence"; group: string; online: string[]; ref?: Ref }
+  | { t: "group"; group: string; event: MembershipEvent; account: string }
+  | {
+    t: "sent";
+    group: string;
+    ref?: Ref;
+    seq?: number;
+    created_at?: number;
+    expires_at?: number | null;
+    delivered?: number;
+  };

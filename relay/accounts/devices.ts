@@ -8,6 +8,14 @@ import { sql } from "kysely";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
 
+/** Those of `devices` that exist and are not revoked. */
+export async function liveDevices(deps: Deps, devices: string[]): Promise<Set<string>> {
+  if (devices.length === 0) return new Set();
+  const rows = await deps.db.selectFrom("devices").select("id").where("id", "in", devices)
+    .where("revoked_at", "is", null).execute();
+  return new Set(rows.map((d) => d.id));
+}
+
 /** A device as the directory shows it. */
 export type DeviceInfo = {
   id: string;

@@ -70,6 +70,30 @@ export async function memberAccounts(deps: Deps, group: string): Promise<string[
   return rows.map((r) => r.account_id);
 }
 
+/** True when `account` is a member of `group`. */
+export async function isMember(deps: Deps, group: string, account: string): Promise<boolean> {
+  const row = await deps.db.selectFrom("group_members").select("group_id")
+    .where("group_id", "=", group).where("account_id", "=", account).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The groups of each of `accounts` (accounts in no group are absent). */
+export async function membershipsOf(
+  deps: Deps,
+  accounts: string[],
+): Promise<Map<string, string[]>> {
+  const memberships = new Map<string, string[]>();
+  if (accounts.length === 0) return memberships;
+  const rows = await deps.db.selectFrom("group_members").select(["account_id", "group_id"])
+    .where("account_id", "in", accounts).execute();
+  for (const row of rows) {
+    const list = memberships.get(row.account_id) ?? [];
+    list.push(row.group_id);
+    memberships.set(row.account_id, list);
+  }
+  return memberships;
+}
+
 /** Ids of the groups `account` belongs to. */
 export async function groupsOf(deps: Deps, account: string): Promise<string[]> {
   const rows = await deps.db.selectFrom("group_members").select("group_id")

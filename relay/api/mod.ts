@@ -10,7 +10,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { parseRate } from "../config/config.ts";
 import type { Deps } from "../deps.ts";
-import { isUnavailable, RelayError } from "../errors.ts";
+import { describeError, RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { NAME, VERSION } from "../base/version.ts";
@@ -125,32 +125,26 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     c.json(new RelayError("not_found", `No route for ${c.req.method} ${c.req.path}`).toBody(), 404)
   );
 
-  app.onError((error, c) => {
-    if (error instanceof RelayError) {
-      if (error.retryAfterMs !== undefined) {
-        c.header("Retry-After", String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
-      }
-      return c.json(error.toBody(), error.status as 400);
+  app.onError((thrown, c) => {
+    if (thrown instanceof HTTPException && thrown.status < 500) {
+      const code = thrown.status === 413 ? "too_large" : "invalid_request";
+      return c.json(new RelayError(code, thrown.message || undefined).toBody(), thrown.status);
     }
-    if (error instanceof HTTPException && error.status < 500) {
-      const code = error.status === 413 ? "too_large" : "invalid_request";
-      return c.json(new RelayError(code, error.message || undefined).toBody(), error.status);
-    }
-    if (isUnavailable(error)) {
+    const { error, status, body, unexpected } = describeError(thrown);
+    if (unexpected) {
+      log.error("unhandled error", {
+        request_id: c.get("requestId"),
+        method: c.req.method,
+        path: c.req.path,
+        error: thrown,
+      });
+    } else if (error.code === "unavailable" && !(thrown instanceof RelayError)) {
       log.warn("database unavailable", { request_id: c.get("requestId"), path: c.req.path });
-      c.header("Retry-After", "1");
-      return c.json(
-        new RelayError("unavailable", "The database is unreachable; retry shortly", 1000).toBody(),
-        503,
-      );
     }
-    log.error("unhandled error", {
-      request_id: c.get("requestId"),
-      method: c.req.method,
-      path: c.req.path,
-      error,
-    });
-    return c.json(new RelayError("internal").toBody(), 500);
+    if (error.retryAfterMs !== undefined) {
+      c.header("Retry-After", String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+    }
+    return c.json(body, status as 400);
   });
   return app;
 }

@@ -36,3 +36,6 @@ export function publicLimits(config: Config, runtime?: RuntimeValues) {
     rate_claim: rate(config.rateClaim, "rate_claim"),
   };
 }
+
+/** The limits object of `hello` and `/v1/info`. */
+export type PublicLimits = ReturnType<typeof publicLimits>;

@@ -1,0 +1,91 @@
+/**
+ * @module
+ * One authenticated WebSocket connection: the device and account behind it, the groups it
+ * follows, and the two ways a frame goes out — live (`sendText`: dropped and the connection
+ * closed as too slow once the socket's buffered output passes the limit) and paced
+ * (`sendPaced`, for replays: waits up to 30 s for the client to read its buffer down).
+ */
+
+import type { ServerFrame } from "./protocol.ts";
+import type { Subscription } from "./subscribe.ts";
+
+/** The socket operations a connection needs (a WebSocket, or a test double in unit tests). */
+export interface FrameSocket {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+}
+
+/** How long a replay waits for a client that reads nothing before closing it 4009. */
+const REPLAY_STALL_MS = 30_000;
+
+/** One authenticated connection. */
+export class Connection {
+  readonly subs = new Map<string, Subscription>();
+  /** Groups the account belongs to (kept current by membership events). */
+  groups = new Set<string>();
+  subscribeAll = false;
+  presence = false;
+  #closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly account: string,
+    readonly device: string,
+    private readonly socket: FrameSocket,
+    private readonly maxBuffered: number,
+    private readonly onSlow: (conn: Connection) => void,
+  ) {}
+
+  get open(): boolean {
+    return !this.#closed && this.socket.readyState === 1;
+  }
+
+  /** Sends a frame unless the connection is closed or too slow; false when it was not sent. */
+  sendText(frame: string): boolean {
+    if (!this.open) return false;
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      this.onSlow(this);
+      return false;
+    }
+    this.socket.send(frame);
+    return true;
+  }
+
+  /**
+   * For replays: sends a frame even past the live limit, after waiting (up to
+   * {@link REPLAY_STALL_MS}) for the client to read its buffer down; false if it never does,
+   * in which case the connection is closed as too slow.
+   */
+  async sendPaced(frame: string): Promise<boolean> {
+    if (this.socket.bufferedAmount > this.maxBuffered) {
+      const deadline = Date.now() + REPLAY_STALL_MS;
+      while (this.open && this.socket.bufferedAmount > this.maxBuffered / 2) {
+        if (Date.now() > deadline) {
+          this.onSlow(this);
+          return false;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    if (!this.open) return false;
+    this.socket.send(frame);
+    return true;
+  }
+
+  /** Sends a frame of the protocol. */
+  sendJson(frame: ServerFrame): boolean {
+    return this.sendText(JSON.stringify(frame));
+  }
+
+  /** Closes the socket with a protocol close code. */
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const sub of this.subs.values()) sub.close();
+    try {
+      this.socket.close(code, reason);
+    } catch { /* already closed */ }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * @module
+ * What each client frame does once a connection is authenticated and the frame parsed
+ * (PROTOCOL.md "WebSocket"): `ping` → `pong`, `sub`/`unsub` through the hub, `ack` to the cursor
+ * store, `presence` → the group's online devices, `send` through the shared send path → `sent`.
+ * A frame that fails throws; `connect.ts` turns that into an `error` frame echoing its `ref`.
+ */
+
+import type { CursorStore } from "./ack.ts";
+import { memberAccounts } from "./accounts/groups.ts";
+import type { InstanceRegistry } from "./cluster/instances.ts";
+import type { Connection } from "./connection.ts";
+import { RelayError } from "./errors.ts";
+import type { Hub } from "./hub.ts";
+import type { ClientFrame, Ref, ServerFrame } from "./protocol.ts";
+import { send, type SendDeps } from "./send.ts";
+import { withSpan } from "./base/trace.ts";
+
+/** What the frame handlers need. */
+export type FrameDeps = SendDeps & {
+  hub: Hub;
+  cursors: CursorStore;
+  registry: InstanceRegistry;
+};
+
+/**
+ * Runs one client frame on an authenticated connection; `replyError` sends an `error` frame
+ * for a problem that does not fail the whole frame (a refused group of a `sub`).
+ */
+export async function handleFrame(
+  deps: FrameDeps,
+  conn: Connection,
+  frame: ClientFrame,
+  replyError: (error: RelayError, ref?: Ref) => void,
+): Promise<void> {
+  switch (frame.t) {
+    case "ping":
+      conn.sendJson(frame.ref === undefined ? { t: "pong" } : { t: "pong", ref: frame.ref });
+      return;
+    case "sub": {
+      const refused = await deps.hub.subscribe(
+        conn,
+        frame.groups,
+        frame.since,
+        frame.presence === true,
+      );
+      for (const group of refused) {
+        replyError(new RelayError("not_found", `No such group: ${group}`), frame.ref);
+      }
+      return;
+    }
+    case "unsub":
+      deps.hub.unsubscribe(conn, frame.groups);
+      return;
+    case "ack":
+      requireGroup(conn, frame.group);
+      deps.cursors.ack(conn.device, frame.group, frame.seq);
+      return;
+    case "presence":
+      conn.sendJson(await presenceAnswer(deps, conn, frame.group, frame.ref));
+      return;
+    case "send":
+      conn.sendJson(await sendAnswer(deps, conn, frame));
+      return;
+  }
+}
+
+function requireGroup(conn: Connection, group: string): void {
+  if (!conn.groups.has(group)) throw new RelayError("not_found", "No such group");
+}
+
+/** The devices of a group online now, here or on another instance. */
+async function presenceAnswer(
+  deps: FrameDeps,
+  conn: Connection,
+  group: string,
+  ref: Ref | undefined,
+): Promise<ServerFrame> {
+  requireGroup(conn, group);
+  const here = deps.hub.onlineDevicesOf(await memberAccounts(deps, group));
+  const online = [...new Set([...here, ...await deps.registry.onlineElsewhere(group)])];
+  return ref === undefined
+    ? { t: "presence", group, online }
+    : { t: "presence", group, online, ref };
+}
+
+/** Sends the frame's message and builds the `sent` reply. */
+async function sendAnswer(
+  deps: FrameDeps,
+  conn: Connection,
+  frame: Extract<ClientFrame, { t: "send" }>,
+): Promise<ServerFrame> {
+  const { t: _t, ref, group, ...body } = frame;
+  const sent = await withSpan(
+    "sealpost.send",
+    { "sealpost.group": group, "sealpost.ephemeral": body.ephemeral === true },
+    async (span) => {
+      const result = await send(deps, { account: conn.account, device: conn.device }, group, body);
+      if (!result.ephemeral) span.setAttribute("sealpost.seq", result.seq);
+      return result;
+    },
+  );
+  const reply: Extract<ServerFrame, { t: "sent" }> = { t: "sent", group };
+  if (ref !== undefined) reply.ref = ref;
+  if (sent.ephemeral) reply.delivered = sent.delivered;
+  else {
+    reply.seq = sent.seq;
+    reply.created_at = sent.created_at;
+    reply.expires_at = sent.expires_at;
+  }
+  return reply;
+}
