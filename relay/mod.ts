@@ -115,6 +115,8 @@ export interface Relay {
   readonly push: PushService;
   /** Handles one HTTP request (including WebSocket upgrades). */
   fetch(request: Request, info?: { remoteAddr?: Deno.NetAddr }): Response | Promise<Response>;
+  /** Every route of the HTTP app (method and Hono path, middleware left out), for the API docs' tests. */
+  routes(): { method: string; path: string }[];
   /** Starts background work (activity and cursor flushes, heartbeats, leader jobs). */
   start(): Promise<void>;
   /** True when the relay can take traffic. */
@@ -196,6 +198,15 @@ export function createRelay(options: RelayOptions): Relay {
   return {
     deps,
     fetch: (request, info) => app.fetch(request, { remoteAddr: info?.remoteAddr }),
+    routes: () => {
+      const seen = new Map<string, { method: string; path: string }>();
+      for (const r of app.routes) {
+        if (r.method !== "ALL") {
+          seen.set(`${r.method} ${r.path}`, { method: r.method, path: r.path });
+        }
+      }
+      return [...seen.values()];
+    },
     registry,
     leadership,
     blobs,

@@ -19,10 +19,8 @@ const B64URL = /^[A-Za-z0-9_-]*$/;
 export const b64url = z.string().regex(B64URL, "must be base64url without padding");
 
 /** An Ed25519 public key id: 32 bytes as 43 base64url chars. */
-export const keyId = z.string().refine(
-  isKeyId,
-  "must be a 32-byte Ed25519 public key in base64url",
-);
+const KEY_ID = "must be a 32-byte Ed25519 public key in base64url";
+export const keyId = z.string().regex(/^[A-Za-z0-9_-]{43}$/, KEY_ID).refine(isKeyId, KEY_ID);
 
 /** An Ed25519 signature: 64 bytes as 86 base64url chars. */
 export const signature = b64url.length(86, "must be a 64-byte signature in base64url");

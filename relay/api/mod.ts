@@ -14,6 +14,8 @@ import { describeError, RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { NAME, VERSION } from "../base/version.ts";
+import { asyncApiDocument } from "./asyncapi.ts";
+import { openApiDocument } from "./openapi.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
 import { type DeviceHooks, deviceRoutes } from "./devices.ts";
@@ -33,6 +35,9 @@ export type ApiOptions = {
 };
 
 let requestCounter = 0;
+
+/** v1 additions this relay implements, announced in `/v1/info` as `features`. */
+export const FEATURES: readonly string[] = ["openapi", "asyncapi"];
 
 /**
  * Builds the HTTP app.
@@ -103,7 +108,24 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
       registration: settings.registration,
       limits: publicLimits(deps.config, settings),
       push: options.pushInfo?.() ?? { apns: false, fcm: false, unifiedpush: false },
+      features: FEATURES,
     });
+  });
+  // The API as data, built once from the zod schemas the handlers validate with.
+  let openApi: string | undefined;
+  let asyncApi: string | undefined;
+  app.get("/v1/openapi.json", (c) => {
+    openApi ??= JSON.stringify(
+      openApiDocument({ version: VERSION, serverUrl: deps.config.publicUrl }),
+    );
+    return c.body(openApi, 200, { "content-type": "application/json" });
+  });
+  app.get("/v1/asyncapi.json", (c) => {
+    const url = new URL(deps.config.publicUrl);
+    asyncApi ??= JSON.stringify(
+      asyncApiDocument({ version: VERSION, host: url.host, secure: url.protocol === "https:" }),
+    );
+    return c.body(asyncApi, 200, { "content-type": "application/json" });
   });
 
   const authLimit = new RateLimiter(
