@@ -31,6 +31,7 @@ import { serve } from "./commands/serve.ts";
 import { sweepCommand } from "./commands/sweep.ts";
 import { archiveCommand } from "./commands/archive.ts";
 import { VERSION } from "./relay/base/version.ts";
+import { claimDataDir } from "./commands/data_dir.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
 
@@ -40,7 +41,7 @@ Commands:
   serve      run the relay (default)
   migrate    apply database migrations and exit
   doctor     check configuration, database and blob store
-  export FILE   write the database and blobs to an archive (stop an embedded relay first)
+  export FILE   write the database and blobs to an archive (a running embedded relay writes it)
   import FILE   load an archive into an empty database and blob store, then verify it
   backup FILE   the same as export; restore FILE is the same as import
   healthcheck  exit 0 when the relay on $PORT answers /readyz with 200 (container health checks)
@@ -138,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
 
   if (command === "serve") return await serve(config, loggerFor(config));
   if (command === "migrate") {
+    const claim = await claimDataDir(config, "migrate");
     const database = await openDatabase(config);
     try {
       const report = await migrate(database.db);
@@ -148,6 +150,7 @@ async function main(argv: string[]): Promise<void> {
       );
     } finally {
       await database.close();
+      if (claim.kind === "locked") claim.lock.release();
     }
     return;
   }

@@ -4,8 +4,8 @@
  * `serve` (environment and `--flags`), opens the database, acts through the relay's services and
  * records each change in the audit log as `cli`. Revoking publishes the `revoked` event on the
  * cluster bus, so with server Postgres the device's live connections close with `4003` on every
- * running instance. The embedded database (PGlite) is single-process: stop the relay before
- * using these commands on it, or use the dashboard.
+ * running instance. The embedded database (PGlite) is single-process: on a data directory a
+ * running relay owns, these commands refuse with one line (stop the relay, or use the dashboard).
  *
  * @example
  * ```sh
@@ -46,6 +46,7 @@ import { createLogger } from "../relay/base/log.ts";
 import { Metrics } from "../relay/base/metrics.ts";
 import { migrate } from "../relay/store/migrate.ts";
 import { initialRuntimeValues, RuntimeSettings } from "../relay/config/runtime.ts";
+import { claimDataDir, DataDirBusyError } from "./data_dir.ts";
 
 /** Usage of `sealpost admin`. */
 export const ADMIN_USAGE = `Usage: sealpost admin <command> [--flags]
@@ -169,6 +170,14 @@ export async function adminCommand(args: string[], io: AdminIo): Promise<number>
   }
 
   const config = loadConfig(io.env, flags);
+  let claim;
+  try {
+    claim = await claimDataDir(config, "admin");
+  } catch (error) {
+    if (!(error instanceof DataDirBusyError)) throw error;
+    io.printError(`sealpost: ${error.message}`);
+    return 1;
+  }
   const { deps, database } = await open(config);
   try {
     return await run(deps, database, command, target, values, password, io);
@@ -180,6 +189,7 @@ export async function adminCommand(args: string[], io: AdminIo): Promise<number>
     throw error;
   } finally {
     await database.close();
+    if (claim.kind === "locked") claim.lock.release();
   }
 }
 

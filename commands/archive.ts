@@ -3,6 +3,8 @@
  * The CLI side of archives: `export`/`backup <file>` and `import`/`restore <file>`, with the
  * configuration naming the database and blob store on each side. Export writes to a temporary
  * file and renames it when complete, so a half-written archive never carries the final name.
+ * On an embedded data directory a running relay owns, `backup`/`export` ask that relay for the
+ * archive through its control socket (`control.ts`); `import`/`restore` refuse.
  */
 
 import { openBlobStore } from "../relay/blobs/open.ts";
@@ -11,6 +13,17 @@ import { openDatabase } from "../relay/store/database.ts";
 import { exportArchive } from "../relay/archive/export.ts";
 import { importArchive } from "../relay/archive/import.ts";
 import { assertNotNewer, migrate } from "../relay/store/migrate.ts";
+import { backupThroughRelay } from "./control.ts";
+import { claimDataDir } from "./data_dir.ts";
+
+async function assertNew(file: string): Promise<void> {
+  try {
+    await Deno.lstat(file);
+    throw new Error(`Cannot write ${file}: it exists (choose a new file name)`);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
 
 /** Runs an archive command; returns the lines to print. */
 export async function archiveCommand(
@@ -20,17 +33,30 @@ export async function archiveCommand(
   print: (line: string) => void,
   options: { quiet?: boolean; now?: number } = {},
 ): Promise<void> {
+  const writing = command === "export" || command === "backup";
+  const claim = await claimDataDir(config, command, { viaRelay: writing });
+  if (claim.kind === "live") {
+    await assertNew(file);
+    const socket = `${config.dataDir}/${claim.holder.control}`;
+    // The embedded store is always fs, so a backup takes the blobs too.
+    const summary = await backupThroughRelay(socket, file, true);
+    print(
+      `Wrote ${file} through the running relay (pid ${claim.holder.pid}): ${summary.rows} rows in ${summary.tables} tables, ${summary.blobs} blobs (${summary.blob_bytes} bytes)`,
+    );
+    if (summary.missing_blobs > 0) {
+      print(
+        `Note: ${summary.missing_blobs} blobs were gone from the store (purged while exporting)`,
+      );
+    }
+    return;
+  }
+  const lock = claim.kind === "locked" ? claim.lock : null;
   const database = await openDatabase(config);
   const blobs = openBlobStore(config);
   try {
-    if (command === "export" || command === "backup") {
+    if (writing) {
       await assertNotNewer(database.db);
-      try {
-        await Deno.lstat(file);
-        throw new Error(`Cannot write ${file}: it exists (choose a new file name)`);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      }
+      await assertNew(file);
       const temp = `${file}.partial-${crypto.randomUUID().slice(0, 8)}`;
       const out = await Deno.open(temp, { write: true, createNew: true });
       try {
@@ -79,5 +105,6 @@ export async function archiveCommand(
     );
   } finally {
     await database.close();
+    lock?.release();
   }
 }

@@ -9,6 +9,7 @@ import type { Config } from "../relay/config/config.ts";
 import { openDatabase } from "../relay/store/database.ts";
 import { appliedMigrations, assertNotNewer } from "../relay/store/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
+import { DataDirLockedError, lockDataDir } from "../relay/store/data_dir_lock.ts";
 
 type Check = { name: string; ok: boolean; detail: string };
 
@@ -23,6 +24,8 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
   });
 
   try {
+    // A running embedded relay owns its database: report it rather than open a second PGlite.
+    const lock = config.databaseUrl ? null : await lockDataDir(config.dataDir, "doctor");
     const database = await openDatabase(config);
     try {
       const applied = await appliedMigrations(database.db);
@@ -40,9 +43,21 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
       });
     } finally {
       await database.close();
+      lock?.release();
     }
   } catch (error) {
-    checks.push({ name: "database", ok: false, detail: (error as Error).message });
+    if (error instanceof DataDirLockedError) {
+      checks.push({
+        name: "database",
+        ok: true,
+        detail:
+          `embedded PGlite in ${config.dataDir}/pg, owned by sealpost ${error.holder.command} (pid ${
+            error.holder.pid ?? "?"
+          }); not opened here (its /readyz tells whether it is ready)`,
+      });
+    } else {
+      checks.push({ name: "database", ok: false, detail: (error as Error).message });
+    }
   }
 
   if (config.blobStore === "fs") {

@@ -1,7 +1,10 @@
 /**
  * @module
  * `sealpost serve`: opens the database, applies migrations, builds the relay and listens until
- * SIGINT/SIGTERM, then drains (readyz 503, sockets closed with 1001) and exits.
+ * SIGINT/SIGTERM, then drains (readyz 503, sockets closed with 1001) and exits within
+ * `SEALPOST_DRAIN_TIMEOUT` (plus a short grace enforced by a watchdog thread, `watchdog.ts`, even
+ * when the main thread is stuck). On the embedded database it owns the data directory for as long
+ * as it runs (`data_dir.ts`) and serves a control socket for live backups (`control.ts`).
  */
 
 import { systemClock } from "../relay/base/clock.ts";
@@ -12,6 +15,12 @@ import { migrate } from "../relay/store/migrate.ts";
 import { createRelay } from "../relay/mod.ts";
 import { mountAdmin } from "../admin/mod.ts";
 import { clusterParts } from "../relay/cluster/mod.ts";
+import { claimDataDir } from "./data_dir.ts";
+import { CONTROL_SOCKET, serveControl } from "./control.ts";
+import { startStopWatchdog } from "./watchdog.ts";
+
+/** How long past the drain timeout the watchdog waits before it kills a stuck process. */
+const WATCHDOG_GRACE_MS = 2_000;
 
 /**
  * postgres.js 3.4 under Deno can throw from a queued write after the server closed the
@@ -38,6 +47,9 @@ function absorbDriverRaces(log: Logger): void {
 export async function serve(config: Config, log: Logger): Promise<void> {
   absorbDriverRaces(log);
   const started = performance.now();
+  // The embedded database has one owner: refuse to start on a directory another process holds.
+  const claim = await claimDataDir(config, "serve");
+  const lock = claim.kind === "locked" ? claim.lock : null;
   const database = await openDatabase(config);
   const report = await migrate(database.db);
   if (report.applied.length > 0) log.info("migrated", { applied: report.applied });
@@ -52,6 +64,17 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     mounts: [mountAdmin],
   });
   await relay.start();
+  // Commands run beside an embedded relay (backup) reach it here instead of opening the database.
+  const control = lock
+    ? await serveControl({
+      dataDir: config.dataDir,
+      db: database.db,
+      dbKind: database.kind,
+      blobs: relay.blobs.store,
+      log,
+    })
+    : null;
+  if (control) await lock?.announce(CONTROL_SOCKET);
 
   const server = Deno.serve({
     port: config.port,
@@ -77,12 +100,16 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       Deno.exit(1);
     }, config.drainTimeout);
     await relay.close();
+    await control?.close();
     await server.shutdown();
     await database.close();
+    lock?.release();
     clearTimeout(timer);
     log.info("stopped");
     Deno.exit(0);
   };
+  // The drain timer above cannot fire on a stuck main thread; this one runs on its own thread.
+  await startStopWatchdog(config.drainTimeout + WATCHDOG_GRACE_MS);
   let stopping = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => {

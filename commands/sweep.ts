@@ -2,7 +2,8 @@
  * @module
  * `sealpost sweep [--dry-run]`: one sweeper run against the configured database and blob store,
  * outside a serving relay (cron, or a look before changing thresholds). It refuses an
- * unmigrated database, skips when a serving instance is sweeping right now, and prints one line
+ * unmigrated database, refuses an embedded data directory a running relay owns (it sweeps by
+ * itself), skips when a serving instance is sweeping right now, and prints one line
  * per kind of thing removed, or with `--dry-run` what a run would remove.
  */
 
@@ -19,6 +20,7 @@ import { Metrics } from "../relay/base/metrics.ts";
 import { assertNotNewer, isMigrated } from "../relay/store/migrate.ts";
 import { initialRuntimeValues, RuntimeSettings } from "../relay/config/runtime.ts";
 import { describeSweep, Sweeper } from "../relay/jobs/sweep.ts";
+import { claimDataDir } from "./data_dir.ts";
 
 /** Runs one sweep and prints its report; returns false when it could not run. */
 export async function sweepCommand(
@@ -26,6 +28,7 @@ export async function sweepCommand(
   log: Logger,
   options: { dryRun: boolean; print: (line: string) => void },
 ): Promise<boolean> {
+  const claim = await claimDataDir(config, "sweep");
   const database = await openDatabase(config);
   try {
     await assertNotNewer(database.db);
@@ -58,5 +61,6 @@ export async function sweepCommand(
     return true;
   } finally {
     await database.close();
+    if (claim.kind === "locked") claim.lock.release();
   }
 }
