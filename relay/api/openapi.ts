@@ -121,7 +121,8 @@ function operationObject(op: Operation, named: Map<z.ZodType, string>): Json {
     answers[status] = entry;
   }
   for (const status of op.errors ?? []) {
-    const codes = Object.entries(ERRORS).filter(([, e]) => e.status === status).map(([c]) => c);
+    const codes = Object.entries(ERRORS).filter(([, e]) => "status" in e && e.status === status)
+      .map(([c]) => c);
     answers[String(status)] = {
       description: `Error: ${codes.join(" or ")}`,
       content: { "application/json": { schema: { $ref: `${REF}ErrorBody` } } },

@@ -10,16 +10,21 @@
  */
 
 import { z } from "zod";
-import { ERRORS } from "../errors.ts";
+import { type ErrorCode, ERRORS } from "../errors.ts";
 import { groupId, keyId } from "../protocol.ts";
 
 const time = z.number().int().describe("milliseconds since the Unix epoch");
 const b64 = z.string().regex(/^[A-Za-z0-9_-]*$/);
 
+/** The codes of the error table a request can get (rows with an HTTP status). */
+const ERROR_CODES = Object.entries(ERRORS).filter(([, row]) => "status" in row).map(([code]) =>
+  code
+) as [ErrorCode, ...ErrorCode[]];
+
 /** `{"error":{"code","message","retry_after_ms"?}}` with a code of the one error table. */
 export const ErrorBody = z.object({
   error: z.object({
-    code: z.enum(Object.keys(ERRORS) as [keyof typeof ERRORS, ...(keyof typeof ERRORS)[]]),
+    code: z.enum(ERROR_CODES),
     message: z.string(),
     retry_after_ms: z.number().int().nonnegative().optional(),
   }),
