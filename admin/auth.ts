@@ -227,7 +227,8 @@ export async function isSetupTokenValid(db: Db, clock: Clock, token: string): Pr
 
 /**
  * Uses a setup token to set the first password: race-free (the token row is deleted in the same
- * transaction, so only one visitor wins) and refused once a password exists.
+ * transaction, so only one visitor wins) and refused once a password exists. An unknown or
+ * expired token, or a password already set, answers false before any hashing.
  */
 export async function completeSetup(
   db: Db,
@@ -235,6 +236,9 @@ export async function completeSetup(
   token: string,
   password: string,
 ): Promise<boolean> {
+  // The token and the window are checked first (cheap), so a bogus token never costs a PBKDF2
+  // run; the transaction below checks both again, race-free.
+  if (!await isSetupTokenValid(db, clock, token) || await hasStoredPassword(db)) return false;
   checkPasswordStrength(password);
   const password_hash = await hashPassword(password);
   const now = clock.now();

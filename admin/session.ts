@@ -8,6 +8,7 @@
  * it is refused with `403` before any handler runs.
  */
 
+import { clientIp } from "../relay/api/context.ts";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { type AdminSession, findAdminSession } from "./auth.ts";
@@ -144,7 +145,7 @@ export function requireAdmin(deps: AdminDeps): MiddlewareHandler<AdminEnv> {
       }
     }
     c.set("session", session);
-    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
+    const ip = clientIp(c);
     c.set("actor", `admin:${session.id.slice(0, 8)}@${ip}`);
     await next();
   };

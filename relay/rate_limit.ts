@@ -1,7 +1,10 @@
 /**
  * @module
  * Token-bucket rate limits keyed by device or IP, on the injectable clock. A limiter answers
- * how long to wait when a key is over its rate, so callers can report `retry_after_ms`.
+ * how long to wait when a key is over its rate, so callers can report `retry_after_ms`. Its map
+ * of keys is bounded: each call examines a few keys and forgets those whose bucket has refilled
+ * (amortised, never a scan of the whole map on one request), and past {@link MAX_KEYS} the
+ * least recently used key is forgotten.
  */
 
 import type { Clock } from "./base/clock.ts";
@@ -9,6 +12,11 @@ import type { Rate } from "./config/config.ts";
 import { RelayError } from "./errors.ts";
 
 type Bucket = { tokens: number; at: number };
+
+/** A limiter forgets its least recently used keys beyond this many. */
+export const MAX_KEYS = 100_000;
+/** Keys examined for pruning on each call: enough to keep pace with one new key per call. */
+const PRUNE_STEP = 4;
 
 /**
  * A keyed token bucket: `rate.count` tokens per `rate.perMs`, holding at most `burst` tokens.
@@ -23,6 +31,7 @@ type Bucket = { tokens: number; at: number };
 export class RateLimiter {
   readonly #buckets = new Map<string, Bucket>();
   #burst: number;
+  #sweep: Iterator<[string, Bucket]> | null = null;
 
   constructor(
     private rate: Rate,
@@ -30,6 +39,7 @@ export class RateLimiter {
     private readonly clock: Clock,
     /** Called each time {@link check} refuses (metrics). */
     private readonly onLimited?: () => void,
+    private readonly maxKeys = MAX_KEYS,
   ) {
     this.#burst = Math.max(1, burst ?? rate?.count ?? 1);
   }
@@ -40,23 +50,45 @@ export class RateLimiter {
     this.#burst = Math.max(1, this.burst ?? rate?.count ?? 1);
   }
 
+  /** How many keys the limiter remembers (for tests and metrics). */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  #refilled(bucket: Bucket | undefined, now: number): Bucket {
+    if (!bucket || !this.rate) return { tokens: this.#burst, at: now };
+    const perToken = this.rate.perMs / this.rate.count;
+    const refill = Math.max(0, now - bucket.at) / perToken;
+    return { tokens: Math.min(this.#burst, bucket.tokens + refill), at: now };
+  }
+
+  /** Milliseconds until `key` has a token, without taking one (0 when it has one now). */
+  peek(key: string): number {
+    if (!this.rate) return 0;
+    const bucket = this.#refilled(this.#buckets.get(key), this.clock.now());
+    return bucket.tokens >= 1
+      ? 0
+      : Math.ceil((1 - bucket.tokens) * this.rate.perMs / this.rate.count);
+  }
+
   /** Takes one token for `key`; returns 0 when allowed, else milliseconds until one is free. */
   take(key: string): number {
     if (!this.rate) return 0;
     const now = this.clock.now();
-    const perToken = this.rate.perMs / this.rate.count;
-    const bucket = this.#buckets.get(key) ?? { tokens: this.#burst, at: now };
-    const refill = Math.max(0, now - bucket.at) / perToken;
-    bucket.tokens = Math.min(this.#burst, bucket.tokens + refill);
-    bucket.at = now;
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      this.#buckets.set(key, bucket);
-      this.#prune(now);
-      return 0;
-    }
+    const bucket = this.#refilled(this.#buckets.get(key), now);
+    // Delete and set again: the map's order is then least recently used first.
+    this.#buckets.delete(key);
+    this.#prune(now);
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
     this.#buckets.set(key, bucket);
-    return Math.ceil((1 - bucket.tokens) * perToken);
+    return allowed ? 0 : Math.ceil((1 - bucket.tokens) * this.rate.perMs / this.rate.count);
+  }
+
+  /** Gives back a token {@link take} took (the attempt turned out not to count). */
+  refund(key: string): void {
+    const bucket = this.#buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.#burst, bucket.tokens + 1);
   }
 
   /** Takes a token or throws `429 rate_limited` with the wait in `retry_after_ms`. */
@@ -68,12 +100,26 @@ export class RateLimiter {
     }
   }
 
-  /** Forgets full buckets now and then so idle keys do not accumulate. */
+  /**
+   * One bounded step of forgetting: examines the next {@link PRUNE_STEP} keys (resuming where
+   * the last step stopped) and drops those whose bucket is full again, then evicts the least
+   * recently used keys while over the cap.
+   */
   #prune(now: number): void {
-    if (this.#buckets.size < 50_000 || !this.rate) return;
-    const perToken = this.rate.perMs / this.rate.count;
-    for (const [key, bucket] of this.#buckets) {
-      if (bucket.tokens + (now - bucket.at) / perToken >= this.#burst) this.#buckets.delete(key);
+    for (let i = 0; i < PRUNE_STEP && this.#buckets.size > 0; i++) {
+      this.#sweep ??= this.#buckets.entries();
+      const next = this.#sweep.next();
+      if (next.done) {
+        this.#sweep = null;
+        continue;
+      }
+      const [key, bucket] = next.value;
+      if (this.#refilled(bucket, now).tokens >= this.#burst) this.#buckets.delete(key);
+    }
+    while (this.#buckets.size >= this.maxKeys) {
+      const oldest = this.#buckets.keys().next();
+      if (oldest.done) break;
+      this.#buckets.delete(oldest.value);
     }
   }
 }

@@ -1,9 +1,12 @@
 /**
  * @module
- * `/admin/login` and `/admin/logout`: the password form, rate limited per client address and
- * overall, protected by a double-submit CSRF token, and the session's end.
+ * `/admin/login` and `/admin/logout`: the password form and the session's end. Failed logins are
+ * limited per client address (an address over its limit is refused before its password is
+ * checked) and slowed down overall — never refused overall, so guesses from many addresses
+ * cannot lock the admin out. Protected by a double-submit CSRF token.
  */
 
+import { clientIp } from "../../relay/api/context.ts";
 import type { Hono } from "hono";
 import {
   checkAdminPassword,
@@ -26,6 +29,19 @@ import {
   setSessionCookie,
 } from "../session.ts";
 import type { AdminDeps, AdminEnv } from "../types.ts";
+
+/** How long a failed login is answered late while failures overall are over their rate. */
+export const FAILURE_SLOWDOWN_MS = 1000;
+
+/** Runs async jobs one after another. */
+class Serial {
+  #tail: Promise<unknown> = Promise.resolve();
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(job, job);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+}
 
 /** Where to go after login: only paths inside the dashboard (no open redirect). */
 export function safeNext(next: string | undefined): string {
@@ -73,10 +89,14 @@ export function LoginPage(
 
 /** Registers the login and logout routes. */
 export function loginPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
-  // Per address: 5 tries at once, then one every 6 s; overall: 60 a minute, so many addresses
-  // together still guess slowly.
-  const perIp = new RateLimiter({ count: 10, perMs: 60_000 }, 5, deps.clock);
-  const overall = new RateLimiter({ count: 60, perMs: 60_000 }, 20, deps.clock);
+  // Per address: 5 failures at once, then one every 6 s; the password is not even checked for
+  // an address over it. Overall, failures from all addresses together past 20 at once (then 60
+  // a minute) are answered slowly, never refused: many addresses cannot lock the admin out, and
+  // the right password is never refused because of others' failures.
+  const failuresPerIp = new RateLimiter({ count: 10, perMs: 60_000 }, 5, deps.clock);
+  const failuresOverall = new RateLimiter({ count: 60, perMs: 60_000 }, 20, deps.clock);
+  // One check at a time: a flood of guesses queues instead of running PBKDF2 on every core.
+  const checks = new Serial();
   const configured = async () =>
     deps.config.adminPassword !== undefined || await hasStoredPassword(deps.db);
 
@@ -95,8 +115,10 @@ export function loginPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.post("/login", async (c) => {
     const refused = await checkPreLogin(c);
     if (refused) return refused;
-    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
-    const wait = Math.max(perIp.take(ip), overall.take("*"));
+    const ip = clientIp(c);
+    // Taken before the check (so parallel guesses from one address cannot all slip past a
+    // peek) and given back when the password is right.
+    const wait = failuresPerIp.take(ip);
     const form = await formFields(c);
     const next = safeNext(form.next);
     const csrf = preLoginToken(c, deps);
@@ -109,14 +131,21 @@ export function loginPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
           csrf={csrf}
           next={next}
           configured
-          error={`Too many login attempts. Try again in ${Math.ceil(wait / 1000)} s.`}
+          error={`Too many failed logins from your address. Try again in ${
+            Math.ceil(wait / 1000)
+          } s.`}
         />,
         429,
       );
     }
-    const ok = await checkAdminPassword(deps.db, deps.config.adminPassword, form.password ?? "");
+    const ok = await checks.run(() =>
+      checkAdminPassword(deps.db, deps.config.adminPassword, form.password ?? "")
+    );
     if (!ok) {
       deps.log.warn("admin login failed", { ip });
+      if (failuresOverall.take("*") > 0) {
+        await new Promise((resolve) => setTimeout(resolve, FAILURE_SLOWDOWN_MS));
+      }
       return page(
         c,
         <LoginPage
@@ -128,6 +157,7 @@ export function loginPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
         401,
       );
     }
+    failuresPerIp.refund(ip);
     const { token, session } = await createAdminSession(deps.db, deps.clock, ip);
     setSessionCookie(c, deps, token, Math.floor(SESSION_TTL_MS / 1000));
     await recordAudit(deps, `admin:${session.id.slice(0, 8)}@${ip}`, "admin.login", { ip });

@@ -1,9 +1,11 @@
 /**
  * @module
  * `/admin/setup?token=…`: the one-time link logged at the first start without a password. The
- * first visitor chooses the admin password; the link then stops working.
+ * first visitor chooses the admin password; the link then stops working. Tries are rate limited
+ * per client address, and a wrong or used token is refused before the password is hashed.
  */
 
+import { clientIp } from "../../relay/api/context.ts";
 import type { Hono } from "hono";
 import {
   completeSetup,
@@ -14,6 +16,7 @@ import {
 } from "../auth.ts";
 import { recordAudit } from "../queries.ts";
 import { RelayError } from "../../relay/errors.ts";
+import { RateLimiter } from "../../relay/rate_limit.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout, Notice } from "../components/layout.tsx";
 import { page } from "../render.ts";
@@ -71,6 +74,8 @@ export function SetupPage(props: { csrf: string; token: string; valid: boolean; 
 
 /** Registers the setup routes. */
 export function setupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
+  // Per address: 5 tries at once, then 10 a minute (every try, right or wrong).
+  const triesPerIp = new RateLimiter({ count: 10, perMs: 60_000 }, 5, deps.clock);
   app.get("/setup", async (c) => {
     const token = c.req.query("token") ?? "";
     const valid = deps.config.adminPassword === undefined &&
@@ -85,9 +90,25 @@ export function setupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.post("/setup", async (c) => {
     const refused = await checkPreLogin(c);
     if (refused) return refused;
+    const ip = clientIp(c);
+    const wait = triesPerIp.take(ip);
     const form = await formFields(c);
     const token = form.token ?? "";
     const csrf = preLoginToken(c, deps);
+    if (wait > 0) {
+      deps.log.warn("admin setup rate limited", { ip });
+      c.header("Retry-After", String(Math.ceil(wait / 1000)));
+      return page(
+        c,
+        <SetupPage
+          csrf={csrf}
+          token={token}
+          valid
+          error={`Too many tries. Try again in ${Math.ceil(wait / 1000)} s.`}
+        />,
+        429,
+      );
+    }
     const again = (error: string, status = 400) =>
       page(c, <SetupPage csrf={csrf} token={token} valid error={error} />, status);
     if ((form.password ?? "") !== (form.confirm ?? "")) return again("The passwords differ.");
@@ -102,7 +123,6 @@ export function setupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
     if (!done) {
       return page(c, <SetupPage csrf={csrf} token={token} valid={false} />, 404);
     }
-    const ip = c.env?.remoteAddr?.hostname ?? "unknown";
     const { token: cookie, session } = await createAdminSession(deps.db, deps.clock, ip);
     setSessionCookie(c, deps, cookie, Math.floor(SESSION_TTL_MS / 1000));
     await recordAudit(deps, `admin:${session.id.slice(0, 8)}@${ip}`, "admin.password", {

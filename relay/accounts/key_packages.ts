@@ -20,6 +20,7 @@ import { deviceStatus } from "./devices.ts";
 import { fromBase64Url, toBase64Url } from "../base/encoding.ts";
 import { invalid, notFound, RelayError } from "../errors.ts";
 import type { PutKeysBody } from "../protocol.ts";
+import type { RateLimiter } from "../rate_limit.ts";
 
 /** At most this many one-time packages are stored per device and kind. */
 export const MAX_STORED_PACKAGES = 1000;
@@ -123,13 +124,16 @@ export async function keyPackageCounts(
  * Claims one package of `kind` for each active device of `account` (oldest device first):
  * a one-time package, deleted as it is handed out, else the device's last resort. A device with
  * neither is left out. Throws `404` for an unknown account. Claiming needs no shared group —
- * an inviter claims the packages of someone not yet in any group with it; the per-caller rate
- * limit (applied by the route) is what keeps anyone from draining an account's packages.
+ * an inviter claims the packages of someone not yet in any group with it. Two limits keep
+ * anyone from draining an account's packages: the per-caller rate (applied by the route) and
+ * `perTarget`, keyed by the claimed device and kind: past it, that device's last resort is
+ * handed out instead of a one-time package, however many callers claim.
  */
 export async function claimKeyPackages(
   deps: Deps,
   account: string,
   kind: string,
+  perTarget?: RateLimiter,
 ): Promise<ClaimedPackage[]> {
   const known = await deps.db.selectFrom("accounts").select("id").where("id", "=", account)
     .executeTakeFirst();
@@ -144,7 +148,9 @@ export async function claimKeyPackages(
   for (const device of devices) {
     const lastSeen = Math.max(device.last_seen_at, deps.activity.pending(device.id) ?? 0);
     if (deviceStatus(device.revoked_at, lastSeen, now, inactiveAfterMs) !== "active") continue;
-    const claimed = await claimOne(deps.db, device.id, kind);
+    // Past the per-target budget the one-time packages are kept for the device's real peers.
+    const oneTime = !perTarget || perTarget.take(`${device.id}\0${kind}`) === 0;
+    const claimed = await claimOne(deps.db, device.id, kind, oneTime);
     if (claimed) out.push({ device: device.id, ...claimed });
   }
   return out;
@@ -155,7 +161,9 @@ async function claimOne(
   db: Db,
   device: string,
   kind: string,
+  oneTime: boolean,
 ): Promise<{ package: string; last_resort: boolean } | null> {
+  if (!oneTime) return await lastResort(db, device, kind);
   // One statement: the row it deletes is the row it returns, and a row another claimer holds
   // locked is skipped rather than waited for (and so never returned twice).
   const taken = await sql<{ package: Uint8Array }>`
@@ -169,6 +177,14 @@ async function claimOne(
   if (taken.rows.length > 0) {
     return { package: encode(taken.rows[0].package), last_resort: false };
   }
+  return await lastResort(db, device, kind);
+}
+
+async function lastResort(
+  db: Db,
+  device: string,
+  kind: string,
+): Promise<{ package: string; last_resort: boolean } | null> {
   const fallback = await db.selectFrom("key_packages").select("package")
     .where("device_id", "=", device).where("kind", "=", kind).where("last_resort", "=", true)
     .executeTakeFirst();

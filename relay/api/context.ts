@@ -10,10 +10,12 @@ import { authenticateToken, type Principal } from "../authenticate.ts";
 import type { Deps } from "../deps.ts";
 import { invalid, RelayError } from "../errors.ts";
 import { parse } from "../protocol.ts";
+import { UNKNOWN_ADDRESS } from "./client_address.ts";
 
 /** Variables handlers may read from the context. */
 export type ApiEnv = {
-  Variables: { principal: Principal; requestId: string };
+  /** `clientIp`: the client's address ({@link clientAddress}), set first on every request. */
+  Variables: { principal: Principal; requestId: string; clientIp: string };
   Bindings: { remoteAddr?: Deno.NetAddr };
 };
 
@@ -46,9 +48,13 @@ function hasNul(value: unknown): boolean {
   return false;
 }
 
-/** The client's IP address as the socket reports it. */
-export function clientIp(c: Context<ApiEnv>): string {
-  return c.env?.remoteAddr?.hostname ?? "unknown";
+/**
+ * The client's address: the socket's, or what a trusted proxy says (`SEALPOST_TRUSTED_PROXIES`,
+ * see `client_address.ts`). Every per-address limit, the audit log and the admin use this.
+ */
+export function clientIp<E extends ApiEnv>(c: Context<E>): string {
+  return (c as unknown as Context<ApiEnv>).get("clientIp") ?? c.env?.remoteAddr?.hostname ??
+    UNKNOWN_ADDRESS;
 }
 
 /** The bearer-token middleware; routes list it so unknown paths still answer 404. */

@@ -2,7 +2,8 @@
  * @module
  * Routes of PROTOCOL.md "Key packages": upload (`PUT /v1/devices/me/keys`), counts
  * (`GET /v1/devices/me/keys`) and claim (`POST /v1/accounts/:account/keys/claim`, rate limited
- * per calling device by `SEALPOST_RATE_CLAIM`).
+ * per calling device by `SEALPOST_RATE_CLAIM`, one-time packages handed out per claimed device
+ * by `SEALPOST_CLAIM_PER_TARGET`).
  */
 
 import { Hono } from "hono";
@@ -26,6 +27,9 @@ export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
     () => deps.metrics.rateLimited.inc({ limit: "claim" }),
   );
   deps.settings.onChange((values) => claimLimit.setRate(parseRate(values.rate_claim)));
+  // Keyed by the claimed device and kind (SEALPOST_CLAIM_PER_TARGET): many callers together
+  // still get only so many of one device's one-time packages.
+  const perTarget = new RateLimiter(deps.config.claimPerTarget, undefined, deps.clock);
 
   app.put("/devices/me/keys", auth, async (c) => {
     const body = await readBody(c, PutKeysBody);
@@ -43,7 +47,7 @@ export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
     const account = c.req.param("account");
     const body = await readBody(c, ClaimKeysBody);
     if (!isKeyId(account)) throw notFound("No such account");
-    const packages = await claimKeyPackages(deps, account, body.kind);
+    const packages = await claimKeyPackages(deps, account, body.kind, perTarget);
     deps.log.debug("key packages claimed", {
       account,
       kind: body.kind,

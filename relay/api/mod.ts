@@ -16,8 +16,10 @@ import { RateLimiter } from "../rate_limit.ts";
 import { NAME, VERSION } from "../base/version.ts";
 import { asyncApiDocument } from "./asyncapi.ts";
 import { openApiDocument } from "./openapi.ts";
+import { sameSecret } from "../base/encoding.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
+import { clientAddress } from "./client_address.ts";
 import { type DeviceHooks, deviceRoutes } from "./devices.ts";
 import type { PushInfo } from "../push/service.ts";
 
@@ -55,6 +57,10 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
   app.use("*", async (c, next) => {
     const requestId = `${Date.now().toString(36)}-${(++requestCounter).toString(36)}`;
     c.set("requestId", requestId);
+    c.set(
+      "clientIp",
+      clientAddress(c.env?.remoteAddr?.hostname, c.req.raw.headers, deps.config.trustedProxies),
+    );
     const started = performance.now();
     await next();
     if (c.req.path === "/healthz" || c.req.path === "/readyz") return;
@@ -95,7 +101,7 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
   });
   app.get("/metrics", async (c) => {
     const token = deps.config.metricsToken;
-    if (token && c.req.header("authorization") !== `Bearer ${token}`) {
+    if (token && !await sameSecret(c.req.header("authorization") ?? "", `Bearer ${token}`)) {
       throw new RelayError("unauthenticated", "This endpoint needs the metrics bearer token");
     }
     return c.body(await deps.metrics.text(), 200, { "content-type": deps.metrics.contentType });

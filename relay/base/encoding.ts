@@ -61,3 +61,21 @@ export async function sha256(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", utf8(text));
   return toBase64Url(new Uint8Array(digest));
 }
+
+/**
+ * Compares two secrets in time that depends on neither's content nor length: both are hashed
+ * first, and the digests compared without an early exit.
+ *
+ * @example
+ * ```ts
+ * await sameSecret(header, `Bearer ${token}`); // true when equal
+ * ```
+ */
+export async function sameSecret(a: string, b: string): Promise<boolean> {
+  const digest = async (text: string) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", utf8(text)));
+  const [x, y] = await Promise.all([digest(a), digest(b)]);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+  return diff === 0;
+}

@@ -7,11 +7,11 @@
  */
 
 import { SETTINGS } from "./settings.ts";
-import type { Rate } from "./values.ts";
+import type { Rate, TrustedProxies } from "./values.ts";
 
 export { SETTINGS } from "./settings.ts";
 export { parseDuration, parseRate, parseSize } from "./values.ts";
-export type { Rate } from "./values.ts";
+export type { Rate, TrustedProxies } from "./values.ts";
 
 /** Thrown for a bad configuration value; its message is the single line shown to the user. */
 export class ConfigError extends Error {
@@ -49,6 +49,10 @@ export type Config = {
   readonly ratePoll: Rate;
   readonly rateAuth: Rate;
   readonly rateClaim: Rate;
+  /** One-time key packages of one device handed out per period before claims get its last resort. */
+  readonly claimPerTarget: Rate;
+  /** Proxies whose forwarding headers name the client; unset → the socket's address. */
+  readonly trustedProxies?: TrustedProxies;
   readonly tokenTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;

@@ -18,6 +18,7 @@ import {
   parsePort,
   parseRate,
   parseSize,
+  parseTrustedProxies,
   parseUrl,
   text,
 } from "./values.ts";
@@ -194,6 +195,20 @@ export const SETTINGS = {
     "60/min",
     "key package claims per device",
     parseRate,
+  ),
+  claimPerTarget: setting(
+    "SEALPOST_CLAIM_PER_TARGET",
+    "claim-per-target",
+    "30/h",
+    "one-time key packages of one device handed out; past it claims get its last resort",
+    parseRate,
+  ),
+  trustedProxies: setting(
+    "SEALPOST_TRUSTED_PROXIES",
+    "trusted-proxies",
+    undefined,
+    "CIDR ranges (and fly) whose X-Forwarded-For/Forwarded/Fly-Client-IP are believed",
+    parseTrustedProxies,
   ),
   tokenTtl: setting(
     "SEALPOST_TOKEN_TTL",

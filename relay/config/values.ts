@@ -5,6 +5,8 @@
  * `Error` whose message says what is accepted; `config.ts` adds the variable and the value.
  */
 
+import { type Cidr, parseCidr } from "../base/ip.ts";
+
 /** A parsed rate limit: `count` events per `perMs`, or `null` when disabled (`off`). */
 export type Rate = { count: number; perMs: number } | null;
 
@@ -130,3 +132,34 @@ export function parseMaxTtl(text: string): number | null {
 
 /** Any text, as given. */
 export const text = (value: string) => value;
+
+/** Which proxies' forwarding headers the relay believes (`SEALPOST_TRUSTED_PROXIES`). */
+export type TrustedProxies = { readonly ranges: readonly Cidr[]; readonly fly: boolean };
+
+/**
+ * Parses a comma-separated list of CIDR ranges or addresses, and the word `fly` (trust
+ * `Fly-Client-IP`, set by Fly.io's proxy).
+ *
+ * @example
+ * ```ts
+ * parseTrustedProxies("127.0.0.1/32, 10.0.0.0/8, fly");
+ * ```
+ */
+export function parseTrustedProxies(text: string): TrustedProxies {
+  const ranges: Cidr[] = [];
+  let fly = false;
+  for (const item of parseList(text)) {
+    if (item.toLowerCase() === "fly") fly = true;
+    else {
+      try {
+        ranges.push(parseCidr(item));
+      } catch {
+        throw new Error(
+          `expected CIDR ranges like 10.0.0.0/8 or fd00::/8, or the word fly (bad item '${item}')`,
+        );
+      }
+    }
+  }
+  if (ranges.length === 0 && !fly) throw new Error("expected at least one CIDR range or fly");
+  return { ranges, fly };
+}

@@ -14,10 +14,12 @@ const PASSWORD = "correct horse battery staple";
 /** A tiny cookie-keeping client for the dashboard. */
 class AdminClient {
   cookies = new Map<string, string>();
-  constructor(readonly relay: TestRelay) {}
+  /** `forwardedFor`: the address a trusted proxy reports (`X-Forwarded-For`), if any. */
+  constructor(readonly relay: TestRelay, readonly forwardedFor?: string) {}
 
   async fetch(path: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
+    if (this.forwardedFor) headers.set("x-forwarded-for", this.forwardedFor);
     if (this.cookies.size > 0) {
       headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
     }
@@ -296,4 +298,86 @@ testBothDatabases("a malformed admin form answers 400, never 500", async (kind) 
   } finally {
     await relay.stop();
   }
+});
+
+Deno.test({
+  name: "25 wrong admin passwords from five addresses do not lock out the right one from a sixth",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const relay = await startTestRelay({
+      env: { SEALPOST_ADMIN_PASSWORD: PASSWORD, SEALPOST_TRUSTED_PROXIES: "127.0.0.1" },
+    });
+    try {
+      const guesses = [];
+      for (let a = 1; a <= 5; a++) {
+        const guesser = new AdminClient(relay, `203.0.113.${a}`);
+        guesses.push((async () => {
+          const statuses = [];
+          for (let i = 0; i < 5; i++) {
+            const r = await guesser.login(`guess ${a}.${i} guess`);
+            statuses.push(r.status);
+            await r.body?.cancel();
+          }
+          return statuses;
+        })());
+      }
+      const statuses = (await Promise.all(guesses)).flat();
+      assert.deepEqual(statuses, new Array(25).fill(401), "every guess was checked and failed");
+      const blocked = await new AdminClient(relay, "203.0.113.1").login();
+      assert.equal(blocked.status, 429, "an address past its failures is refused, right or not");
+      await blocked.body?.cancel();
+      const admin = new AdminClient(relay, "198.51.100.7");
+      const ok = await admin.login();
+      assert.equal(ok.status, 303, "the right password from a fresh address logs in");
+      assert.equal((await admin.fetch("/admin")).status, 200);
+      const audit = await relay.database.db.selectFrom("audit_log").selectAll()
+        .where("action", "=", "admin.login").execute();
+      assert.ok(
+        audit.some((row) => JSON.stringify(row).includes("198.51.100.7")),
+        "the audit log names the client, not the proxy",
+      );
+    } finally {
+      await relay.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "admin setup refuses a bogus token before hashing and is rate limited per address",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const relay = await startTestRelay({ logLevel: "info" });
+    const subtle = crypto.subtle;
+    const original = subtle.deriveBits;
+    let derivations = 0;
+    subtle.deriveBits = function (...args: Parameters<SubtleCrypto["deriveBits"]>) {
+      derivations++;
+      return original.apply(subtle, args);
+    };
+    try {
+      const admin = new AdminClient(relay);
+      const form = await admin.fetch("/admin/setup?token=bogus");
+      assert.equal(form.status, 404);
+      await form.body?.cancel();
+      const csrf = await admin.csrfOf("/admin/login"); // the same pre-login token
+      const statuses = [];
+      for (let i = 0; i < 7; i++) {
+        const r = await admin.form("/admin/setup", {
+          _csrf: csrf,
+          token: `bogus-${i}`,
+          password: "a long new password",
+          confirm: "a long new password",
+        });
+        statuses.push(r.status);
+        await r.body?.cancel();
+      }
+      assert.deepEqual(statuses, [404, 404, 404, 404, 404, 429, 429]);
+      assert.equal(derivations, 0, "no PBKDF2 ran for a bogus token");
+    } finally {
+      subtle.deriveBits = original;
+      await relay.stop();
+    }
+  },
 });

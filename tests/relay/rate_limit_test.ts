@@ -54,3 +54,29 @@ Deno.test("RateLimiter.check() throws 429 rate_limited with retry_after_ms", () 
     return true;
   });
 });
+
+Deno.test("RateLimiter forgets refilled keys a few per call and never holds more than its cap", () => {
+  const clock = new ManualClock(0);
+  const limiter = new RateLimiter({ count: 1, perMs: 1_000 }, undefined, clock, undefined, 500);
+  for (let i = 0; i < 2_000; i++) limiter.take(`10.0.${i >> 8}.${i & 255}`);
+  assert.equal(limiter.size, 500, "the cap evicts the least recently used keys");
+  // The most recent key is still limited: eviction took the oldest ones.
+  assert.ok(limiter.take("10.0.7.207") > 0);
+  clock.advance(1_000); // every bucket is full again
+  for (let i = 0; i < 200; i++) limiter.take("busy");
+  assert.ok(limiter.size <= 1, `idle keys are forgotten in amortised steps (${limiter.size} left)`);
+  assert.ok(limiter.take("busy") > 0, "a key that is still limited is kept");
+});
+
+Deno.test("RateLimiter.peek() reports the wait without taking; refund() gives a token back", () => {
+  const limiter = new RateLimiter({ count: 2, perMs: 1_000 }, undefined, new ManualClock(0));
+  assert.equal(limiter.peek("k"), 0);
+  assert.equal(limiter.take("k"), 0);
+  assert.equal(limiter.take("k"), 0);
+  assert.equal(limiter.peek("k"), 500);
+  assert.equal(limiter.peek("k"), 500, "peeking takes nothing");
+  limiter.refund("k");
+  assert.equal(limiter.peek("k"), 0);
+  assert.equal(limiter.take("k"), 0);
+  assert.ok(limiter.take("k") > 0);
+});

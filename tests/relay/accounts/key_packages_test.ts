@@ -337,7 +337,9 @@ relaySuite(
 testBothDatabases(
   "claimKeyPackages() hands out every one-time package exactly once to 60 concurrent claimers",
   (db) =>
-    withRelay(db, { env: { SEALPOST_RATE_CLAIM: "off" } }, async (t) => {
+    withRelay(db, {
+      env: { SEALPOST_RATE_CLAIM: "off", SEALPOST_CLAIM_PER_TARGET: "off" },
+    }, async (t) => {
       const root = await generateKeyPair();
       const owners = [
         await registered(t, { account: root }),
@@ -383,5 +385,37 @@ testBothDatabases(
           last_resort: true,
         });
       }
+    }),
+);
+
+testBothDatabases(
+  "two fresh devices cannot drain another account's one-time packages (SEALPOST_CLAIM_PER_TARGET)",
+  (db) =>
+    withRelay(db, {
+      env: { SEALPOST_RATE_CLAIM: "off", SEALPOST_CLAIM_PER_TARGET: "10/h" },
+    }, async (t) => {
+      const victim = await registered(t);
+      const lastResort = cipher(16);
+      await victim.api.uploadKeyPackages("mls", packages(100, 16), lastResort);
+      const drainers = [(await registered(t)).api, (await registered(t)).api];
+      const claims = await Promise.all(
+        drainers.flatMap((api) =>
+          Array.from({ length: 60 }, () => api.claimKeyPackages(victim.me.account, "mls"))
+        ),
+      );
+      const got = claims.map((claim) => {
+        assert.equal(claim.length, 1, "every claim still gets a package");
+        return claim[0];
+      });
+      assert.equal(got.filter((c) => !c.last_resort).length, 10, "10 one-time packages an hour");
+      assert.ok(got.filter((c) => c.last_resort).every((c) => c.package === lastResort));
+      assert.deepEqual((await victim.api.keyPackageCounts()).mls, {
+        available: 90,
+        last_resort: true,
+      });
+      // The budget is per kind and refills with time.
+      t.clock.advance(3_600_000);
+      const later = await drainers[0].claimKeyPackages(victim.me.account, "mls");
+      assert.equal(later[0].last_resort, false);
     }),
 );
