@@ -33,6 +33,17 @@ export type ConnectDeps = FrameDeps & {
 
 let connectionCounter = 0;
 
+/**
+ * A frame's `ref` if it has the documented shape (a string of at most 128 characters, or a
+ * number), else undefined. Replies echo only such a ref: an arbitrary one — an object nested
+ * 20,000 deep, say — could not even be serialized back and would throw out of the socket handler.
+ */
+export function echoableRef(ref: unknown): Ref | undefined {
+  if (typeof ref === "number") return ref;
+  if (typeof ref === "string" && ref.length <= 128) return ref;
+  return undefined;
+}
+
 /** Largest text frame accepted: a maximal body in base64url plus room for the other fields. */
 export function maxFrameBytes(maxMessageBytes: number): number {
   return Math.ceil(maxMessageBytes * 4 / 3) + 64 * 1024;
@@ -182,7 +193,7 @@ class SocketSession {
 
   /** Step 4: a client frame, validated, then run; a failure becomes an error frame. */
   #onFrame(conn: Connection, json: unknown): void {
-    const ref = (json as { ref?: Ref })?.ref;
+    const ref = echoableRef((json as { ref?: unknown })?.ref);
     const parsed = ClientFrame.safeParse(json);
     if (!parsed.success) {
       const t = (json as { t?: unknown })?.t;

@@ -232,3 +232,28 @@ testBothDatabases(
     }
   },
 );
+
+testBothDatabases(
+  "handleSocket() echoes only a documented ref: a 20,000-deep ref gets an error without it",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const ws = await RawSocket.authed(t.wsUrl, alice.token);
+      const deep = '{"a":'.repeat(20_000) + "0" + "}".repeat(20_000);
+      ws.send(`{"t":"nonsense","ref":${deep}}`);
+      const error = await ws.next((f) => f.t === "error");
+      assert.equal(error.code, "invalid_request");
+      assert.equal("ref" in error, false, "an undocumented ref is not echoed");
+      ws.send({ t: "ping", ref: "x".repeat(129) });
+      const tooLong = await ws.next();
+      assert.equal(tooLong.code, "invalid_request");
+      assert.equal("ref" in tooLong, false, "a ref over 128 characters is not echoed");
+      ws.send({ t: "ping", ref: 7 });
+      assert.deepEqual(await ws.next(), { t: "pong", ref: 7 });
+      ws.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
