@@ -8,7 +8,7 @@
  * replayed with `SEALPOST_FUZZ_SEED=<seed>`.
  */
 
-import { ERRORS } from "../../relay/errors.ts";
+import { type ErrorCode, ERRORS } from "../../relay/errors.ts";
 
 /**
  * A small seeded PRNG (mulberry32): the same seed gives the same sequence of cases, so a failure
@@ -279,14 +279,18 @@ export function invalidUtf8(rng: Rng, prefix: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** True for a code of the error table that a request can get (a row with an HTTP status). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(ERRORS, code) &&
+    "status" in ERRORS[code as keyof typeof ERRORS];
+}
+
 /** An answer body that breaks the contract: not the documented error shape, or an `internal`. */
 export function errorShapeProblem(status: number, body: unknown): string | null {
   const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   if (!error || typeof error !== "object") return `status ${status} without an error body`;
-  const code = error.code as keyof typeof ERRORS;
-  if (typeof code !== "string" || !(code in ERRORS)) {
-    return `status ${status} with undocumented code ${JSON.stringify(code)}`;
-  }
+  const code = error.code;
+  if (!isErrorCode(code)) return `status ${status} with undocumented code ${JSON.stringify(code)}`;
   if (ERRORS[code].status !== status) return `code ${code} with status ${status}`;
   if (code === "internal") return "500 internal";
   if (typeof error.message !== "string" || error.message.length === 0) {
