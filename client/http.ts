@@ -9,13 +9,18 @@ import { type DeviceIdentity, proveNonce } from "./keys.ts";
 /** An error answer from the relay. */
 export class SealpostError extends Error {
   override name = "SealpostError";
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The protocol error code (`not_found`, `rate_limited`, …). */
+  readonly code: string;
+  /** The relay's retry hint (`retry_after_ms`), when it gave one. */
+  readonly retryAfterMs?: number;
+
+  constructor(status: number, code: string, message: string, retryAfterMs?: number) {
     super(`${status} ${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -114,10 +119,19 @@ export type RegisterOptions = { name?: string; platform?: string; invite?: strin
  * ```
  */
 export class HttpClient {
+  /** The bearer token of the last register or login (or one the app set). */
   token: string | null = null;
+  /** When `token` expires, in ms since the epoch by the relay's clock (0: unknown). */
   tokenExpiresAt = 0;
-  constructor(readonly baseUrl: string, readonly fetchFn: typeof fetch = fetch) {
+  /** The relay's base URL, without a trailing slash. */
+  readonly baseUrl: string;
+  /** The fetch in use (the global one unless given). */
+  readonly fetchFn: typeof fetch;
+
+  constructor(baseUrl: string, fetchFn?: typeof fetch) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
+    // Called as a method, the global fetch would get this client as `this`: browsers refuse that.
+    this.fetchFn = fetchFn ?? ((input, init) => fetch(input, init));
   }
 
   /** Performs a request; returns the parsed JSON (or null for 204) and the status. */

@@ -1,289 +1,177 @@
 /**
  * @module
  * A live WebSocket session: authenticates, subscribes, delivers messages in `seq` order exactly
- * once per `(group, seq)` to your callback, acknowledges them, and on any disconnect reconnects
- * with backoff and resumes after the highest `seq` it has seen — so nothing is lost across
- * restarts, deploys or `4009` slow-consumer closes. Sends are retried under the same `client_id`
- * until the relay confirms them, so a retry never duplicates a message.
+ * once per `(group, seq)` to your listeners, acknowledges them, and on any disconnect reconnects
+ * with jittered backoff and resumes after the highest `seq` it has handled — so nothing is lost
+ * across restarts, deploys or `4009` slow-consumer closes. Sends are retried under the same
+ * `client_id` until the relay confirms them, so a retry never duplicates a message.
+ *
+ * Its lifecycle is explicit (`connecting`, `connected`, `disconnected`, and the terminal `failed`
+ * after a revocation or an unrenewable token; see `connection.ts`), and every call (`send`,
+ * `ping`, `presence`, `ack`) has a timeout and takes an `AbortSignal`, so none can hang.
  */
 
-import type { HttpClient, SendRequest, StoredMessage } from "./http.ts";
-import { type DeviceIdentity, proveNonce } from "./keys.ts";
+import type { HttpClient } from "./http.ts";
+import { type CallKind, type CallOptions, PendingCalls, SendError, SessionError } from "./calls.ts";
+import { CLIENT_GAVE_UP, Connection } from "./connection.ts";
+import { Delivery } from "./delivery.ts";
+import { Emitter } from "./emitter.ts";
+import type {
+  EphemeralEvent,
+  GroupEvent,
+  Message,
+  Outgoing,
+  PresenceEvent,
+  SentReply,
+  SessionErrorEvent,
+  SessionEvents,
+  SessionOptions,
+  SessionState,
+  StateDetail,
+} from "./session_options.ts";
 
-/** A message as the relay delivers it (the same shape over HTTP and WebSocket). */
-export type Message = StoredMessage;
-
-/** What to send. */
-export type Outgoing = SendRequest;
-
-/** The relay's answer to a send. */
-export type SentReply = {
-  group: string;
-  seq?: number;
-  created_at?: number;
-  expires_at?: number | null;
-  delivered?: number;
-};
-
-/** Callbacks of a session; all optional. */
-export type SessionHandlers = {
-  onMessage?(message: Message): void | Promise<void>;
-  onSynced?(group: string, seq: number): void;
-  onGroupEvent?(event: { group: string; event: string; account: string }): void;
-  onPresence?(event: { group: string; device: string; online: boolean }): void;
-  onEphemeral?(
-    event: {
-      group: string;
-      from: { account: string; device: string };
-      body: string;
-      to?: string[];
-    },
-  ): void;
-  onError?(error: { code: string; message: string; ref?: unknown }): void;
-  onState?(
-    state: "connecting" | "ready" | "closed",
-    detail?: { code?: number; reason?: string },
-  ): void;
-};
-
-/** Options of a session. */
-export type SessionOptions = SessionHandlers & {
-  /** WebSocket URL, e.g. `ws://localhost:8080/v1/ws` (default: derived from the HTTP client). */
-  url?: string;
-  /** Groups to follow: `null` for all of the account's groups (default). */
-  groups?: string[] | null;
-  /** Starting points per group; default the device's stored cursor on the relay. */
-  since?: Record<string, number>;
-  presence?: boolean;
-  /** Acknowledge messages after `onMessage` returns (default true). */
-  autoAck?: boolean;
-  /**
-   * Automatic acks are coalesced: the highest `seq` per group goes out this many ms after the
-   * first unacknowledged message (default 100). 0 acknowledges every message at once.
-   */
-  ackDelayMs?: number;
-  /** Reconnect backoff bounds in ms. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** Authenticate by signature instead of token (needs the identity). */
-  identity?: DeviceIdentity;
-  WebSocketImpl?: typeof WebSocket;
-};
-
-type PendingSend = {
-  group: string;
-  frame: Record<string, unknown>;
-  resolve(reply: SentReply): void;
-  reject(error: Error): void;
-};
+export { type CallOptions, SendError, SessionError } from "./calls.ts";
+export type { TokenSource } from "./tokens.ts";
+export type * from "./session_options.ts";
 
 let refCounter = 0;
+const nextRef = (prefix: string) => `${prefix}${++refCounter}`;
 
-/** Error a send gets when the relay rejects it. */
-export class SendError extends Error {
-  override name = "SendError";
-  constructor(readonly code: string, message: string, readonly retryAfterMs?: number) {
-    super(`${code}: ${message}`);
-  }
-}
+/** Longest wait for an `unavailable`/`rate_limited` send before retrying it. */
+const MAX_RETRY_AFTER_MS = 60_000;
 
 /**
  * A session over one WebSocket at a time.
  *
  * @example
  * ```ts
- * const session = new Session(api, { onMessage: (m) => console.log(m.group, m.seq) });
+ * const session = new Session(api, { identity, onMessage: (m) => console.log(m.group, m.seq) });
+ * session.on("state", (state) => console.log(state));
  * await session.ready();
- * await session.send(group, { body: ciphertext });
+ * await session.send(group, { body: ciphertext }, { timeoutMs: 5000 });
+ * session.close();
  * ```
  */
 export class Session {
-  /** Highest `seq` seen per group: the resume point and the dedupe line. */
-  readonly seen = new Map<string, number>();
-  #socket: WebSocket | null = null;
-  #closed = false;
-  #backoff: number;
-  #pending = new Map<string, PendingSend>();
-  #readyWaiters: (() => void)[] = [];
-  #isReady = false;
-  #queue: Promise<void> = Promise.resolve();
-  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #groups: string[] | null;
-  #presence: boolean;
   /** Number of times the session has (re)connected. */
   connects = 0;
-  /** Highest handled `seq` per group not yet acknowledged. */
-  #ackPending = new Map<string, number>();
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #options: SessionOptions;
+  #events: Emitter<SessionEvents>;
+  #connection: Connection;
+  #calls = new PendingCalls();
+  #readyWaiters = new Set<{ resolve(): void; reject(error: unknown): void }>();
+  #groups: string[] | null;
+  #presence: boolean;
+  #delivery: Delivery;
 
-  constructor(private readonly api: HttpClient, private readonly options: SessionOptions = {}) {
-    this.#backoff = options.minBackoffMs ?? 250;
+  constructor(api: HttpClient, options: SessionOptions = {}) {
+    this.#options = options;
+    this.#events = new Emitter<SessionEvents>((error, event) => {
+      if (event === "error") return; // an error listener that throws has nowhere to report to
+      this.#emitError({ code: "listener_failed", message: String(error), cause: error });
+    });
     this.#groups = options.groups === undefined ? null : options.groups;
     this.#presence = options.presence ?? false;
+    this.#delivery = new Delivery({
+      listeners: () => this.#events.listeners("message"),
+      synced: (group, seq) => this.#events.emit("synced", group, seq),
+      failed: (message, error, generation, failures) =>
+        this.#handlerFailed(message, error, generation, failures),
+      send: (frame) => this.#connection.send(frame),
+      autoAck: options.autoAck !== false,
+      ackDelayMs: options.ackDelayMs ?? 100,
+    });
     for (const [group, seq] of Object.entries(options.since ?? {})) this.seen.set(group, seq);
-    this.#connect();
+    const handlers: [keyof SessionEvents, unknown][] = [
+      ["message", options.onMessage],
+      ["synced", options.onSynced],
+      ["group", options.onGroupEvent],
+      ["presence", options.onPresence],
+      ["ephemeral", options.onEphemeral],
+      ["error", options.onError],
+      ["state", options.onState],
+    ];
+    for (const [event, fn] of handlers) if (fn) this.#events.on(event, fn as never);
+    this.#connection = new Connection(api, options, {
+      frame: (frame, generation) => this.#onFrame(frame, generation),
+      ready: (socket) => this.#onReady(socket),
+      state: (state, detail) => this.#onState(state, detail),
+      tokenError: (error) =>
+        this.#emitError({ code: "token_refresh_failed", message: String(error), cause: error }),
+    });
+    this.#connection.start();
   }
 
-  /** Resolves once the session is authenticated (again). */
-  ready(): Promise<void> {
-    if (this.#isReady) return Promise.resolve();
-    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  /** Highest `seq` handled per group: the resume point and the dedupe line. */
+  get seen(): Map<string, number> {
+    return this.#delivery.seen;
   }
 
+  /** Adds a listener. */
+  on<K extends keyof SessionEvents>(event: K, listener: SessionEvents[K]): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  /** Removes a listener. */
+  off<K extends keyof SessionEvents>(event: K, listener: SessionEvents[K]): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  /** The current state. */
+  get state(): SessionState {
+    return this.#connection.state;
+  }
+
+  /** True while connected and authenticated. */
   get isReady(): boolean {
-    return this.#isReady;
+    return this.#connection.state === "connected";
   }
 
-  #url(): string {
-    if (this.options.url) return this.options.url;
-    return this.api.baseUrl.replace(/^http/, "ws") + "/v1/ws";
+  /** True after `close()`. */
+  get closed(): boolean {
+    return this.#connection.closed;
   }
 
-  #connect(): void {
-    if (this.#closed) return;
-    this.options.onState?.("connecting");
-    const Impl = this.options.WebSocketImpl ?? WebSocket;
-    const socket = new Impl(this.#url());
-    this.#socket = socket;
-    socket.onmessage = (event) => {
-      if (socket !== this.#socket) return;
-      let frame: Record<string, unknown>;
-      try {
-        frame = JSON.parse(String(event.data));
-      } catch {
-        return;
-      }
-      this.#onFrame(socket, frame);
-    };
-    socket.onclose = (event) => {
-      if (socket !== this.#socket) return;
-      this.#isReady = false;
-      this.#socket = null;
-      this.options.onState?.("closed", { code: event.code, reason: event.reason });
-      if (this.#closed) return;
-      const delay = this.#backoff * (0.5 + Math.random());
-      this.#backoff = Math.min(this.#backoff * 2, this.options.maxBackoffMs ?? 10_000);
-      this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
-    };
-    socket.onerror = () => {};
-  }
-
-  #onFrame(socket: WebSocket, frame: Record<string, unknown>): void {
-    switch (frame.t) {
-      case "hello":
-        this.#auth(socket, String(frame.nonce)).catch(() => socket.close());
-        return;
-      case "ready": {
-        this.#isReady = true;
-        this.connects++;
-        this.#backoff = this.options.minBackoffMs ?? 250;
-        const since: Record<string, number> = {};
-        for (const [group, seq] of this.seen) since[group] = seq;
-        socket.send(JSON.stringify({
-          t: "sub",
-          groups: this.#groups,
-          ...(this.seen.size > 0 ? { since } : {}),
-          ...(this.#presence ? { presence: true } : {}),
-        }));
-        for (const pending of this.#pending.values()) socket.send(JSON.stringify(pending.frame));
-        this.#flushAcks();
-        this.options.onState?.("ready");
-        for (const resolve of this.#readyWaiters.splice(0)) resolve();
-        return;
-      }
-      case "msg": {
-        const message = frame as unknown as Message;
-        // Process in order, one at a time, so acks follow the order of handling.
-        this.#queue = this.#queue.then(async () => {
-          const last = this.seen.get(message.group) ?? 0;
-          if (message.seq <= last) return;
-          this.seen.set(message.group, message.seq);
-          await this.options.onMessage?.(message);
-          if (this.options.autoAck !== false) this.#queueAck(message.group, message.seq);
-        }).catch(() => {});
-        return;
-      }
-      case "synced":
-        this.#queue = this.#queue.then(() => {
-          const group = String(frame.group);
-          const seq = Number(frame.seq);
-          if ((this.seen.get(group) ?? 0) < seq) this.seen.set(group, seq);
-          this.options.onSynced?.(group, seq);
-        });
-        return;
-      case "sent": {
-        const pending = this.#pending.get(String(frame.ref));
-        if (!pending) return;
-        this.#pending.delete(String(frame.ref));
-        pending.resolve(frame as unknown as SentReply);
-        return;
-      }
-      case "error": {
-        const asked = frame.ref !== undefined
-          ? this.#presenceAsks.get(String(frame.ref))
-          : undefined;
-        if (asked) {
-          this.#presenceAsks.delete(String(frame.ref));
-          asked.reject(new SendError(String(frame.code), String(frame.message)));
-        }
-        const pending = frame.ref !== undefined ? this.#pending.get(String(frame.ref)) : undefined;
-        const retryable = frame.code === "rate_limited" || frame.code === "unavailable";
-        if (pending && !retryable) {
-          this.#pending.delete(String(frame.ref));
-          pending.reject(new SendError(String(frame.code), String(frame.message)));
-        } else if (pending) {
-          const retry = Number(frame.retry_after_ms ?? 1000);
-          setTimeout(() => {
-            if (this.#pending.has(String(frame.ref)) && this.#socket && this.#isReady) {
-              this.#socket.send(JSON.stringify(pending.frame));
-            }
-          }, retry);
-        }
-        this.options.onError?.(frame as { code: string; message: string; ref?: unknown });
-        return;
-      }
-      case "group":
-        this.options.onGroupEvent?.(frame as { group: string; event: string; account: string });
-        return;
-      case "presence":
-        if (frame.device !== undefined) {
-          this.options.onPresence?.(frame as { group: string; device: string; online: boolean });
-        } else if (frame.ref !== undefined) {
-          this.#presenceAsks.get(String(frame.ref))?.resolve(frame.online as string[]);
-          this.#presenceAsks.delete(String(frame.ref));
-        }
-        return;
-      case "eph":
-        this.options.onEphemeral?.(frame as never);
-        return;
-      case "pong":
-        this.#pongs.shift()?.();
-        return;
-    }
-  }
-
-  #presenceAsks = new Map<
-    string,
-    { resolve(online: string[]): void; reject(error: Error): void }
-  >();
-  #pongs: (() => void)[] = [];
-
-  async #auth(socket: WebSocket, nonce: string): Promise<void> {
-    if (this.options.identity) {
-      const sig = await proveNonce(this.options.identity.device, nonce);
-      socket.send(JSON.stringify({ t: "auth", device: this.options.identity.device.id, sig }));
-      return;
-    }
-    if (!this.api.token) throw new Error("The HTTP client has no token: register or log in first");
-    socket.send(JSON.stringify({ t: "auth", token: this.api.token }));
+  /**
+   * Resolves once the session is connected (again); rejects when it fails or closes first, or
+   * on `options.timeoutMs`/`options.signal` (no timeout by default).
+   */
+  ready(options: CallOptions = {}): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    const ended = this.#connection.ended();
+    if (ended) return Promise.reject(ended);
+    const { timeoutMs, signal } = options;
+    return new Promise((resolve, reject) => {
+      const settle = (fn: () => void) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.#readyWaiters.delete(waiter);
+        fn();
+      };
+      const waiter = {
+        resolve: () => settle(resolve),
+        reject: (e: unknown) => settle(() => reject(e)),
+      };
+      const onAbort = () => waiter.reject(signal!.reason);
+      const timer = timeoutMs
+        ? setTimeout(() => waiter.reject(new SessionError("timeout", "Not connected")), timeoutMs)
+        : undefined;
+      this.#readyWaiters.add(waiter);
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /**
    * Sends a message; resolves with the relay's `sent` reply once it is committed. Survives
-   * reconnects: the same frame (same `client_id`) is sent again until answered.
+   * reconnects and `unavailable`/`rate_limited` answers: the same frame (same `client_id`) is
+   * sent again until answered or until the timeout — after which it may still have been stored,
+   * and sending again with the same `client_id` is safe.
    */
-  send(group: string, message: Outgoing): Promise<SentReply> {
-    const ref = `r${++refCounter}`;
+  send(group: string, message: Outgoing, options: CallOptions = {}): Promise<SentReply> {
+    const ref = nextRef("r");
     const frame = {
       t: "send",
       ref,
@@ -291,85 +179,189 @@ export class Session {
       ...message,
       client_id: message.client_id ?? crypto.randomUUID(),
     };
-    return new Promise((resolve, reject) => {
-      this.#pending.set(ref, { group, frame, resolve, reject });
-      if (this.#socket && this.#isReady) this.#socket.send(JSON.stringify(frame));
-    });
+    return this.#call(ref, "send", [frame], options, this.#options.sendTimeoutMs ?? 30_000);
   }
 
-  #queueAck(group: string, seq: number): void {
-    const delay = this.options.ackDelayMs ?? 100;
-    if (delay <= 0) return this.ack(group, seq);
-    if ((this.#ackPending.get(group) ?? -1) < seq) this.#ackPending.set(group, seq);
-    this.#ackTimer ??= setTimeout(() => {
-      this.#ackTimer = undefined;
-      this.#flushAcks();
-    }, delay);
-  }
-
-  /** Sends the coalesced acks now (kept for the next connection while disconnected). */
-  #flushAcks(): void {
-    if (!this.#socket || !this.#isReady) return;
-    for (const [group, seq] of this.#ackPending) this.ack(group, seq);
-    this.#ackPending.clear();
-  }
-
-  /** Acknowledges `seq` in `group` (moves the stored cursor). */
-  ack(group: string, seq: number): void {
-    if (this.#socket && this.#isReady) this.#socket.send(JSON.stringify({ t: "ack", group, seq }));
-  }
-
-  /** Follows more groups (or all, with null). */
-  subscribe(groups: string[] | null, since?: Record<string, number>): void {
-    if (groups === null) this.#groups = null;
-    else if (this.#groups !== null) this.#groups = [...new Set([...this.#groups, ...groups])];
-    if (this.#socket && this.#isReady) {
-      this.#socket.send(JSON.stringify({ t: "sub", groups, ...(since ? { since } : {}) }));
-    }
-  }
-
-  /** Stops following groups. */
-  unsubscribe(groups: string[]): void {
-    if (this.#groups !== null) this.#groups = this.#groups.filter((g) => !groups.includes(g));
-    if (this.#socket && this.#isReady) this.#socket.send(JSON.stringify({ t: "unsub", groups }));
+  /**
+   * Acknowledges `seq` in `group` (moves the stored cursor); resolves once the relay has it.
+   * Automatic acks (`autoAck`) need no call.
+   */
+  ack(group: string, seq: number, options: CallOptions = {}): Promise<void> {
+    this.#delivery.acked(group, seq);
+    const ref = nextRef("a");
+    // The relay handles a socket's frames in order: the pong after the ack confirms it.
+    const frames = [{ t: "ack", ref, group, seq }, { t: "ping", ref }];
+    return this.#call(ref, "ack", frames, options, this.#callTimeout());
   }
 
   /**
    * Asks who is online in a group. The question carries a `ref`, so a refusal (a group the
    * device is not subscribed to) rejects this call rather than leaving it unanswered.
    */
-  presence(group: string): Promise<string[]> {
-    const ref = `p${++refCounter}`;
-    return new Promise((resolve, reject) => {
-      this.#presenceAsks.set(ref, { resolve, reject });
-      this.#socket?.send(JSON.stringify({ t: "presence", group, ref }));
-    });
+  presence(group: string, options: CallOptions = {}): Promise<string[]> {
+    const ref = nextRef("p");
+    const frames = [{ t: "presence", group, ref }];
+    return this.#call(ref, "presence", frames, options, this.#callTimeout());
   }
 
   /** Round-trip check; also flushes coalesced acks, so its pong means they were received. */
-  ping(): Promise<void> {
+  ping(options: CallOptions = {}): Promise<void> {
     // Pending acks go first: the relay handles frames in order, so the pong confirms them.
-    this.#flushAcks();
-    return new Promise((resolve) => {
-      this.#pongs.push(resolve);
-      this.#socket?.send(JSON.stringify({ t: "ping" }));
-    });
+    this.#delivery.flushAcks();
+    const ref = nextRef("g");
+    return this.#call(ref, "ping", [{ t: "ping", ref }], options, this.#callTimeout());
   }
 
-  /** Drops the current socket (the session reconnects and resumes). For tests and network changes. */
+  /** Follows more groups (or all, with null). */
+  subscribe(groups: string[] | null, since?: Record<string, number>): void {
+    if (groups === null) this.#groups = null;
+    else if (this.#groups !== null) this.#groups = [...new Set([...this.#groups, ...groups])];
+    this.#connection.send({ t: "sub", groups, ...(since ? { since } : {}) });
+  }
+
+  /** Stops following groups. */
+  unsubscribe(groups: string[]): void {
+    if (this.#groups !== null) this.#groups = this.#groups.filter((g) => !groups.includes(g));
+    this.#connection.send({ t: "unsub", groups });
+  }
+
+  /** Drops the current socket; the session reconnects and resumes. For tests and network changes. */
   reconnect(): void {
-    this.#socket?.close();
+    this.#connection.drop(CLIENT_GAVE_UP, "reconnect asked", 0);
   }
 
-  /** Closes the session for good. */
+  /** Closes the session for good; calls in flight reject with `closed`. */
   close(): void {
-    this.#flushAcks();
-    clearTimeout(this.#ackTimer);
-    this.#closed = true;
-    clearTimeout(this.#reconnectTimer);
-    this.#socket?.close(1000);
-    this.#socket = null;
-    for (const pending of this.#pending.values()) pending.reject(new Error("session closed"));
-    this.#pending.clear();
+    if (this.closed) return;
+    this.#delivery.flushAcks();
+    this.#delivery.stop();
+    this.#connection.close();
+    this.#settleAll(new SessionError("closed", "The session was closed"));
+  }
+
+  #callTimeout(): number {
+    return this.#options.callTimeoutMs ?? 10_000;
+  }
+
+  #call<T>(
+    ref: string,
+    kind: CallKind,
+    frames: Record<string, unknown>[],
+    options: CallOptions,
+    defaultTimeoutMs: number,
+  ): Promise<T> {
+    const ended = this.#connection.ended();
+    if (ended) return Promise.reject(ended);
+    if (!this.isReady && this.#options.whileDisconnected === "reject") {
+      return Promise.reject(new SessionError("disconnected", `Cannot ${kind}: not connected`));
+    }
+    const promise = this.#calls.add<T>(ref, kind, frames, {
+      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+      signal: options.signal,
+    });
+    // While disconnected the frames wait in the call table; `#onReady` sends them.
+    for (const frame of frames) this.#connection.send(frame);
+    return promise;
+  }
+
+  #emitError(error: SessionErrorEvent): void {
+    this.#events.emit("error", error);
+  }
+
+  #settleAll(error: SessionError): void {
+    this.#calls.rejectAll(error);
+    for (const waiter of [...this.#readyWaiters]) waiter.reject(error);
+  }
+
+  #onState(state: SessionState, detail: StateDetail): void {
+    if (state === "failed") {
+      this.#delivery.stop();
+      this.#settleAll(detail.error ?? new SessionError("failed", "The session has failed"));
+    }
+    this.#events.emit("state", state, detail);
+    if (state === "connected") { for (const waiter of [...this.#readyWaiters]) waiter.resolve(); }
+  }
+
+  #onReady(socket: WebSocket): void {
+    this.connects++;
+    const since: Record<string, number> = {};
+    for (const [group, seq] of this.seen) since[group] = seq;
+    socket.send(JSON.stringify({
+      t: "sub",
+      groups: this.#groups,
+      ...(this.seen.size > 0 ? { since } : {}),
+      ...(this.#presence ? { presence: true } : {}),
+    }));
+    for (const call of this.#calls.all()) {
+      for (const frame of call.frames) socket.send(JSON.stringify(frame));
+    }
+    // Coalesced acks go once the state is `connected` (they need `send`): a microtask later.
+    queueMicrotask(() => this.#delivery.flushAcks());
+  }
+
+  #onFrame(frame: Record<string, unknown>, generation: number): void {
+    switch (frame.t) {
+      case "msg":
+        return this.#delivery.message(frame as unknown as Message, generation);
+      case "synced":
+        return this.#delivery.synced(String(frame.group), Number(frame.seq), generation);
+      case "sent":
+        this.#calls.resolve(String(frame.ref), frame as unknown as SentReply);
+        return;
+      case "error":
+        return this.#onError(frame);
+      case "group":
+        return this.#events.emit("group", frame as unknown as GroupEvent);
+      case "presence":
+        if (frame.device !== undefined) {
+          this.#events.emit("presence", frame as unknown as PresenceEvent);
+        } else if (frame.ref !== undefined) {
+          this.#calls.resolve(String(frame.ref), frame.online as string[]);
+        }
+        return;
+      case "eph":
+        return this.#events.emit("ephemeral", frame as unknown as EphemeralEvent);
+      case "pong":
+        if (frame.ref !== undefined) this.#calls.resolve(String(frame.ref), undefined);
+        return;
+    }
+  }
+
+  #onError(frame: Record<string, unknown>): void {
+    const ref = frame.ref !== undefined ? String(frame.ref) : undefined;
+    const call = ref !== undefined ? this.#calls.get(ref) : undefined;
+    const code = String(frame.code);
+    const retryAfter = frame.retry_after_ms === undefined
+      ? undefined
+      : Number(frame.retry_after_ms);
+    if (ref !== undefined && call) {
+      if (call.kind === "send" && (code === "rate_limited" || code === "unavailable")) {
+        // Back off as the relay asks and send the same frame (same client_id) again.
+        const wait = Math.min(Math.max(retryAfter ?? 1000, 0), MAX_RETRY_AFTER_MS);
+        this.#calls.later(ref, wait, () => this.#connection.send(call.frames[0]));
+      } else {
+        this.#calls.reject(ref, new SendError(code, String(frame.message), retryAfter));
+      }
+    }
+    this.#emitError(frame as unknown as SessionErrorEvent);
+  }
+
+  /**
+   * A message listener threw: the message is not marked seen; resume from `seen` on a new
+   * connection, so the relay delivers it again (after a growing pause, should it keep failing).
+   */
+  #handlerFailed(message: Message, error: unknown, generation: number, failures: number): void {
+    this.#emitError({
+      code: "handler_failed",
+      message: `A message handler threw: ${error}`,
+      group: message.group,
+      seq: message.seq,
+      cause: error,
+    });
+    if (generation !== this.#connection.generation) return;
+    const base = this.#options.minBackoffMs ?? 250;
+    const max = this.#options.maxBackoffMs ?? 10_000;
+    const delay = Math.min(max, base * 2 ** Math.min(failures, 16));
+    this.#connection.drop(CLIENT_GAVE_UP, "message handler failed", delay);
   }
 }

@@ -113,8 +113,14 @@ export class ChatClient {
       onPresence: (event) => this.#onPresence(event.group, event.device, event.online),
       onGroupEvent: (event) => void this.#onGroupEvent(event),
       onState: (state, detail) => {
-        this.#emit({ type: "connection", state, ...detail });
-        if (state === "ready") void this.#refreshPresence();
+        // The page shows three states: connected, trying, or stopped for good.
+        const shown = state === "connected"
+          ? "ready"
+          : state === "connecting" || state === "disconnected"
+          ? "connecting"
+          : "closed";
+        this.#emit({ type: "connection", state: shown, code: detail.code, reason: detail.reason });
+        if (state === "connected") void this.#refreshPresence();
       },
     });
   }

@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import {
+  HttpClient,
+  type Message,
+  Session,
+  SessionError,
+  type SessionState,
+} from "../../client/mod.ts";
+import { cipher, newAccount, newDevice } from "../helpers/accounts.ts";
+import { freePort } from "../helpers/postgres.ts";
+import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+type Seen = { state: SessionState; code?: number };
+
+/** Records the states a session goes through (pass `onState` to its options). */
+function recordStates(): {
+  states: Seen[];
+  onState(state: SessionState, d: { code?: number }): void;
+} {
+  const states: Seen[] = [];
+  return { states, onState: (state, detail) => void states.push({ state, code: detail.code }) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+testBothDatabases("Session: a revoked device ends in failed with no reconnect loop", async (db) => {
+  const t = await startTestRelay({ db });
+  try {
+    const [phone, laptop] = await newAccount(t.url, 2);
+    const { states, onState } = recordStates();
+    const session = new Session(laptop.api, {
+      identity: laptop.identity,
+      minBackoffMs: 20,
+      onState,
+    });
+    await session.ready();
+    await phone.api.revokeDevice(laptop.device);
+    await waitFor(() => session.state === "failed", "failed");
+    const failed = states.at(-1)!;
+    assert.equal(failed.code, 4003);
+    // Calls end at once with the reason, and nothing reconnects afterwards.
+    const sent = await session.send("A".repeat(22), { body: cipher() }).catch((e) => e);
+    assert.ok(sent instanceof SessionError && sent.code === "failed", String(sent));
+    await assert.rejects(session.ready(), SessionError);
+    const connects = session.connects;
+    await sleep(500);
+    assert.equal(session.connects, connects);
+    // The close reaches the client as 4003, or (seen with Deno's client) as a bare close
+    // followed by a 4003 refusal of the one reconnect: either way it ends there.
+    assert.ok(states.filter((s) => s.state === "connecting").length <= 2, JSON.stringify(states));
+    const count = states.length;
+    await sleep(300);
+    assert.equal(states.length, count, "no state changes after failed");
+    session.close();
+  } finally {
+    await t.stop();
+  }
+});
+
+testBothDatabases(
+  "Session: an expired token is renewed by logging in with the identity and the session resumes",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_TOKEN_TTL: "1h" } });
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const got: number[] = [];
+      const { states, onState } = recordStates();
+      const session = new Session(bob.api, {
+        identity: bob.identity,
+        auth: "token",
+        minBackoffMs: 20,
+        onMessage: (m) => void got.push(m.seq),
+        onState,
+      });
+      await session.ready();
+      await alice.api.send(group.id, { body: cipher() });
+      await waitFor(() => got.length === 1, "the first message");
+      const oldToken = bob.api.token;
+      // The relay's clock passes the token's expiry; the next auth with it is refused (4001).
+      t.clock.advance(2 * 3_600_000);
+      session.reconnect();
+      await alice.api.login(alice.identity);
+      await alice.api.send(group.id, { body: cipher() });
+      await waitFor(() => session.connects === 2 && got.length === 2, "reconnected with seq 2");
+      assert.deepEqual(got, [1, 2]);
+      assert.notEqual(bob.api.token, oldToken, "a new token was fetched");
+      assert.ok(states.some((s) => s.state === "disconnected" && s.code === 4001), "saw 4001");
+      assert.equal(session.state, "connected");
+      // The renewed token works over HTTP too.
+      assert.equal((await bob.api.groups()).length, 1);
+      session.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
+  "Session: getToken supplies the renewed token; a 4001 it cannot cure ends in failed",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_TOKEN_TTL: "1h" } });
+    try {
+      const bob = await newDevice(t.url);
+      let calls = 0;
+      let refuse = false;
+      const session = new Session(bob.api, {
+        minBackoffMs: 20,
+        getToken: async () => {
+          calls++;
+          if (refuse) return "not-a-token";
+          const fresh = new HttpClient(t.url);
+          return await fresh.login(bob.identity);
+        },
+      });
+      await session.ready();
+      t.clock.advance(2 * 3_600_000);
+      session.reconnect();
+      await waitFor(() => calls === 1 && session.state === "connected", "renewed");
+      // Now the renewal hands out a token the relay refuses: one try, then failed.
+      t.clock.advance(2 * 3_600_000);
+      refuse = true;
+      session.reconnect();
+      await waitFor(() => session.state === "failed", "failed");
+      assert.equal(calls, 2);
+      await sleep(300);
+      assert.equal(calls, 2, "no renewal loop");
+      session.close();
+
+      // Without getToken or identity a 4001 is final at once.
+      const carol = await newDevice(t.url);
+      const plain = new Session(carol.api, { minBackoffMs: 20 });
+      await plain.ready();
+      t.clock.advance(2 * 3_600_000);
+      plain.reconnect();
+      await waitFor(() => plain.state === "failed", "failed without a refresher");
+      plain.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
+  "Session: a message whose handler throws is reported, not marked seen, and delivered again",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const handled: number[] = [];
+      let thrown = 0;
+      const errors: string[] = [];
+      const session = new Session(bob.api, {
+        minBackoffMs: 20,
+        onMessage: (m: Message) => {
+          if (m.seq === 2 && thrown++ === 0) throw new Error("disk full");
+          handled.push(m.seq);
+        },
+        onError: (e) => void errors.push(`${e.code}:${e.seq ?? ""}`),
+      });
+      for (let i = 0; i < 3; i++) await alice.api.send(group.id, { body: cipher() });
+      await waitFor(() => handled.length === 3, "all three handled");
+      assert.deepEqual(handled, [1, 2, 3]);
+      assert.deepEqual(errors, ["handler_failed:2"]);
+      assert.equal(session.seen.get(group.id), 3);
+      await session.ping();
+      session.close();
+      await t.relay.deps.cursors.flush();
+      assert.equal((await bob.api.groups())[0].cursor, 3);
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+Deno.test("Session: no call hangs while the relay cannot be reached", async () => {
+  const api = new HttpClient(`http://127.0.0.1:${freePort()}`);
+  api.token = "unused";
+  const rejecting = new Session(api, { whileDisconnected: "reject", minBackoffMs: 50 });
+  const group = "A".repeat(22);
+  for (
+    const call of [
+      rejecting.send(group, { body: "AA" }),
+      rejecting.ping(),
+      rejecting.presence(group),
+      rejecting.ack(group, 1),
+    ]
+  ) {
+    const error = await call.catch((e) => e);
+    assert.ok(error instanceof SessionError && error.code === "disconnected", String(error));
+  }
+  rejecting.close();
+
+  const queueing = new Session(api, { minBackoffMs: 50, callTimeoutMs: 200, sendTimeoutMs: 200 });
+  const started = Date.now();
+  const results = await Promise.allSettled([
+    queueing.send(group, { body: "AA" }),
+    queueing.ping(),
+    queueing.presence(group),
+    queueing.ack(group, 1),
+    queueing.ready({ timeoutMs: 200 }),
+  ]);
+  for (const result of results) {
+    assert.equal(result.status, "rejected");
+    const reason = (result as PromiseRejectedResult).reason;
+    assert.ok(reason instanceof SessionError && reason.code === "timeout", String(reason));
+  }
+  assert.ok(Date.now() - started < 5000);
+  const controller = new AbortController();
+  const aborted = queueing.send(group, { body: "AA" }, { signal: controller.signal, timeoutMs: 0 });
+  controller.abort(new Error("user cancelled"));
+  await assert.rejects(aborted, /user cancelled/);
+  const pending = queueing.ping({ timeoutMs: 0 });
+  queueing.close();
+  const closed = await pending.catch((e) => e);
+  assert.ok(closed instanceof SessionError && closed.code === "closed");
+  assert.equal(queueing.state, "disconnected");
+});
