@@ -12,10 +12,12 @@
  * deno task bench --quick                           # a smaller run (< 2 minutes)
  * deno task bench --scenario fanout --rate 5000 --duration 15
  * deno task bench --scenario idle --connections 10000
+ * deno task bench --scenario abuse                  # 50 × 64 MiB bodies + 1,000 silent sockets
  * ```
  */
 
 import { parseArgs } from "node:util";
+import { type AbuseResult, abuseScenario, abuseTable } from "./abuse.ts";
 import { type CatchupResult, catchupScenario } from "./catchup.ts";
 import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
@@ -44,7 +46,7 @@ import type { AckMode } from "./sessions.ts";
 import { sleep } from "./stats.ts";
 import { loadAverage, machineInfo } from "./system.ts";
 
-const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle"] as const;
+const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse"] as const;
 type Scenario = typeof SCENARIOS[number];
 
 const USAGE = `Usage: deno task bench [--flags]
@@ -63,6 +65,9 @@ const USAGE = `Usage: deno task bench [--flags]
   --body-bytes N         message body size, decoded (default 64)
   --connections N        idle connections (default 10000)
   --catchup N            stored messages to replay (default 100000)
+  --abuse-clients N      abuse: clients each sending one big body (default 50)
+  --abuse-body-mib N     abuse: size of each body in MiB (default 64)
+  --abuse-sockets N      abuse: WebSockets that connect and never authenticate (default 1000)
   --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
                          force_custom_plan avoids stale generic plans; default: Postgres's auto)
   --cpu-prof             write a CPU profile of the Postgres fan-out relay and summarise it
@@ -86,6 +91,9 @@ type Options = {
   bodyBytes: number;
   connections: number;
   catchup: number;
+  abuseClients: number;
+  abuseBodyMiB: number;
+  abuseSockets: number;
   cpuProf: boolean;
   planCacheMode: string | null;
   waitLoad: number | null;
@@ -110,6 +118,9 @@ function parseOptions(args: string[]): Options {
       "body-bytes": { type: "string" },
       connections: { type: "string" },
       catchup: { type: "string" },
+      "abuse-clients": { type: "string" },
+      "abuse-body-mib": { type: "string" },
+      "abuse-sockets": { type: "string" },
       "cpu-prof": { type: "boolean" },
       "plan-cache-mode": { type: "string" },
       "wait-load": { type: "string" },
@@ -152,6 +163,9 @@ function parseOptions(args: string[]): Options {
     bodyBytes: positive(values["body-bytes"] ?? "64"),
     connections: positive(values.connections ?? (quick ? "2000" : "10000")),
     catchup: positive(values.catchup ?? "100000"),
+    abuseClients: positive(values["abuse-clients"] ?? "50"),
+    abuseBodyMiB: positive(values["abuse-body-mib"] ?? "64"),
+    abuseSockets: positive(values["abuse-sockets"] ?? "1000"),
     cpuProf: values["cpu-prof"] === true,
     planCacheMode: values["plan-cache-mode"] ?? null,
     waitLoad: values["wait-load"] === undefined ? null : Number(values["wait-load"]),
@@ -241,6 +255,7 @@ type Results = {
   catchup?: CatchupResult[];
   steps: { name: string; seconds: number }[];
   idle?: IdleResult & { relay_log: string[] };
+  abuse?: AbuseResult;
   errors: string[];
 };
 
@@ -598,6 +613,16 @@ async function main(): Promise<void> {
         console.log(idleTable(results.idle, results.ceilings.ws_idle));
       });
     }
+    if (has("abuse")) {
+      await step("abuse: big bodies and unauthenticated sockets", async () => {
+        results.abuse = await abuseScenario({
+          clients: options.abuseClients,
+          bodyMiB: options.abuseBodyMiB,
+          sockets: options.abuseSockets,
+        });
+        console.log(abuseTable(results.abuse));
+      });
+    }
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
     await save();
@@ -614,6 +639,7 @@ async function main(): Promise<void> {
   if (results.idle) {
     console.log("\nIdle connections\n" + idleTable(results.idle, results.ceilings.ws_idle ?? null));
   }
+  if (results.abuse) console.log("\nAbuse\n" + abuseTable(results.abuse));
   const c = results.ceilings;
   if (c.postgres_insert || c.pglite_insert || c.ws_echo) {
     console.log("\nCeilings");
