@@ -226,6 +226,34 @@ Deno.test({
         return result;
       }, t.url);
       check(summary);
+      // Coming back online or to the foreground retries at once instead of after the backoff.
+      const woken = await page.evaluate(async () => {
+        const sdk = await import("/mod.js" as string);
+        const api = new sdk.HttpClient("http://127.0.0.1:9"); // nothing listens there
+        api.token = "unused";
+        const states: string[] = [];
+        const session = new sdk.Session(api, {
+          minBackoffMs: 60_000,
+          maxBackoffMs: 60_000,
+          onState: (state: string) => void states.push(state),
+        });
+        const tries = () => states.filter((s) => s === "connecting").length;
+        const disconnected = async () => {
+          for (let i = 0; i < 200 && session.state !== "disconnected"; i++) {
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        };
+        await disconnected();
+        const before = tries();
+        globalThis.dispatchEvent(new Event("online"));
+        const afterOnline = tries();
+        await disconnected();
+        document.dispatchEvent(new Event("visibilitychange"));
+        const afterVisible = tries();
+        session.close();
+        return { before, afterOnline, afterVisible };
+      });
+      assert.deepEqual(woken, { before: 1, afterOnline: 2, afterVisible: 3 });
       assert.deepEqual(errors, []);
     } finally {
       await browser.dispose();

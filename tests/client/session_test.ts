@@ -9,6 +9,7 @@ import {
 import { cipher, newAccount, newDevice } from "../helpers/accounts.ts";
 import { freePort } from "../helpers/postgres.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
+import { startTcpProxy } from "../helpers/tcp_proxy.ts";
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -226,4 +227,106 @@ Deno.test("Session: no call hangs while the relay cannot be reached", async () =
   const closed = await pending.catch((e) => e);
   assert.ok(closed instanceof SessionError && closed.code === "closed");
   assert.equal(queueing.state, "disconnected");
+});
+
+testBothDatabases(
+  "Session: rate-limited sends wait the relay's retry_after_ms and are retried under the same client_id",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_RATE_SEND: "20/min" } });
+    try {
+      const alice = await newDevice(t.url);
+      const group = await alice.api.createGroup();
+      const limited: number[] = [];
+      const session = new Session(alice.api, {
+        onError: (e) => {
+          if (e.code === "rate_limited") limited.push(e.retry_after_ms ?? -1);
+        },
+      });
+      await session.ready();
+      // The burst is 20: five of these 25 are refused at first, with a retry hint.
+      const sends = Array.from(
+        { length: 25 },
+        (_, i) => session.send(group.id, { body: cipher(), client_id: `c${i}` }),
+      );
+      await waitFor(() => limited.length >= 5, "rate_limited answers");
+      assert.ok(limited.every((ms) => ms > 0), `retry hints: ${limited}`);
+      t.clock.advance(60_000); // the relay's bucket refills; the retries go through
+      const replies = await Promise.all(sends);
+      const seqs = replies.map((r) => r.seq!).sort((a, b) => a - b);
+      assert.deepEqual(seqs, Array.from({ length: 25 }, (_, i) => i + 1));
+      const stored = await alice.api.messages(group.id, 0, 100);
+      assert.equal(stored.messages.length, 25, "each stored once");
+      session.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+Deno.test({
+  name: "Session: a connection that stops answering is noticed by its pings and replaced",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const t = await startTestRelay();
+    const proxy = startTcpProxy(Number(new URL(t.url).port));
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const got: number[] = [];
+      const { states, onState } = recordStates();
+      const session = new Session(bob.api, {
+        url: `ws://127.0.0.1:${proxy.port}/v1/ws`,
+        pingIntervalMs: 200,
+        pongTimeoutMs: 300,
+        minBackoffMs: 20,
+        onMessage: (m) => void got.push(m.seq),
+        onState,
+      });
+      await session.ready();
+      proxy.freezeAll(); // silent: no close reaches either side
+      await alice.api.send(group.id, { body: cipher() });
+      await waitFor(() => got.length === 1 && session.connects === 2, "resumed on a new socket");
+      assert.ok(states.some((s) => s.state === "disconnected" && s.code === 4000), "gave up");
+      assert.equal(proxy.accepted, 2);
+      session.close();
+    } finally {
+      await proxy.close();
+      await t.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "Session: the token is renewed before tokenExpiresAt without dropping the connection",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const t = await startTestRelay();
+    try {
+      const bob = await newDevice(t.url);
+      const first = bob.api.token;
+      // As if the token had 2.2 s left: renewal is due 1 s before expiry.
+      bob.api.tokenExpiresAt = Date.now() + 2200;
+      let calls = 0;
+      const session = new Session(bob.api, {
+        refreshMarginMs: 1000,
+        getToken: async () => {
+          calls++;
+          return await new HttpClient(t.url).login(bob.identity);
+        },
+      });
+      await session.ready();
+      await waitFor(() => calls === 1, "a renewal", 5000);
+      await waitFor(() => bob.api.token !== first, "the new token in the HTTP client", 5000);
+      assert.ok(bob.api.tokenExpiresAt > Date.now() + 3_600_000, "the relay's new expiry");
+      assert.equal(session.connects, 1);
+      assert.equal(session.state, "connected");
+      await bob.api.groups(); // the renewed token works
+      session.close();
+    } finally {
+      await t.stop();
+    }
+  },
 });
