@@ -1,7 +1,10 @@
 /**
  * @module
  * `sealpost doctor`: checks the configuration, the database (reachable, migrated, not newer
- * than this binary) and the blob store, and prints what it found, one line per check.
+ * than this binary), a LISTEN/NOTIFY round trip on a server Postgres (which a transaction-mode
+ * pooler breaks), push credentials (the APNs key, the FCM service account) as `serve` would load
+ * them, and the blob store, and prints what it found, one line per check: `ok`, `warn` (works,
+ * but probably not what you want, e.g. an embedded database on a Fly machine) or `FAIL`.
  */
 
 import { openBlobStore } from "../relay/blobs/open.ts";
@@ -10,8 +13,54 @@ import { openDatabase } from "../relay/store/database.ts";
 import { appliedMigrations, assertNotNewer } from "../relay/store/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
 import { DataDirLockedError, lockDataDir } from "../relay/store/data_dir_lock.ts";
+import { checkPushCredentials } from "../relay/push/open.ts";
+import { systemClock } from "../relay/base/clock.ts";
+import postgres from "postgres";
 
-type Check = { name: string; ok: boolean; detail: string };
+type Check = { name: string; ok: boolean; detail: string; warn?: boolean };
+
+/** How long doctor waits for its own NOTIFY to come back. */
+const NOTIFY_TIMEOUT_MS = 3000;
+
+/** Host or port patterns of transaction-mode poolers that break LISTEN and session locks. */
+const POOLER = /-pooler\.|(^|\.)pgbouncer\.|:6543(\/|$)/;
+
+/**
+ * LISTENs on a fresh channel on one connection and NOTIFYs it from another, as the bus does
+ * between instances; resolves with the round-trip time, or throws saying why none arrived.
+ */
+async function notifyRoundTrip(url: string): Promise<number> {
+  const sql = postgres(url, {
+    max: 2,
+    onnotice: () => {},
+    connect_timeout: 5,
+    connection: { application_name: "sealpost-doctor" },
+  });
+  const channel = `sealpost_doctor_${crypto.randomUUID().replaceAll("-", "")}`;
+  try {
+    let heard: (value: number) => void = () => {};
+    const arrived = new Promise<number>((resolve) => heard = resolve);
+    const started = performance.now();
+    await sql.listen(channel, () => heard(performance.now() - started));
+    await sql.notify(channel, "ping");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), NOTIFY_TIMEOUT_MS);
+    });
+    const ms = await Promise.race([arrived, timeout]).finally(() => clearTimeout(timer));
+    if (ms === null) {
+      throw new Error(
+        `no NOTIFY came back within ${NOTIFY_TIMEOUT_MS / 1000} s: live delivery between ` +
+          "instances would not work; a transaction-mode pooler (PgBouncer, Supavisor port 6543, " +
+          "a Neon -pooler host, Fly Managed Postgres' pgbouncer host) drops LISTEN: use the " +
+          "direct URL",
+      );
+    }
+    return ms;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
 
 /** Runs every check; returns true when all pass. */
 export async function doctor(config: Config, print: (line: string) => void): Promise<boolean> {
@@ -60,6 +109,44 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
     }
   }
 
+  const reachable = checks.some((c) => c.name === "database" && c.ok);
+  if (config.databaseUrl && reachable) {
+    const pooled = POOLER.test(config.databaseUrl);
+    try {
+      const ms = await notifyRoundTrip(config.databaseUrl);
+      checks.push({
+        name: "notify",
+        ok: true,
+        detail: `LISTEN/NOTIFY round trip in ${Math.round(ms)} ms${
+          pooled ? " (the URL looks like a pooler's: make sure it is in session mode)" : ""
+        }`,
+        warn: pooled,
+      });
+    } catch (error) {
+      checks.push({ name: "notify", ok: false, detail: (error as Error).message });
+    }
+  } else if (config.flyMachineId) {
+    checks.push({
+      name: "database",
+      ok: true,
+      warn: true,
+      detail: "embedded PGlite on a Fly machine: each machine gets its own private database on " +
+        "its ephemeral disk; set DATABASE_URL to a shared Postgres (docs/deploy-fly.md)",
+    });
+  }
+
+  if (
+    config.apnsKeyFile || config.apnsKey || config.fcmServiceAccountFile ||
+    config.fcmServiceAccount
+  ) {
+    try {
+      const kinds = await checkPushCredentials(config, systemClock);
+      checks.push({ name: "push", ok: true, detail: `credentials load for ${kinds.join(", ")}` });
+    } catch (error) {
+      checks.push({ name: "push", ok: false, detail: (error as Error).message });
+    }
+  }
+
   if (config.blobStore === "fs") {
     const dir = `${config.dataDir}/blobs`;
     try {
@@ -90,7 +177,8 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
   }
 
   for (const check of checks) {
-    print(`${check.ok ? "ok  " : "FAIL"} ${check.name.padEnd(11)} ${check.detail}`);
+    const status = !check.ok ? "FAIL" : check.warn ? "warn" : "ok  ";
+    print(`${status} ${check.name.padEnd(11)} ${check.detail}`);
   }
   return checks.every((c) => c.ok);
 }

@@ -92,6 +92,22 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     },
   }, (request, info) => relay.fetch(request, { remoteAddr: info.remoteAddr as Deno.NetAddr }));
 
+  // A private metrics port (Fly's [metrics] scrape, a Prometheus on the internal network) serves
+  // /metrics without the token; the public port keeps SEALPOST_METRICS_TOKEN's rule.
+  const metricsServer = config.metricsPort === undefined ? undefined : Deno.serve({
+    port: config.metricsPort,
+    hostname: config.host,
+    onListen: ({ port }) => log.info(`metrics on port ${port}`, { path: "/metrics" }),
+  }, async (request) => {
+    if (new URL(request.url).pathname !== "/metrics" || request.method !== "GET") {
+      return Response.json({ error: { code: "not_found", message: "Only GET /metrics here" } }, {
+        status: 404,
+      });
+    }
+    const metrics = relay.deps.metrics;
+    return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+  });
+
   const stop = async (signal: string) => {
     log.info("draining", { signal });
     relay.drain();
@@ -102,6 +118,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     await relay.close();
     await control?.close();
     await server.shutdown();
+    await metricsServer?.shutdown();
     await database.close();
     lock?.release();
     clearTimeout(timer);

@@ -19,6 +19,7 @@ export function openBlobStore(config: Config): BlobStore {
       secretAccessKey: config.s3SecretAccessKey!,
       bucket: config.s3Bucket!,
       pathStyle: config.s3PathStyle,
+      publicEndpoint: config.s3PublicUrl,
     });
   }
   return new FsBlobStore(`${config.dataDir}/blobs`, config.publicUrl);

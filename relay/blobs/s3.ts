@@ -7,7 +7,8 @@
  * signature no longer matches) or, where it checks payload hashes, another digest. Objects live
  * under `blobs/<key>` in the bucket. Configured only from the standard variables
  * (`AWS_ENDPOINT_URL_S3`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
- * `BUCKET_NAME`) plus `SEALPOST_S3_PATH_STYLE`.
+ * `BUCKET_NAME`) plus `SEALPOST_S3_PATH_STYLE` and `SEALPOST_S3_PUBLIC_URL` (the endpoint as clients
+ * reach it, for presigned URLs, when the relay reaches the bucket by another name).
  */
 
 import { AwsClient } from "aws4fetch";
@@ -24,7 +25,24 @@ export type S3Options = {
   bucket: string;
   /** `endpoint/bucket/key` instead of `bucket.endpoint/key`; `auto` picks it for IPs and localhost. */
   pathStyle: "auto" | "true" | "false";
+  /**
+   * The endpoint as clients reach it, when that differs from `endpoint` (a Docker-internal host
+   * name, a private network): presigned URLs are built and signed for this host, so the
+   * signature matches the `Host` the client's request carries. Unset → `endpoint`.
+   */
+  publicEndpoint?: string;
 };
+
+/** The base URL of a bucket at `endpoint`: `endpoint/bucket` or `bucket.endpoint`. */
+function bucketBase(endpoint: URL, bucket: string, pathStyle: S3Options["pathStyle"]): string {
+  const host = endpoint.hostname;
+  const ipOrLocal = host === "localhost" || /^[\d.]+$/.test(host) || host.startsWith("[");
+  const path = pathStyle === "true" || (pathStyle === "auto" && ipOrLocal);
+  const origin = path
+    ? `${endpoint.origin}/${bucket}`
+    : `${endpoint.protocol}//${bucket}.${endpoint.host}`;
+  return origin + endpoint.pathname.replace(/\/$/, "");
+}
 
 function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -45,16 +63,14 @@ export class S3BlobStore implements BlobStore {
   readonly location: string;
   readonly #client: AwsClient;
   readonly #base: string;
+  readonly #publicBase: string;
 
   constructor(options: S3Options) {
     const endpoint = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
-    const host = endpoint.hostname;
-    const ipOrLocal = host === "localhost" || /^[\d.]+$/.test(host) || host.startsWith("[");
-    const pathStyle = options.pathStyle === "true" || (options.pathStyle === "auto" && ipOrLocal);
-    const origin = pathStyle
-      ? `${endpoint.origin}/${options.bucket}`
-      : `${endpoint.protocol}//${options.bucket}.${endpoint.host}`;
-    this.#base = origin + endpoint.pathname.replace(/\/$/, "");
+    this.#base = bucketBase(endpoint, options.bucket, options.pathStyle);
+    this.#publicBase = options.publicEndpoint
+      ? bucketBase(new URL(options.publicEndpoint), options.bucket, options.pathStyle)
+      : this.#base;
     this.location = `s3 bucket ${options.bucket} at ${endpoint.origin}`;
     this.#client = new AwsClient({
       accessKeyId: options.accessKeyId,
@@ -65,9 +81,9 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
-  #objectUrl(key: string): string {
+  #objectUrl(key: string, base = this.#base): string {
     if (!/^[A-Za-z0-9_-]+$/.test(key)) throw new Error(`Not a blob key: ${key}`);
-    return `${this.#base}/blobs/${key}`;
+    return `${base}/blobs/${key}`;
   }
 
   async #presign(
@@ -76,7 +92,7 @@ export class S3BlobStore implements BlobStore {
     window: UrlWindow,
     headers: Record<string, string> = {},
   ): Promise<string> {
-    const url = new URL(this.#objectUrl(key));
+    const url = new URL(this.#objectUrl(key, this.#publicBase));
     url.searchParams.set("X-Amz-Expires", String(Math.max(1, Math.floor(window.ttlMs / 1000))));
     const signed = await this.#client.sign(url.toString(), {
       method,

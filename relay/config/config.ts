@@ -45,6 +45,8 @@ export type Config = {
   readonly s3SecretAccessKey?: string;
   readonly s3Bucket?: string;
   readonly s3PathStyle: "auto" | "true" | "false";
+  /** The S3 endpoint as clients reach it (presigned URLs); unset → `s3Endpoint`. */
+  readonly s3PublicUrl?: string;
   readonly rateSend: Rate;
   readonly ratePoll: Rate;
   readonly rateAuth: Rate;
@@ -56,7 +58,11 @@ export type Config = {
   readonly tokenTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;
+  /** A second, private port serving only `/metrics`, without the token; unset → none. */
+  readonly metricsPort?: number;
   readonly instanceId: string;
+  /** `FLY_MACHINE_ID` when running on a Fly machine (doctor warns about an embedded database). */
+  readonly flyMachineId?: string;
   readonly region?: string;
   /** Interval of scheduled backups in ms; null when off. */
   readonly backupInterval: number | null;
@@ -105,6 +111,33 @@ const FIXED = {
 };
 
 /**
+ * Settings that hold secrets: each may instead be read from a file named by the variable plus
+ * `_FILE` (`DATABASE_URL_FILE=/run/secrets/db_url`, as Docker and Kubernetes secrets mount them).
+ * APNs and FCM credentials have their own `*_FILE` settings (`SEALPOST_APNS_KEY_FILE`,
+ * `SEALPOST_FCM_SERVICE_ACCOUNT_FILE`). Values of all of them are never echoed in errors.
+ */
+export const SECRET_SETTINGS = [
+  "databaseUrl",
+  "databaseReplicaUrl",
+  "s3AccessKeyId",
+  "s3SecretAccessKey",
+  "adminPassword",
+  "metricsToken",
+] as const satisfies readonly (keyof typeof SETTINGS)[];
+
+const MASKED = new Set<string>([...SECRET_SETTINGS, "apnsKey", "fcmServiceAccount"]);
+
+/** The contents of a `*_FILE` secret, without the one trailing newline editors add. */
+function readSecretFile(variable: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path).replace(/\r?\n$/, "");
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound ? "no such file" : (error as Error).message;
+    throw new ConfigError(`Cannot read ${variable}: ${why}, got '${path}'`);
+  }
+}
+
+/**
  * Builds the configuration from environment variables and `--flag` values (flags win).
  *
  * @example
@@ -121,7 +154,19 @@ export function loadConfig(
   for (const [key, def] of Object.entries(SETTINGS)) {
     // An empty value (`PORT=` in a compose file) means unset: the default applies.
     const fromFlag = flags[def.flag] || undefined;
-    const raw = fromFlag ?? (env[def.env] || undefined) ?? def.default;
+    const fileVariable = `${def.env}_FILE`;
+    const file = (SECRET_SETTINGS as readonly string[]).includes(key)
+      ? env[fileVariable] || undefined
+      : undefined;
+    if (file !== undefined && env[def.env]) {
+      throw new ConfigError(
+        `Cannot use ${fileVariable}: ${def.env} is set too, got both (set one of them)`,
+      );
+    }
+    const fromFile = file !== undefined && fromFlag === undefined
+      ? readSecretFile(fileVariable, file)
+      : undefined;
+    const raw = fromFlag ?? (env[def.env] || undefined) ?? fromFile ?? def.default;
     if (raw === undefined) {
       out[key] = undefined;
       continue;
@@ -129,11 +174,12 @@ export function loadConfig(
     try {
       out[key] = (def.parse as (v: string) => unknown)(raw);
     } catch (error) {
-      const source = fromFlag !== undefined ? `--${def.flag}` : def.env;
-      const shown = key === "adminPassword" || key === "metricsToken" ||
-          key === "s3SecretAccessKey" || key === "apnsKey" || key === "fcmServiceAccount"
-        ? "***"
-        : raw;
+      const source = fromFlag !== undefined
+        ? `--${def.flag}`
+        : fromFile !== undefined && !env[def.env]
+        ? fileVariable
+        : def.env;
+      const shown = MASKED.has(key) ? "***" : raw;
       throw new ConfigError(
         `Cannot parse ${source}: ${(error as Error).message}, got '${shown}'`,
       );
@@ -142,6 +188,7 @@ export function loadConfig(
   if (out.publicUrl === undefined) out.publicUrl = `http://localhost:${out.port}`;
   out.instanceId ??= env.FLY_MACHINE_ID || `${hostname()}:${out.port}`;
   out.region ??= env.FLY_REGION || undefined;
+  out.flyMachineId = env.FLY_MACHINE_ID || undefined;
   out.backupDir ??= `${out.dataDir}/backups`;
   Object.assign(out, overrides);
   const config = out as Config;

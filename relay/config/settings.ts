@@ -168,6 +168,13 @@ export const SETTINGS = {
     "S3 URLs as endpoint/bucket/key (MinIO): true, false, or auto (for IP and localhost endpoints)",
     oneOf("auto", "true", "false"),
   ),
+  s3PublicUrl: setting(
+    "SEALPOST_S3_PUBLIC_URL",
+    "s3-public-url",
+    undefined,
+    "S3 endpoint clients reach, for presigned URLs (default AWS_ENDPOINT_URL_S3)",
+    parseUrl,
+  ),
   rateSend: setting(
     "SEALPOST_RATE_SEND",
     "rate-send",
@@ -230,6 +237,13 @@ export const SETTINGS = {
     undefined,
     "bearer token for /metrics; unset → open",
     text,
+  ),
+  metricsPort: setting(
+    "SEALPOST_METRICS_PORT",
+    "metrics-port",
+    undefined,
+    "serve /metrics on this port too, without token (keep it private); unset → main port only",
+    parsePort,
   ),
   instanceId: setting(
     "SEALPOST_INSTANCE_ID",

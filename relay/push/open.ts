@@ -75,6 +75,26 @@ export async function openPushSenders(
   }
 }
 
+/**
+ * Reads and imports the configured APNs key and FCM service account the way `serve` does, then
+ * lets them go: the kinds whose credentials are good, or the {@link ConfigError} `serve` would
+ * stop with. For `sealpost doctor`; sends nothing.
+ *
+ * @example
+ * ```ts
+ * const kinds = await checkPushCredentials(config, systemClock); // ["apns"]
+ * ```
+ */
+export async function checkPushCredentials(config: Config, clock: Clock): Promise<PushKind[]> {
+  const senders = new Map<PushKind, PushSender>();
+  try {
+    await openCredentialSenders(config, clock, {}, senders);
+    return [...senders.keys()];
+  } finally {
+    for (const sender of senders.values()) sender.close();
+  }
+}
+
 async function open(
   config: Config,
   db: Db,
@@ -84,7 +104,17 @@ async function open(
   senders: Map<PushKind, PushSender>,
 ): Promise<OpenedPush> {
   // Credentials first: a bad one stops the start before anything is written.
+  await openCredentialSenders(config, clock, endpoints, senders);
+  return await openWebSenders(config, db, clock, guard, endpoints, senders);
+}
 
+/** The APNs and FCM senders, whose credentials come from the configuration. */
+async function openCredentialSenders(
+  config: Config,
+  clock: Clock,
+  endpoints: PushEndpoints,
+  senders: Map<PushKind, PushSender>,
+): Promise<void> {
   if (config.apnsKeyId && config.apnsTeamId && (config.apnsKey || config.apnsKeyFile)) {
     const pem = await readSecret(config.apnsKeyFile, config.apnsKey, "SEALPOST_APNS_KEY_FILE");
     let key: CryptoKey;
@@ -137,7 +167,17 @@ async function open(
     }
     senders.set("fcm", fcm);
   }
+}
 
+/** Web Push and UnifiedPush, signed with the VAPID key stored in the database. */
+async function openWebSenders(
+  config: Config,
+  db: Db,
+  clock: Clock,
+  guard: AddressGuard,
+  endpoints: PushEndpoints,
+  senders: Map<PushKind, PushSender>,
+): Promise<OpenedPush> {
   const vapidKeys = await loadVapidKeys(db, clock);
   const vapid = new VapidSigner(vapidKeys, config.vapidSubject ?? config.publicUrl, clock);
   const client = endpoints.caCerts

@@ -232,3 +232,55 @@ Deno.test("docs/configuration.md documents every setting with its flag and defau
     if (cells.length === 5) assert.ok(known.has(env), `${env} in the docs is a real setting`);
   }
 });
+
+Deno.test("loadConfig() reads each secret from its *_FILE variable, without the trailing newline", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sealpost-secrets-" });
+  try {
+    const files: Record<string, string> = {
+      DATABASE_URL: "postgres://sealpost:pw@db:5432/sealpost",
+      DATABASE_REPLICA_URL: "postgres://sealpost:pw@replica:5432/sealpost",
+      AWS_ACCESS_KEY_ID: "key-id",
+      AWS_SECRET_ACCESS_KEY: "secret key",
+      SEALPOST_ADMIN_PASSWORD: "an admin password",
+      SEALPOST_METRICS_TOKEN: "metrics-token",
+    };
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(files)) {
+      await Deno.writeTextFile(`${dir}/${name}`, `${value}\n`);
+      env[`${name}_FILE`] = `${dir}/${name}`;
+    }
+    const config = loadConfig(env);
+    assert.equal(config.databaseUrl, files.DATABASE_URL);
+    assert.equal(config.databaseReplicaUrl, files.DATABASE_REPLICA_URL);
+    assert.equal(config.s3AccessKeyId, "key-id");
+    assert.equal(config.s3SecretAccessKey, "secret key");
+    assert.equal(config.adminPassword, "an admin password");
+    assert.equal(config.metricsToken, "metrics-token");
+    // A flag still wins over the file.
+    assert.equal(loadConfig(env, { "metrics-token": "flag" }).metricsToken, "flag");
+
+    assert.throws(
+      () => loadConfig({ ...env, DATABASE_URL: "postgres://x@y/z" }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        e.message ===
+          "Cannot use DATABASE_URL_FILE: DATABASE_URL is set too, got both (set one of them)",
+    );
+    assert.throws(
+      () => loadConfig({ SEALPOST_ADMIN_PASSWORD_FILE: `${dir}/nope` }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        e.message === `Cannot read SEALPOST_ADMIN_PASSWORD_FILE: no such file, got '${dir}/nope'`,
+    );
+    // A bad value from a file names the file variable and never echoes the secret.
+    await Deno.writeTextFile(`${dir}/bad_url`, "mysql://root:hunter2@db/x\n");
+    assert.throws(
+      () => loadConfig({ DATABASE_URL_FILE: `${dir}/bad_url` }),
+      (e: Error) =>
+        e instanceof ConfigError && e.message.startsWith("Cannot parse DATABASE_URL_FILE:") &&
+        !e.message.includes("hunter2"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
