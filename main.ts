@@ -24,7 +24,7 @@ import {
 } from "./relay/config/config.ts";
 import { openDatabase } from "./relay/store/database.ts";
 import { doctor } from "./commands/doctor.ts";
-import { createLogger } from "./relay/base/log.ts";
+import { createLogger, IDENTITY_FIELDS } from "./relay/base/log.ts";
 import { migrate, SchemaTooNewError } from "./relay/store/migrate.ts";
 import { runAdminCli } from "./commands/admin.ts";
 import { serve } from "./commands/serve.ts";
@@ -105,7 +105,11 @@ function fail(message: string, code = 1): never {
 
 function loggerFor(config: Config) {
   const format = config.logFormat ?? (Deno.stdout.isTerminal() ? "pretty" : "json");
-  return createLogger({ level: config.logLevel, format });
+  return createLogger({
+    level: config.logLevel,
+    format,
+    redact: config.logIdentities ? [] : IDENTITY_FIELDS,
+  });
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -31,14 +31,21 @@ export type Device = {
   name: string | null;
   platform: string | null;
   created_at: number;
-  last_seen_at: number;
+  /** Null while the account has only been invited to the groups it shares with the viewer. */
+  last_seen_at: number | null;
   status: "active" | "inactive" | "revoked";
 };
 
 /** A group as the relay returns it. */
 export type Group = {
   id: string;
-  members: { account: string; role: "owner" | "admin" | "member"; added_at: number }[];
+  members: {
+    account: string;
+    role: "owner" | "admin" | "member";
+    added_at: number;
+    /** `invited` until one of the account's devices accepts (or sends in the group). */
+    state: "invited" | "accepted";
+  }[];
   retention_s: number;
   last_seq: number;
   created_at: number;
@@ -315,6 +322,11 @@ export class HttpClient {
       role ? { role } : {},
     ))
       .data;
+  }
+
+  /** `POST /v1/groups/:id/accept`: accepts this account's invitation (idempotent). */
+  async acceptGroup(id: string): Promise<Group> {
+    return (await this.request<Group>("POST", `/v1/groups/${id}/accept`, {})).data;
   }
 
   /** `DELETE /v1/groups/:id/members/:account`. */

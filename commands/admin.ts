@@ -105,7 +105,13 @@ async function open(config: Config): Promise<{ deps: Deps; database: DatabaseHan
     clock: systemClock,
     log,
     settings: new RuntimeSettings(database.db, systemClock, initialRuntimeValues(config)),
-    activity: new ActivityTracker(database.db, systemClock, log, config.inactiveAfter),
+    activity: new ActivityTracker(
+      database.db,
+      systemClock,
+      log,
+      config.inactiveAfter,
+      config.lastSeenGranularity,
+    ),
     bus: new LocalBus(),
     metrics: new Metrics(),
   };

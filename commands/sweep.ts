@@ -45,7 +45,13 @@ export async function sweepCommand(
       clock,
       log,
       settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
-      activity: new ActivityTracker(db, clock, log, config.inactiveAfter),
+      activity: new ActivityTracker(
+        db,
+        clock,
+        log,
+        config.inactiveAfter,
+        config.lastSeenGranularity,
+      ),
       // Serving instances notice deleted devices at their next request (tokens are gone).
       bus: new LocalBus(),
       metrics: new Metrics(),

@@ -4,6 +4,11 @@
  * flushed in one statement at an interval of a tenth of `inactive_after`, at most a minute, so
  * lifecycle decisions never act on stale activity. Reads of a device's status merge the unflushed
  * value, so an instance always reports what it has seen.
+ *
+ * What is stored is coarse (issue 16): `last_seen_at` is written rounded down to
+ * `SEALPOST_LAST_SEEN_GRANULARITY` (default an hour), so the database never holds when exactly a
+ * device was used. The granularity is capped at a tenth of `inactive_after`, so lifecycle
+ * decisions (inactive, deleted) are never off by more than that tenth.
  */
 
 import { sql } from "kysely";
@@ -16,14 +21,23 @@ export class ActivityTracker {
   #pending = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   intervalMs: number;
+  /** The granularity in force: the setting, capped at a tenth of `inactive_after`. */
+  granularityMs: number;
 
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly log: Logger,
     inactiveAfterMs: number,
+    private readonly granularitySettingMs = 0,
   ) {
     this.intervalMs = Math.max(50, Math.min(60_000, Math.floor(inactiveAfterMs / 10)));
+    this.granularityMs = Math.min(granularitySettingMs, Math.floor(inactiveAfterMs / 10));
+  }
+
+  /** `at` rounded down to the stored granularity. */
+  coarse(at: number): number {
+    return this.granularityMs > 0 ? at - (at % this.granularityMs) : at;
   }
 
   /** Notes that `device` was active now. Cheap: a map write. */
@@ -38,6 +52,7 @@ export class ActivityTracker {
 
   /** Follows a run-time change of `inactive_after`: the flush interval stays a tenth of it. */
   setInactiveAfter(inactiveAfterMs: number): void {
+    this.granularityMs = Math.min(this.granularitySettingMs, Math.floor(inactiveAfterMs / 10));
     const next = Math.max(50, Math.min(60_000, Math.floor(inactiveAfterMs / 10)));
     if (next === this.intervalMs) return;
     this.intervalMs = next;
@@ -62,7 +77,7 @@ export class ActivityTracker {
     const batch = this.#pending;
     this.#pending = new Map();
     const ids = [...batch.keys()];
-    const times = ids.map((id) => batch.get(id)!);
+    const times = ids.map((id) => this.coarse(batch.get(id)!));
     try {
       await sql`
         update devices d set last_seen_at = greatest(d.last_seen_at, u.t)

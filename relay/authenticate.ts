@@ -114,7 +114,7 @@ async function admit(
       name: body.name ?? null,
       platform: body.platform ?? null,
       created_at: now,
-      last_seen_at: now,
+      last_seen_at: deps.activity.coarse(now),
       revoked_at: null,
     }).execute();
     const issued = await issueToken(deps, body.device, tx);

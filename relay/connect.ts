@@ -11,7 +11,7 @@
 import { authenticateSignature, authenticateToken, type Principal } from "./authenticate.ts";
 import { randomId } from "./base/encoding.ts";
 import { closeCode, type CloseReason, describeError, RelayError } from "./errors.ts";
-import { groupsOf } from "./accounts/groups.ts";
+import { membershipOf } from "./accounts/groups.ts";
 import type { Connection } from "./connection.ts";
 import { type FrameDeps, handleFrame } from "./frames.ts";
 import { publicLimits } from "./config/limits.ts";
@@ -23,7 +23,7 @@ import { withSpan } from "./base/trace.ts";
 const ABUSE_LIMIT = 60;
 
 /** The frame types a client may send after `auth` (an unknown one is named in the error). */
-const FRAME_TYPES = new Set(["sub", "unsub", "send", "ack", "presence", "ping"]);
+const FRAME_TYPES = new Set(["sub", "unsub", "send", "ack", "presence", "ping", "accept"]);
 
 /** What a connection needs. */
 export type ConnectDeps = FrameDeps & {
@@ -169,9 +169,15 @@ class SocketSession {
       return this.#close(error.code, error.message);
     }
     if (this.#closed) return;
-    const groups = await groupsOf(this.deps, principal.account);
+    const { groups, invited } = await membershipOf(this.deps, principal.account);
     if (this.#closed) return;
-    const added = this.deps.hub.add(principal.account, principal.device, this.socket, groups);
+    const added = this.deps.hub.add(
+      principal.account,
+      principal.device,
+      this.socket,
+      groups,
+      invited,
+    );
     if (!added) {
       this.#replyError(new RelayError("rate_limited", "Too many connections for this device"));
       return this.#close("rate_limited", "too many connections for this device");

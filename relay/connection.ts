@@ -25,6 +25,8 @@ export class Connection {
   readonly subs = new Map<string, Subscription>();
   /** Groups the account belongs to (kept current by membership events). */
   groups = new Set<string>();
+  /** Of `groups`, those the account has not accepted yet: its presence stays hidden there. */
+  invited = new Set<string>();
   subscribeAll = false;
   presence = false;
   #closed = false;

@@ -2,12 +2,14 @@
  * @module
  * What each client frame does once a connection is authenticated and the frame parsed
  * (PROTOCOL.md "WebSocket"): `ping` → `pong`, `sub`/`unsub` through the hub, `ack` to the cursor
- * store, `presence` → the group's online devices, `send` through the shared send path → `sent`.
+ * store, `presence` → the group's online devices (only members who accepted; none when presence
+ * is off), `accept` → `accepted` (issue 16), `send` through the shared send path → `sent`.
  * A frame that fails throws; `connect.ts` turns that into an `error` frame echoing its `ref`.
  */
 
 import type { CursorStore } from "./ack.ts";
-import { memberAccounts } from "./accounts/groups.ts";
+import { acceptMembership } from "./accounts/groups.ts";
+import { acceptedIn } from "./accounts/consent.ts";
 import type { InstanceRegistry } from "./cluster/instances.ts";
 import type { Connection } from "./connection.ts";
 import { RelayError } from "./errors.ts";
@@ -59,6 +61,15 @@ export async function handleFrame(
     case "presence":
       conn.sendJson(await presenceAnswer(deps, conn, frame.group, frame.ref));
       return;
+    case "accept":
+      requireGroup(conn, frame.group);
+      await acceptMembership(deps, frame.group, conn.account);
+      conn.sendJson(
+        frame.ref === undefined
+          ? { t: "accepted", group: frame.group }
+          : { t: "accepted", group: frame.group, ref: frame.ref },
+      );
+      return;
     case "send":
       conn.sendJson(await sendAnswer(deps, conn, frame));
       return;
@@ -77,8 +88,12 @@ async function presenceAnswer(
   ref: Ref | undefined,
 ): Promise<ServerFrame> {
   requireGroup(conn, group);
-  const here = deps.hub.onlineDevicesOf(await memberAccounts(deps, group));
-  const online = [...new Set([...here, ...await deps.registry.onlineElsewhere(group)])];
+  const online = deps.config.presence === "off" ? [] : [
+    ...new Set([
+      ...deps.hub.onlineDevicesOf(await acceptedIn(deps, group)),
+      ...await deps.registry.onlineElsewhere(group),
+    ]),
+  ];
   return ref === undefined
     ? { t: "presence", group, online }
     : { t: "presence", group, online, ref };
@@ -95,7 +110,13 @@ async function sendAnswer(
     "sealpost.send",
     { "sealpost.group": group, "sealpost.ephemeral": body.ephemeral === true },
     async (span) => {
-      const result = await send(deps, { account: conn.account, device: conn.device }, group, body);
+      const result = await send(
+        deps,
+        { account: conn.account, device: conn.device },
+        group,
+        body,
+        conn.invited.has(group),
+      );
       if (!result.ephemeral) span.setAttribute("sealpost.seq", result.seq);
       return result;
     },

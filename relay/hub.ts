@@ -6,6 +6,9 @@
  * ephemeral messages, revocations — and enforces the per-device connection limit; a connection
  * too slow for live delivery (see `connection.ts`) is closed with `4009` and resumes from its
  * cursor on reconnect, so nothing is lost.
+ *
+ * Presence is never announced to a group the device's account has only been invited to (issue
+ * 16), and not at all when the operator turned presence off.
  */
 
 import type { Bus, BusEvent } from "./bus/bus.ts";
@@ -46,6 +49,8 @@ export type HubOptions = {
   onDeliver?(path: "live" | "replay", bytes: number, message: StoredMessage): void;
   /** A device's first connection here opened, or its last one closed. */
   onPresence?(device: string, online: boolean): void;
+  /** False turns presence events off server-wide (`SEALPOST_PRESENCE=off`); default true. */
+  presence?: boolean;
 };
 
 /** The hub of one instance. */
@@ -108,7 +113,13 @@ export class Hub {
    * Adds an authenticated connection, or returns null when the device already has the maximum
    * number of connections.
    */
-  add(account: string, device: string, socket: FrameSocket, groups: string[]): Connection | null {
+  add(
+    account: string,
+    device: string,
+    socket: FrameSocket,
+    groups: string[],
+    invited: string[] = [],
+  ): Connection | null {
     const existing = this.#byDevice.get(device);
     if (existing && existing.size >= this.options.maxConnectionsPerDevice) return null;
     const conn = new Connection(
@@ -120,12 +131,13 @@ export class Hub {
       (slow) => this.closeConnection(slow, "too_slow"),
     );
     conn.groups = new Set(groups);
+    conn.invited = new Set(invited);
     const first = !existing || existing.size === 0;
     index(this.#byDevice, device, conn);
     index(this.#byAccount, account, conn);
     if (first) {
       this.options.onPresence?.(device, true);
-      this.options.bus.publish({ kind: "presence", device, account, groups, online: true });
+      this.#announcePresence(conn, true);
     }
     return conn;
   }
@@ -140,14 +152,23 @@ export class Hub {
     unindex(this.#byAccount, conn.account, conn);
     if (wasIndexed && !this.#byDevice.has(conn.device)) {
       this.options.onPresence?.(conn.device, false);
-      this.options.bus.publish({
-        kind: "presence",
-        device: conn.device,
-        account: conn.account,
-        groups: [...conn.groups],
-        online: false,
-      });
+      this.#announcePresence(conn, false);
     }
+  }
+
+  /** Publishes a device's presence to the groups its account has accepted (unless off). */
+  #announcePresence(conn: Connection, online: boolean, only?: string): void {
+    if (this.options.presence === false) return;
+    const groups = only !== undefined
+      ? [only]
+      : [...conn.groups].filter((g) => !conn.invited.has(g));
+    this.options.bus.publish({
+      kind: "presence",
+      device: conn.device,
+      account: conn.account,
+      groups,
+      online,
+    });
   }
 
   /**
@@ -296,6 +317,7 @@ export class Hub {
   }
 
   #onPresence(event: Extract<BusEvent, { kind: "presence" }>): void {
+    if (this.options.presence === false) return;
     for (const group of event.groups) {
       const frame = serialize({ t: "presence", group, device: event.device, online: event.online });
       for (const conn of this.#byGroup.get(group) ?? []) {
@@ -311,7 +333,16 @@ export class Hub {
       for (const conn of this.#byAccount.get(account) ?? []) {
         if (conn.groups.has(group)) continue;
         conn.groups.add(group);
+        if (event.invited) conn.invited.add(group);
         if (conn.subscribeAll) this.#startSubscription(conn, group, 0);
+      }
+    } else if (event.event === "member_accepted") {
+      const announced = new Set<string>();
+      for (const conn of this.#byAccount.get(account) ?? []) {
+        if (!conn.invited.delete(group)) continue;
+        // Its presence may show now: once per device connected here.
+        if (!announced.has(conn.device)) this.#announcePresence(conn, true, group);
+        announced.add(conn.device);
       }
     } else if (event.event === "member_removed") {
       for (const conn of this.#byAccount.get(account) ?? []) this.#dropGroup(conn, group);
@@ -329,6 +360,7 @@ export class Hub {
 
   #dropGroup(conn: Connection, group: string): void {
     conn.groups.delete(group);
+    conn.invited.delete(group);
     conn.subs.get(group)?.close();
     conn.subs.delete(group);
     unindex(this.#byGroup, group, conn);

@@ -273,7 +273,7 @@ function baseDeps(options: RelayOptions): Deps {
     clock,
     log,
     settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
-    activity: new ActivityTracker(db, clock, log, config.inactiveAfter),
+    activity: new ActivityTracker(db, clock, log, config.inactiveAfter, config.lastSeenGranularity),
     bus: options.bus ?? new LocalBus(),
     metrics: new Metrics(),
   };
@@ -313,6 +313,7 @@ function liveConnections(
     instanceId: config.instanceId,
     maxConnectionsPerDevice: config.maxConnectionsPerDevice,
     maxBufferedBytes: config.maxSocketBufferBytes,
+    presence: config.presence === "on",
     cursorsOf: (device) => cursors.cursorsOf(device),
     onClose: (code) => metrics.wsCloses.inc({ code: String(code) }),
     onDeliver: (path, bytes, message) => {

@@ -142,6 +142,8 @@ export const ClientFrame = z.discriminatedUnion("t", [
   z.object({ t: z.literal("ack"), ref, group: groupId, seq: z.number().int().nonnegative() }),
   z.object({ t: z.literal("presence"), ref, group: groupId }),
   z.object({ t: z.literal("ping"), ref }),
+  /** Accepts the account's invitation to a group (issue 16); answered by `accepted`. */
+  z.object({ t: z.literal("accept"), ref, group: groupId }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 
@@ -185,6 +187,8 @@ export type ServerFrame =
   /** The answer to a `presence` frame: the group's devices online now. */
   | { t: "presence"; group: string; online: string[]; ref?: Ref }
   | { t: "group"; group: string; event: MembershipEvent; account: string }
+  /** The answer to an `accept` frame (issue 16). */
+  | { t: "accepted"; group: string; ref?: Ref }
   | {
     t: "sent";
     group: string;

@@ -2,7 +2,8 @@
  * @module
  * The send path shared by HTTP and WebSocket: validate the body, enforce the size limit and the
  * per-device send rate, then either relay an ephemeral message to connected devices or hand a
- * durable one to group commit, which answers once it is committed.
+ * durable one to group commit, which answers once it is committed. A member's first send in a
+ * group it was only invited to accepts the invitation (issue 16).
  */
 
 import type { Principal } from "./authenticate.ts";
@@ -14,6 +15,7 @@ import type { Hub } from "./hub.ts";
 import type { GroupCommit, SendResult } from "./persist.ts";
 import type { SendBody } from "./protocol.ts";
 import type { RateLimiter } from "./rate_limit.ts";
+import { acceptMembership } from "./accounts/groups.ts";
 
 /** What the send path needs. */
 export type SendDeps = Deps & {
@@ -27,6 +29,12 @@ export type SendDeps = Deps & {
   isMember(group: string, account: string): Promise<boolean>;
 };
 
+async function isInvited(deps: Deps, group: string, account: string): Promise<boolean> {
+  const row = await deps.db.selectFrom("group_members").select("state")
+    .where("group_id", "=", group).where("account_id", "=", account).executeTakeFirst();
+  return row?.state === "invited";
+}
+
 /** The outcome of a send. */
 export type Sent =
   | ({ ephemeral: false } & SendResult)
@@ -39,15 +47,19 @@ export type Sent =
  * ```ts
  * const sent = await send(deps, principal, group, { body: "AAEC", client_id: "m1" });
  * ```
+ *
+ * `invited` says whether the sender's account is still only invited to the group, when the
+ * caller knows (a WebSocket connection does); otherwise it is looked up.
  */
 export async function send(
   deps: SendDeps,
   from: Principal,
   group: string,
   body: SendBody,
+  invited?: boolean,
 ): Promise<Sent> {
   try {
-    return await sendUnchecked(deps, from, group, body);
+    return await sendUnchecked(deps, from, group, body, invited);
   } catch (error) {
     const reason = error instanceof RelayError ? error.code : "internal";
     deps.metrics.messagesRejected.inc({ reason });
@@ -60,6 +72,7 @@ async function sendUnchecked(
   from: Principal,
   group: string,
   body: SendBody,
+  invited: boolean | undefined,
 ): Promise<Sent> {
   // The schema already checked the alphabet; a length of 4n+1 is not base64url. The size is
   // known from the length, so the body is never decoded here (Postgres stores it as bytes).
@@ -75,6 +88,9 @@ async function sendUnchecked(
     throw notFound("No such blob");
   }
   deps.sendLimit.check(from.device, "sends");
+  if (invited ?? await isInvited(deps, group, from.account)) {
+    await acceptMembership(deps, group, from.account);
+  }
 
   if (body.ephemeral) {
     if (!(await deps.isMember(group, from.account))) throw notFound("No such group");

@@ -2,11 +2,14 @@
  * @module
  * The device directory (PROTOCOL.md "Device directory"): who may see an account's devices,
  * each device's status (`active`, `inactive`, `revoked`), and revocation by the owning account.
+ * A group that an account has only been invited to sees what encryption needs — device ids,
+ * certificates, revoked or not — but no names, platforms or activity (`consent.ts`).
+ * `last_seen_at` is shown at the granularity it is stored at (`SEALPOST_LAST_SEEN_GRANULARITY`).
  */
 
-import { sql } from "kysely";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
+import { exposureOf } from "./consent.ts";
 
 /** Those of `devices` that exist and are not revoked. */
 export async function liveDevices(deps: Deps, devices: string[]): Promise<Set<string>> {
@@ -23,7 +26,8 @@ export type DeviceInfo = {
   name: string | null;
   platform: string | null;
   created_at: number;
-  last_seen_at: number;
+  /** Null when the viewer may not see it (the account has not accepted a shared group). */
+  last_seen_at: number | null;
   status: "active" | "inactive" | "revoked";
 };
 
@@ -40,33 +44,44 @@ export function deviceStatus(
 
 /** True when `viewer` may see `account`'s devices: the same account or a shared group. */
 export async function canSeeAccount(deps: Deps, viewer: string, account: string): Promise<boolean> {
-  if (viewer === account) return true;
-  const shared = await sql<{ one: number }>`
-    select 1 as one from group_members a
-    join group_members b on b.group_id = a.group_id
-    where a.account_id = ${viewer} and b.account_id = ${account}
-    limit 1`.execute(deps.db);
-  return shared.rows.length > 0;
+  return (await exposureOf(deps, viewer, account)) !== "none";
 }
 
 /**
  * Lists an account's devices for `viewer`, or throws `404` when the viewer may not see them
- * (the same answer as for an account that does not exist: no existence oracle).
+ * (the same answer as for an account that does not exist: no existence oracle). For a viewer
+ * that shares only groups the account is invited to, names, platforms and `last_seen_at` are
+ * null and `inactive` shows as `active` (it would tell activity); an invited account the relay
+ * does not know lists no devices (`[]`), like a known one whose devices were all cleaned up.
  */
 export async function listDevices(
   deps: Deps,
   viewer: string,
   account: string,
 ): Promise<DeviceInfo[]> {
-  if (!(await canSeeAccount(deps, viewer, account))) throw notFound("No such account");
+  const exposure = await exposureOf(deps, viewer, account);
+  if (exposure === "none") throw notFound("No such account");
   const rows = await deps.db.selectFrom("devices")
     .select(["id", "cert", "name", "platform", "created_at", "last_seen_at", "revoked_at"])
     .where("account_id", "=", account).orderBy("created_at").orderBy("id").execute();
-  if (rows.length === 0 && viewer !== account) throw notFound("No such account");
   const now = deps.clock.now();
   const inactiveAfterMs = (await deps.settings.get()).inactive_after_s * 1000;
   return rows.map((row) => {
-    const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
+    const lastSeen = deps.activity.coarse(
+      Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0),
+    );
+    const status = deviceStatus(row.revoked_at, lastSeen, now, inactiveAfterMs);
+    if (exposure === "encryption") {
+      return {
+        id: row.id,
+        cert: row.cert,
+        name: null,
+        platform: null,
+        created_at: row.created_at,
+        last_seen_at: null,
+        status: status === "revoked" ? "revoked" : "active",
+      };
+    }
     return {
       id: row.id,
       cert: row.cert,
@@ -74,7 +89,7 @@ export async function listDevices(
       platform: row.platform,
       created_at: row.created_at,
       last_seen_at: lastSeen,
-      status: deviceStatus(row.revoked_at, lastSeen, now, inactiveAfterMs),
+      status,
     };
   });
 }

@@ -7,6 +7,10 @@
  *
  * Roles: an owner may do anything; an admin may add and remove members and admins and change
  * their roles, but may not touch an owner or make one; a member may only leave.
+ *
+ * An added account is `invited` until it accepts (`consent.ts`): adding never asks whether the
+ * account exists (an unknown account is invited like a known one), only accepted memberships
+ * count toward `max_groups_per_account`, and pending invitations per account are capped.
  */
 
 import { sql } from "kysely";
@@ -15,9 +19,12 @@ import type { Deps } from "../deps.ts";
 import { fromBase64Url, randomId } from "../base/encoding.ts";
 import { invalid, notFound, RelayError } from "../errors.ts";
 import type { Principal } from "../authenticate.ts";
+import { assertCanBeInvited, assertGroupQuota } from "./consent.ts";
 
 /** A member as the wire shows it. */
-export type Member = { account: string; role: Role; added_at: number };
+export type Member = { account: string; role: Role; added_at: number; state: MemberState };
+/** Whether a member has accepted its membership (issue 16: consent before exposure). */
+export type MemberState = "invited" | "accepted";
 /** Member roles. */
 export type Role = "owner" | "admin" | "member";
 /** The group object of PROTOCOL.md. */
@@ -39,20 +46,27 @@ export function capRetention(requested: number, maxTtlMs: number | null): number
   return maxS === null ? requested : Math.min(requested, maxS);
 }
 
-async function groupObject(deps: Deps, id: string): Promise<GroupObject | null> {
+/** The group object of `id`, or null when there is no such group. */
+export async function groupObject(deps: Deps, id: string): Promise<GroupObject | null> {
   const group = await deps.db.selectFrom("groups").selectAll().where("id", "=", id)
     .executeTakeFirst();
   if (!group) return null;
   const members = await deps.db.selectFrom("group_members")
-    .select(["account_id", "role", "added_at"]).where("group_id", "=", id)
+    .select(["account_id", "role", "added_at", "state"]).where("group_id", "=", id)
     .orderBy("added_at").orderBy("account_id").execute();
   return {
     id: group.id,
-    members: members.map((m) => ({ account: m.account_id, role: m.role, added_at: m.added_at })),
+    members: members.map(toMember),
     retention_s: group.retention_s,
     last_seq: group.last_seq,
     created_at: group.created_at,
   };
+}
+
+function toMember(
+  m: { account_id: string; role: Role; added_at: number; state: MemberState },
+): Member {
+  return { account: m.account_id, role: m.role, added_at: m.added_at, state: m.state };
 }
 
 /** The caller's role in a group, or throws `404` when it is not a member (or no such group). */
@@ -101,14 +115,36 @@ export async function groupsOf(deps: Deps, account: string): Promise<string[]> {
   return rows.map((r) => r.group_id);
 }
 
-function announce(
+/** The groups `account` belongs to, and of those the ones it is only invited to. */
+export async function membershipOf(
+  deps: Deps,
+  account: string,
+): Promise<{ groups: string[]; invited: string[] }> {
+  const rows = await deps.db.selectFrom("group_members").select(["group_id", "state"])
+    .where("account_id", "=", account).execute();
+  return {
+    groups: rows.map((r) => r.group_id),
+    invited: rows.filter((r) => r.state === "invited").map((r) => r.group_id),
+  };
+}
+
+/** Publishes a membership change on the bus. */
+export function announce(
   deps: Deps,
   group: string,
   event: MembershipEvent,
   account: string,
   notify: string[],
+  invited = false,
 ): void {
-  deps.bus.publish({ kind: "membership", group, event, account, notify: [...new Set(notify)] });
+  deps.bus.publish({
+    kind: "membership",
+    group,
+    event,
+    account,
+    notify: [...new Set(notify)],
+    ...(invited ? { invited } : {}),
+  });
 }
 
 /** Creates a group owned by the caller's account. */
@@ -130,19 +166,9 @@ export async function createGroup(
   const retention = capRetention(body.retention_s ?? settings.retention_s, config.maxTtl);
   const now = clock.now();
 
-  const count = await db.selectFrom("group_members").select(sql<number>`count(*)::int`.as("n"))
-    .where("account_id", "=", caller.account).executeTakeFirstOrThrow();
-  if (count.n >= config.maxGroupsPerAccount) {
-    throw new RelayError(
-      "conflict",
-      `An account may be in at most ${config.maxGroupsPerAccount} groups`,
-    );
-  }
-  if (others.length > 0) {
-    const known = await db.selectFrom("accounts").select("id").where("id", "in", others).execute();
-    const missing = others.filter((a) => !known.some((k) => k.id === a));
-    if (missing.length > 0) throw notFound(`No such account: ${missing[0]}`);
-  }
+  await assertGroupQuota(deps, caller.account);
+  // Never ask whether the others exist: an unknown account is invited like a known one.
+  await assertCanBeInvited(deps, others);
 
   try {
     await db.transaction().execute(async (tx) => {
@@ -154,12 +180,19 @@ export async function createGroup(
       })
         .execute();
       await tx.insertInto("group_members").values([
-        { group_id: id, account_id: caller.account, role: "owner", added_at: now },
+        {
+          group_id: id,
+          account_id: caller.account,
+          role: "owner",
+          added_at: now,
+          state: "accepted",
+        },
         ...others.map((account) => ({
           group_id: id,
           account_id: account,
           role: "member" as const,
           added_at: now,
+          state: "invited" as const,
         })),
       ]).execute();
     });
@@ -170,7 +203,9 @@ export async function createGroup(
     throw error;
   }
   const all = [caller.account, ...others];
-  for (const account of all) announce(deps, id, "member_added", account, all);
+  for (const account of all) {
+    announce(deps, id, "member_added", account, all, account !== caller.account);
+  }
   return (await groupObject(deps, id))!;
 }
 
@@ -187,7 +222,8 @@ export async function listGroups(
       "id",
     )
       .execute(),
-    deps.db.selectFrom("group_members").select(["group_id", "account_id", "role", "added_at"])
+    deps.db.selectFrom("group_members")
+      .select(["group_id", "account_id", "role", "added_at", "state"])
       .where("group_id", "in", ids).orderBy("added_at").orderBy("account_id").execute(),
     deps.db.selectFrom("cursors").select(["group_id", "seq"]).where("device_id", "=", caller.device)
       .execute(),
@@ -195,8 +231,7 @@ export async function listGroups(
   const cursorOf = new Map(cursors.map((c) => [c.group_id, c.seq]));
   return groups.map((g) => ({
     id: g.id,
-    members: members.filter((m) => m.group_id === g.id)
-      .map((m) => ({ account: m.account_id, role: m.role, added_at: m.added_at })),
+    members: members.filter((m) => m.group_id === g.id).map(toMember),
     retention_s: g.retention_s,
     last_seq: g.last_seq,
     created_at: g.created_at,
@@ -244,27 +279,57 @@ export async function putMember(
     }
     return (await groupObject(deps, id))!;
   }
-  const known = await db.selectFrom("accounts").select("id").where("id", "=", account)
-    .executeTakeFirst();
-  if (!known) throw notFound("No such account");
   const members = await memberAccounts(deps, id);
   if (members.length >= config.maxGroupMembers) {
     throw new RelayError("conflict", `A group holds at most ${config.maxGroupMembers} members`);
   }
-  const theirs = await db.selectFrom("group_members").select(sql<number>`count(*)::int`.as("n"))
-    .where("account_id", "=", account).executeTakeFirstOrThrow();
-  if (theirs.n >= config.maxGroupsPerAccount) {
-    throw new RelayError(
-      "conflict",
-      `An account may be in at most ${config.maxGroupsPerAccount} groups`,
-    );
-  }
+  // The same checks and answers whether or not the account exists (no existence oracle); its
+  // group quota is checked when it accepts.
+  await assertCanBeInvited(deps, [account]);
   await db.insertInto("group_members")
-    .values({ group_id: id, account_id: account, role, added_at: clock.now() })
+    .values({ group_id: id, account_id: account, role, added_at: clock.now(), state: "invited" })
     .onConflict((oc) => oc.columns(["group_id", "account_id"]).doNothing())
     .execute();
-  announce(deps, id, "member_added", account, [...members, account]);
+  announce(deps, id, "member_added", account, [...members, account], true);
   return (await groupObject(deps, id))!;
+}
+
+/**
+ * Accepts the caller's membership of a group (`POST /v1/groups/:id/accept`, the `accept` frame):
+ * idempotent, answering the group object also when the account already takes part; `404` for a
+ * non-member; `409 conflict` when accepting would pass `max_groups_per_account`.
+ */
+export async function acceptGroup(
+  deps: Deps,
+  caller: Principal,
+  id: string,
+): Promise<GroupObject> {
+  await acceptMembership(deps, id, caller.account);
+  const group = await groupObject(deps, id);
+  if (!group) throw notFound("No such group");
+  return group;
+}
+
+/**
+ * Marks `account`'s membership of `group` accepted when it is invited, announcing
+ * `member_accepted`; true when it changed. Throws `404` when the account is not a member.
+ */
+export async function acceptMembership(
+  deps: Deps,
+  group: string,
+  account: string,
+): Promise<boolean> {
+  const row = await deps.db.selectFrom("group_members").select("state")
+    .where("group_id", "=", group).where("account_id", "=", account).executeTakeFirst();
+  if (!row) throw notFound("No such group");
+  if (row.state === "accepted") return false;
+  await assertGroupQuota(deps, account);
+  const updated = await deps.db.updateTable("group_members").set({ state: "accepted" })
+    .where("group_id", "=", group).where("account_id", "=", account)
+    .where("state", "=", "invited").returning("account_id").execute();
+  if (updated.length === 0) return false;
+  announce(deps, group, "member_accepted", account, await memberAccounts(deps, group));
+  return true;
 }
 
 async function ownerCount(deps: Deps, id: string): Promise<number> {

@@ -22,6 +22,7 @@ const CLIENT_SUMMARIES: Record<string, string> = {
   ack: "Move the device's cursor for a group; no reply",
   presence: "Ask which devices of the group are online; answered by presence",
   ping: "Answered by pong",
+  accept: "Accept the account's invitation to the group; answered by accepted",
 };
 
 const SERVER_SUMMARIES: Record<keyof typeof SERVER_FRAMES, string> = {
@@ -34,6 +35,7 @@ const SERVER_SUMMARIES: Record<keyof typeof SERVER_FRAMES, string> = {
   presence: "The answer to presence (online: device ids), or a presence event (online: bool)",
   group: "A membership change of a group the device's account is (or was) in",
   pong: "The answer to ping",
+  accepted: "The answer to accept: the account takes part in the group",
   error: "A frame was refused; the connection stays open unless a close follows",
 };
 

@@ -1,12 +1,14 @@
 /**
  * @module
- * Routes of PROTOCOL.md "Groups": create, list, read, add/change member, remove member, delete.
+ * Routes of PROTOCOL.md "Groups": create, list, read, accept an invitation, add/change member,
+ * remove member (or decline), delete.
  */
 
 import { Hono } from "hono";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
 import {
+  acceptGroup,
   createGroup,
   deleteGroup,
   getGroup,
@@ -42,6 +44,9 @@ export function groupRoutes(
   });
   app.get("/groups/:id", auth, async (c) => {
     return c.json(await getGroup(deps, c.get("principal"), groupParam(c.req.param("id"))));
+  });
+  app.post("/groups/:id/accept", auth, async (c) => {
+    return c.json(await acceptGroup(deps, c.get("principal"), groupParam(c.req.param("id"))));
   });
   app.put("/groups/:id/members/:account", auth, async (c) => {
     const id = groupParam(c.req.param("id"));

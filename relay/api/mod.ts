@@ -17,6 +17,7 @@ import { NAME, VERSION } from "../base/version.ts";
 import { asyncApiDocument } from "./asyncapi.ts";
 import { openApiDocument } from "./openapi.ts";
 import { sameSecret } from "../base/encoding.ts";
+import { redactPath } from "../base/log.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
 import { clientAddress } from "./client_address.ts";
@@ -39,7 +40,7 @@ export type ApiOptions = {
 let requestCounter = 0;
 
 /** v1 additions this relay implements, announced in `/v1/info` as `features`. */
-export const FEATURES: readonly string[] = ["openapi", "asyncapi"];
+export const FEATURES: readonly string[] = ["openapi", "asyncapi", "invitations"];
 
 /**
  * Builds the HTTP app.
@@ -69,7 +70,7 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     const fields = {
       request_id: requestId,
       method: c.req.method,
-      path: c.req.path,
+      path: deps.config.logIdentities ? c.req.path : redactPath(c.req.path),
       status,
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
@@ -113,8 +114,12 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
       version: VERSION,
       registration: settings.registration,
       limits: publicLimits(deps.config, settings),
-      push: options.pushInfo?.() ?? { apns: false, fcm: false, unifiedpush: false },
       features: FEATURES,
+      privacy: {
+        presence: deps.config.presence === "on",
+        last_seen_granularity_s: Math.floor(deps.config.lastSeenGranularity / 1000),
+      },
+      push: options.pushInfo?.() ?? { apns: false, fcm: false, unifiedpush: false },
     });
   });
   // The API as data, built once from the zod schemas the handlers validate with.

@@ -62,7 +62,7 @@ const T = 1_796_000_000_000;
 
 const group = {
   id: GROUP,
-  members: [{ account: ACCOUNT, role: "owner", added_at: T }],
+  members: [{ account: ACCOUNT, role: "owner", added_at: T, state: "accepted" }],
   retention_s: 2_592_000,
   last_seq: 0,
   created_at: T,
@@ -264,9 +264,23 @@ export const OPERATIONS: Operation[] = [
       status: 200,
       answer: {
         ...group,
-        members: [...group.members, { account: OTHER, role: "admin", added_at: T }],
+        members: [
+          ...group.members,
+          { account: OTHER, role: "admin", added_at: T, state: "invited" },
+        ],
       },
     },
+  },
+  {
+    method: "post",
+    path: "/v1/groups/:id/accept",
+    id: "acceptGroup",
+    tag: "groups",
+    summary: "Accept the caller's invitation (idempotent; 404 for non-members)",
+    access: "bearer",
+    answers: { 200: success("The group", R.Group) },
+    errors: [404, 409],
+    example: { status: 200, answer: group },
   },
   {
     method: "post",

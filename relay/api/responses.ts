@@ -62,6 +62,8 @@ export const Info = z.object({
     fcm: z.boolean(),
   }),
   features: z.array(z.string()).optional(),
+  privacy: z.object({ presence: z.boolean(), last_seen_granularity_s: z.number().int() })
+    .optional(),
 });
 
 export const Challenge = z.object({ nonce: b64, expires_at: time });
@@ -74,7 +76,8 @@ export const Device = z.object({
   name: z.string().nullable(),
   platform: z.string().nullable(),
   created_at: time,
-  last_seen_at: time,
+  /** Null while the account has only been invited to the groups it shares with the viewer. */
+  last_seen_at: time.nullable(),
   status: z.enum(["active", "inactive", "revoked"]),
 });
 export const DeviceList = z.object({ devices: z.array(Device) });
@@ -83,6 +86,7 @@ export const Member = z.object({
   account: keyId,
   role: z.enum(["owner", "admin", "member"]),
   added_at: time,
+  state: z.enum(["invited", "accepted"]),
 });
 export const Group = z.object({
   id: groupId,
@@ -180,9 +184,10 @@ export const SERVER_FRAMES = {
   group: z.object({
     t: z.literal("group"),
     group: groupId,
-    event: z.enum(["member_added", "member_removed", "role_changed", "deleted"]),
+    event: z.enum(["member_added", "member_removed", "role_changed", "deleted", "member_accepted"]),
     account: keyId,
   }),
+  accepted: z.object({ t: z.literal("accepted"), ref, group: groupId }),
   pong: z.object({ t: z.literal("pong"), ref }),
   error: z.object({
     t: z.literal("error"),

@@ -2,7 +2,33 @@
  * @module
  * Structured logging: one JSON object per line when not on a TTY, a readable line on a TTY.
  * Callers pass fields, never secrets: tokens, keys, bodies and invite codes stay out of logs.
+ * Who did something is kept out too unless the operator opts in (`SEALPOST_LOG_IDENTITIES`):
+ * a logger made with `redact` drops those fields from every line, and request paths have their
+ * ids replaced by {@link redactPath} (docs/privacy.md lists every field).
  */
+
+/** Fields that name a device, an account or a client address: dropped unless opted in. */
+export const IDENTITY_FIELDS: readonly string[] = [
+  "device",
+  "account",
+  "ip",
+  "by",
+  "from",
+  "address",
+];
+
+/**
+ * A request path with every id-like segment (16+ base64url characters: keys, group, blob and
+ * invite ids) replaced by `:id`.
+ *
+ * @example
+ * ```ts
+ * redactPath("/v1/accounts/" + "A".repeat(43) + "/devices"); // "/v1/accounts/:id/devices"
+ * ```
+ */
+export function redactPath(path: string): string {
+  return path.split("/").map((s) => /^[A-Za-z0-9_-]{16,}$/.test(s) ? ":id" : s).join("/");
+}
 
 /** Log severity, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -40,13 +66,21 @@ export function createLogger(options: {
   format: "pretty" | "json";
   sink?: LogSink;
   fields?: Record<string, unknown>;
+  /** Field names left out of every line (e.g. {@link IDENTITY_FIELDS}). */
+  redact?: readonly string[];
 }): Logger {
   const sink = options.sink ?? defaultSink;
   const min = ORDER[options.level];
   const base = options.fields ?? {};
+  const redact = options.redact ?? [];
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     const all = { ...base, ...fields };
+    for (const key of redact) delete all[key];
+    // An admin actor names its address after `@` (`admin:1a2b3c4d@203.0.113.7`).
+    if (redact.length > 0 && typeof all.actor === "string") {
+      all.actor = all.actor.replace(/@.*$/, "");
+    }
     if (options.format === "json") {
       sink(
         JSON.stringify({ time: new Date().toISOString(), level, msg, ...all }, errorSafe),

@@ -19,14 +19,28 @@ import type { Database } from "../store/schema.ts";
 export type SeqRange = { group: string; from: number; to: number };
 
 /** Membership events of PROTOCOL.md. */
-export type MembershipEvent = "member_added" | "member_removed" | "role_changed" | "deleted";
+export type MembershipEvent =
+  | "member_added"
+  | "member_removed"
+  | "role_changed"
+  | "deleted"
+  /** An invited account accepted (issue 16): its presence may now be shown to the group. */
+  | "member_accepted";
 
 /** Something every instance's hub must hear about. */
 export type BusEvent =
   /** Messages committed in one group, `seq` ascending. */
   | { kind: "messages"; group: string; messages: StoredMessage[] }
   /** A membership change; `members` are the accounts to tell (remaining, added and removed). */
-  | { kind: "membership"; group: string; event: MembershipEvent; account: string; notify: string[] }
+  /** `invited`: an added account that has not accepted yet (its presence stays hidden). */
+  | {
+    kind: "membership";
+    group: string;
+    event: MembershipEvent;
+    account: string;
+    notify: string[];
+    invited?: boolean;
+  }
   /** A device was revoked or deleted: close its connections with 4003. */
   | { kind: "revoked"; device: string }
   /** An ephemeral message: relayed to connected, subscribed devices only. */

@@ -134,6 +134,7 @@ export class InstanceRegistry {
       select distinct od.device_id from online_devices od
       join devices d on d.id = od.device_id
       join group_members gm on gm.account_id = d.account_id and gm.group_id = ${group}
+        and gm.state = 'accepted'
       join instances i on i.id = od.instance_id
       where od.instance_id <> ${id} and i.heartbeat_at > ${clock.now() - DEAD_AFTER_MS}`
       .execute(db);

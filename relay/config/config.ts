@@ -55,6 +55,16 @@ export type Config = {
   readonly claimPerTarget: Rate;
   /** Proxies whose forwarding headers name the client; unset → the socket's address. */
   readonly trustedProxies?: TrustedProxies;
+  /** Invitations one account may have pending (issue 16). */
+  readonly maxPendingInvitations: number;
+  /** Presence queries and events, server-wide. */
+  readonly presence: "on" | "off";
+  /** `last_seen_at` is rounded down to a multiple of this (ms). */
+  readonly lastSeenGranularity: number;
+  /** Logs may carry device/account ids and client addresses. */
+  readonly logIdentities: boolean;
+  /** How long client addresses stay in the audit log (ms). */
+  readonly auditAddressRetention: number;
   readonly tokenTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;

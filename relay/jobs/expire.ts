@@ -95,3 +95,39 @@ export async function expireCredentials(
   );
   return Number(row.rows[0].n);
 }
+
+/** Rows the sweeper rewrites per run when erasing audit-log addresses. */
+const AUDIT_ERASE_BATCH = 1000;
+
+/**
+ * Erases client addresses from audit-log rows older than `SEALPOST_AUDIT_ADDRESS_RETENTION`
+ * (issue 16): the `@address` suffix of an admin actor (`admin:1a2b3c4d@203.0.113.7` →
+ * `admin:1a2b3c4d`) and an `ip` field of the detail. The action, time and session stay. At most
+ * {@link AUDIT_ERASE_BATCH} rows a run; the next run takes the rest. Returns the rows changed.
+ */
+export async function eraseAuditAddresses(
+  deps: Deps,
+  now: number,
+  dryRun = false,
+): Promise<number> {
+  const before = now - deps.config.auditAddressRetention;
+  const rows = await deps.db.selectFrom("audit_log").select(["id", "actor", "detail"])
+    .where("at", "<", before)
+    .where((eb) => eb.or([eb("actor", "like", "%@%"), eb("detail", "like", '%"ip":%')]))
+    .orderBy("id").limit(AUDIT_ERASE_BATCH).execute();
+  if (dryRun) return rows.length;
+  for (const row of rows) {
+    let detail = row.detail;
+    try {
+      const parsed = JSON.parse(row.detail);
+      if (parsed && typeof parsed === "object" && "ip" in parsed) {
+        delete parsed.ip;
+        detail = JSON.stringify(parsed);
+      }
+    } catch { /* not JSON: nothing to erase in it */ }
+    await deps.db.updateTable("audit_log")
+      .set({ actor: row.actor.replace(/@.*$/, ""), detail })
+      .where("id", "=", row.id).execute();
+  }
+  return rows.length;
+}

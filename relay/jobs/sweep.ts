@@ -12,7 +12,7 @@ import { sql } from "kysely";
 import type { BlobPolicy } from "../blobs/policy.ts";
 import { cleanup, type LifecycleHooks } from "./cleanup.ts";
 import type { Deps } from "../deps.ts";
-import { expireCredentials, expireMessages } from "./expire.ts";
+import { eraseAuditAddresses, expireCredentials, expireMessages } from "./expire.ts";
 
 /** The advisory lock key of sweeper runs: "sweep" in ASCII. */
 const SWEEP_LOCK = 0x7377656570;
@@ -32,6 +32,8 @@ export type SweepReport = {
   accountsDeleted: number;
   membershipsRemoved: number;
   groupsDeleted: number;
+  /** Audit-log rows whose client address was erased after its retention. */
+  auditAddressesErased: number;
   durationMs: number;
 };
 
@@ -137,6 +139,7 @@ export class Sweeper {
     const expiredCredentials = await expireCredentials(deps, now, dryRun);
     const blobs = await deps.blobs.purge(now, { dryRun });
     const life = await cleanup(deps, now, { dryRun, hooks: this.options.hooks });
+    const auditAddressesErased = await eraseAuditAddresses(deps, now, dryRun);
     const report: SweepReport = {
       dryRun,
       expiredMessages,
@@ -146,6 +149,7 @@ export class Sweeper {
       orphanBlobs: blobs.orphan,
       groupBlobs: blobs.group_deleted,
       ...life,
+      auditAddressesErased,
       durationMs: Math.round(performance.now() - started),
     };
     if (dryRun) return report;

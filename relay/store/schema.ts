@@ -71,6 +71,11 @@ export interface GroupMembersTable {
   account_id: string;
   role: "owner" | "admin" | "member";
   added_at: number;
+  /**
+   * `invited` until one of the account's devices accepts (migration 0008); others then see its
+   * devices' names, platforms, activity and presence. The account need not be registered yet.
+   */
+  state: Generated<"invited" | "accepted">;
 }
 
 export interface MessagesTable {

@@ -13,7 +13,7 @@ import {
   openPostgres,
   withReplica,
 } from "../../relay/store/database.ts";
-import { createLogger, type Logger, type LogLevel } from "../../relay/base/log.ts";
+import { createLogger, IDENTITY_FIELDS, type Logger, type LogLevel } from "../../relay/base/log.ts";
 import { migrate } from "../../relay/store/migrate.ts";
 import { createRelay, type Relay } from "../../relay/mod.ts";
 import { mountAdmin } from "../../admin/mod.ts";
@@ -160,6 +160,8 @@ export async function startTestRelay(
   const log: Logger = createLogger({
     level: options.logLevel ?? "debug",
     format: "json",
+    // As main.ts does: identities stay out of log lines unless the test opts in.
+    redact: options.env?.SEALPOST_LOG_IDENTITIES === "true" ? [] : IDENTITY_FIELDS,
     sink: (line) => {
       logs.push(line);
       if (Deno.env.get("SEALPOST_TEST_LOGS")) console.error(line);

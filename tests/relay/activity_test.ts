@@ -17,7 +17,8 @@ async function storedLastSeen(t: RunningRelay, device: string): Promise<number> 
   return row.last_seen_at;
 }
 
-relaySuite("device activity", {}, {
+// Kept to the millisecond here, so batching can be checked exactly; coarse storage is below.
+relaySuite("device activity", { env: { SEALPOST_LAST_SEEN_GRANULARITY: "1ms" } }, {
   "last_seen_at is not written to the database per request, only by activity.flush()": async (
     t,
   ) => {
@@ -85,4 +86,33 @@ Deno.test("ActivityTracker flushes at a tenth of inactive_after, at most once a 
   assert.equal(make(5 * 60_000).intervalMs, 30_000);
   assert.equal(make(10_000).intervalMs, 1_000);
   assert.equal(make(100).intervalMs, 50);
+});
+
+relaySuite("coarse last_seen_at", {}, {
+  "last_seen_at is stored and shown rounded down to SEALPOST_LAST_SEEN_GRANULARITY (1h)": async (
+    t,
+  ) => {
+    const HOUR = 3_600_000;
+    t.clock.set((Math.floor(t.clock.now() / HOUR) + 1) * HOUR + 17 * 60_000 + 123);
+    const { me, api } = await registered(t);
+    const registeredAt = t.clock.now();
+    const stored = await storedLastSeen(t, me.device.id);
+    assert.equal(stored % HOUR, 0, "registration stores the hour, not the moment");
+    assert.equal(stored, registeredAt - (17 * 60_000 + 123));
+    t.clock.advance(50 * 60_000); // into the next hour
+    await api.devices(me.account);
+    const { devices } = await api.devices(me.account);
+    assert.equal(devices[0].last_seen_at, stored + HOUR, "unflushed activity shows coarse too");
+    await t.relay.deps.activity.flush();
+    assert.equal(await storedLastSeen(t, me.device.id), stored + HOUR);
+  },
+});
+
+Deno.test("ActivityTracker caps the granularity at a tenth of inactive_after", () => {
+  const make = (inactive: number, granularity: number) =>
+    new ActivityTracker(null!, new ManualClock(0), silentLogger, inactive, granularity);
+  assert.equal(make(90 * 86_400_000, 3_600_000).granularityMs, 3_600_000);
+  assert.equal(make(3_600_000, 3_600_000).granularityMs, 360_000);
+  assert.equal(make(3_600_000, 3_600_000).coarse(1_000_000), 720_000);
+  assert.equal(make(3_600_000, 0).coarse(1_000_001), 1_000_001);
 });

@@ -164,6 +164,7 @@ testBothDatabases("presence lists online devices and announces comings and going
     const alice = await newDevice(t.url);
     const bob = await newDevice(t.url);
     const group = await alice.api.createGroup({ members: [bob.account] });
+    await bob.api.acceptGroup(group.id); // an invited member's presence stays hidden
     const a = await RawSocket.authed(t.wsUrl, alice.token);
     a.send({ t: "sub", groups: [group.id], presence: true });
     await a.next((f) => f.t === "synced");
@@ -192,6 +193,38 @@ testBothDatabases("presence lists online devices and announces comings and going
     await t.stop();
   }
 });
+
+testBothDatabases(
+  "SEALPOST_PRESENCE=off answers no device and sends no presence events",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_PRESENCE: "off" } });
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      await bob.api.acceptGroup(group.id);
+      const a = await RawSocket.authed(t.wsUrl, alice.token);
+      a.send({ t: "sub", groups: [group.id], presence: true });
+      await a.next((f) => f.t === "synced");
+      const b = await RawSocket.authed(t.wsUrl, bob.token);
+      // A membership event published after Bob connected: a presence event would come first.
+      await alice.api.putMember(group.id, (await newDevice(t.url)).account);
+      await a.next((f) => f.t === "group");
+      a.send({ t: "presence", group: group.id, ref: 1 });
+      assert.deepEqual(await a.next((f) => f.t === "presence"), {
+        t: "presence",
+        group: group.id,
+        online: [],
+        ref: 1,
+      });
+      assert.equal(a.frames.filter((f) => f.t === "presence").length, 0);
+      b.close();
+      a.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
 
 testBothDatabases(
   "membership changes are announced and sub null follows groups joined later",

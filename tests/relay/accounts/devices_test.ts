@@ -32,8 +32,17 @@ async function shareGroup(db: Db, now: number, ...accounts: string[]): Promise<s
   return id;
 }
 
-/** Short lifecycle thresholds, so a step can move the clock past them. */
-const LIFECYCLE = { env: { SEALPOST_INACTIVE_AFTER: "1h", SEALPOST_DELETE_AFTER: "2h" } };
+/**
+ * Short lifecycle thresholds, so a step can move the clock past them; `last_seen_at` kept to the
+ * millisecond so the status flips exactly at the threshold (coarse storage: activity_test.ts).
+ */
+const LIFECYCLE = {
+  env: {
+    SEALPOST_INACTIVE_AFTER: "1h",
+    SEALPOST_DELETE_AFTER: "2h",
+    SEALPOST_LAST_SEEN_GRANULARITY: "1ms",
+  },
+};
 
 relaySuite("device directory", LIFECYCLE, {
   "devices() lists every device of the caller's own account": async (t) => {

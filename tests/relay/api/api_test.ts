@@ -44,6 +44,8 @@ relaySuite("HTTP surface", {
     assert.deepEqual(body.limits.rate_poll, { count: 200, per_s: 60 });
     assert.equal(body.limits.rate_auth, null, "the test relay turns the auth limit off");
     assert.deepEqual(body.limits.rate_claim, { count: 60, per_s: 60 });
+    assert.ok(body.features.includes("invitations"), "v1 additions are announced");
+    assert.deepEqual(body.privacy, { presence: true, last_seen_granularity_s: 3600 });
     assert.equal(typeof body.push, "object");
     for (const kind of ["apns", "fcm", "unifiedpush"]) {
       assert.equal(typeof body.push[kind], "boolean", `push.${kind}`);
@@ -195,6 +197,17 @@ relaySuite("HTTP surface", {
     assert.ok(!text.includes("bad-token-x"), "no rejected token");
     assert.ok(!text.includes(me.cert), "no certificate");
     assert.ok(!text.includes("an-invite-that-is-ignored"), "no invite code");
+  },
+
+  "logs carry no device or account ids and no client addresses by default": async (t) => {
+    const { me, api } = await registered(t);
+    await api.devices(me.account);
+    await api.revokeDevice(me.device.id);
+    const text = t.logs.join("\n");
+    assert.ok(text.includes("/v1/accounts/:id/devices"), "request paths keep their route");
+    assert.ok(!text.includes(me.device.id), "no device id");
+    assert.ok(!text.includes(me.account), "no account id");
+    assert.ok(!text.includes('127.0.0.1"'), "no client address");
   },
 
   // Last: the relay stays drained.

@@ -23,6 +23,7 @@ testBothDatabases(
       const alice = await newDevice(a.url);
       const [bob, bobLaptop] = await newAccount(a.url, 2);
       const group = await alice.api.createGroup({ members: [bob.account] });
+      await bob.api.acceptGroup(group.id); // so its presence shows to alice
       const onB = await RawSocket.authed(b.wsUrl, bob.token);
       onB.send({ t: "sub", groups: null, presence: true });
       await onB.next((f) => f.t === "synced");

@@ -179,3 +179,38 @@ Deno.test({
     }
   },
 });
+
+testBothDatabases(
+  "the sweeper erases client addresses from audit-log rows older than their retention",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_AUDIT_ADDRESS_RETENTION: "1h" } });
+    try {
+      const now = t.clock.now();
+      const rows = [
+        { at: now - 2 * 3_600_000, actor: "admin:1a2b3c4d@203.0.113.7", action: "admin.login" },
+        { at: now - 60_000, actor: "admin:5e6f7a8b@198.51.100.9", action: "admin.login" },
+      ];
+      for (const row of rows) {
+        const ip = row.actor.split("@")[1];
+        await t.database.db.insertInto("audit_log")
+          .values({ ...row, detail: JSON.stringify({ ip, session: "s" }) }).execute();
+      }
+      const report = await t.relay.sweeper.runOnce();
+      assert.equal(report?.auditAddressesErased, 1);
+      const after = await t.database.db.selectFrom("audit_log").select(["actor", "detail"])
+        .where("action", "=", "admin.login").orderBy("at").execute();
+      assert.deepEqual(after, [
+        { actor: "admin:1a2b3c4d", detail: JSON.stringify({ session: "s" }) },
+        { actor: "admin:5e6f7a8b@198.51.100.9", detail: rows[1] && after[1].detail },
+      ]);
+      assert.ok(after[1].detail.includes("198.51.100.9"), "a recent row keeps its address");
+      const text = JSON.stringify(
+        await t.database.db.selectFrom("audit_log").selectAll().execute(),
+      );
+      assert.ok(!text.includes("203.0.113.7"), "the old address is gone from every row");
+      assert.equal((await t.relay.sweeper.runOnce())?.auditAddressesErased, 0, "done once");
+    } finally {
+      await t.stop();
+    }
+  },
+);
