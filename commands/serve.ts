@@ -18,9 +18,26 @@ import { clusterParts } from "../relay/cluster/mod.ts";
 import { claimDataDir } from "./data_dir.ts";
 import { CONTROL_SOCKET, serveControl } from "./control.ts";
 import { startStopWatchdog } from "./watchdog.ts";
+import { DiskSpace } from "../relay/store/disk_space.ts";
 
 /** How long past the drain timeout the watchdog waits before it kills a stuck process. */
 const WATCHDOG_GRACE_MS = 2_000;
+/** The exit code after the embedded database failed on a full disk (sysexits' EX_TEMPFAIL). */
+export const EXIT_TEMPFAIL = 75;
+/** How often a relay waiting for disk space at start looks again. */
+const SPACE_POLL_MS = 5_000;
+
+/**
+ * Waits until the data directory has its reserve free before opening the embedded database:
+ * crash recovery on a full disk would fail the way a commit does. Logs once while waiting.
+ */
+async function waitForSpace(config: Config, log: Logger): Promise<void> {
+  const disk = new DiskSpace(config.dataDir, config.diskReserve);
+  for (let logged = false; disk.refresh()?.low; logged = true) {
+    if (!logged) log.error("waiting for disk space before opening the database", disk.status()!);
+    await new Promise((resolve) => setTimeout(resolve, SPACE_POLL_MS));
+  }
+}
 
 /**
  * postgres.js 3.4 under Deno can throw from a queued write after the server closed the
@@ -50,7 +67,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   // The embedded database has one owner: refuse to start on a directory another process holds.
   const claim = await claimDataDir(config, "serve");
   const lock = claim.kind === "locked" ? claim.lock : null;
-  const database = await openDatabase(config);
+  if (lock) await waitForSpace(config, log);
+  let failed = (_reason: string) => {};
+  const database = await openDatabase(config, { onFailure: (reason) => failed(reason) });
   const report = await migrate(database.db);
   if (report.applied.length > 0) log.info("migrated", { applied: report.applied });
   const { bus, leadership } = await clusterParts(database, config.instanceId, log);
@@ -108,7 +127,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
   });
 
-  const stop = async (signal: string) => {
+  const stop = async (signal: string, exitCode = 0) => {
     log.info("draining", { signal });
     relay.drain();
     const timer = setTimeout(() => {
@@ -123,20 +142,28 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     lock?.release();
     clearTimeout(timer);
     log.info("stopped");
-    Deno.exit(0);
+    Deno.exit(exitCode);
   };
   // The drain timer above cannot fire on a stuck main thread; this one runs on its own thread.
   await startStopWatchdog(config.drainTimeout + WATCHDOG_GRACE_MS);
   let stopping = false;
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => {
-      if (stopping) return;
-      stopping = true;
-      stop(signal).catch((error) => {
-        log.error("stop failed", { error });
-        Deno.exit(1);
-      });
+  const begin = (signal: string, exitCode?: number) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal, exitCode).catch((error) => {
+      log.error("stop failed", { error });
+      Deno.exit(1);
     });
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => begin(signal));
   }
+  // The embedded database fenced itself after a full disk: answer 503 while draining, then exit
+  // with EX_TEMPFAIL so the supervisor (docker's restart policy, systemd) starts a fresh process,
+  // which waits for space, recovers from the WAL and loses nothing acknowledged.
+  failed = (reason) => {
+    log.error("stopping: the embedded database cannot continue in this process", { reason });
+    begin("disk full", EXIT_TEMPFAIL);
+  };
   await server.finished;
 }

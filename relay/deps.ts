@@ -12,6 +12,7 @@ import type { Db } from "./store/database.ts";
 import type { Logger } from "./base/log.ts";
 import type { Metrics } from "./base/metrics.ts";
 import type { RuntimeSettings } from "./config/runtime.ts";
+import type { DiskSpace } from "./store/disk_space.ts";
 
 /** The base dependencies of every service. */
 export interface Deps {
@@ -24,4 +25,6 @@ export interface Deps {
   readonly activity: ActivityTracker;
   readonly bus: Bus;
   readonly metrics: Metrics;
+  /** The data directory's free-space reserve, when it holds the database or blob files. */
+  readonly disk?: DiskSpace;
 }

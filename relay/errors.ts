@@ -96,14 +96,16 @@ export type ErrorAnswer = {
 
 /**
  * The one mapping from anything thrown to its answer, shared by the HTTP error handler and the
- * WebSocket frame handler: a {@link RelayError} as it is; a database outage as `503 unavailable`
- * (retry in a second); anything else as `500 internal`, without its details.
+ * WebSocket frame handler: a {@link RelayError} as it is; a full disk as `503 unavailable` (retry
+ * in 30 s); a database outage as `503 unavailable` (retry in a second); anything else as `500 internal`, without its details.
  */
 export function describeError(thrown: unknown): ErrorAnswer {
   let error: RelayError;
   let unexpected = false;
   if (thrown instanceof RelayError) error = thrown;
-  else if (isUnavailable(thrown)) {
+  else if (isDiskFull(thrown)) {
+    error = new RelayError("unavailable", "The relay's disk is full; retry later", DISK_RETRY_MS);
+  } else if (isUnavailable(thrown)) {
     error = new RelayError("unavailable", "The database is unreachable; retry shortly", 1000);
   } else {
     error = new RelayError("internal");
@@ -141,6 +143,19 @@ const UNAVAILABLE_CODES = new Set([
   "53300", // too_many_connections
 ]);
 
+/** How long a client should wait before retrying a write refused for lack of disk space. */
+export const DISK_RETRY_MS = 30_000;
+
+/**
+ * True when the database refused a write for lack of disk space: Postgres's `53100 disk_full`
+ * (also what embedded PGlite reports), or the file system's `ENOSPC`.
+ */
+export function isDiskFull(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === "53100" || code === "ENOSPC" ||
+    (error instanceof Error && /No space left on device/i.test(error.message));
+}
+
 /**
  * True when `error` means the database cannot be reached right now (restart, failover, network):
  * the client should retry, so it is answered `503 unavailable` rather than `500 internal`.
@@ -148,6 +163,8 @@ const UNAVAILABLE_CODES = new Set([
 export function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: string })?.code;
   if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith("08"))) return true;
+  // A full disk passes too (space returns, or the relay restarts): retry, not a 500.
+  if (isDiskFull(error)) return true;
   return error instanceof Error &&
     /ECONNREFUSED|Connection refused|connection.*(closed|terminated)/i
       .test(error.message);

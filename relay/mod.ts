@@ -48,6 +48,7 @@ import { PushService } from "./push/service.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { BackupSchedule } from "./jobs/backup_schedule.ts";
 import { Sweeper } from "./jobs/sweep.ts";
+import { watchDataDir } from "./store/disk_space.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./config/runtime.ts";
 
 /** How long `/readyz` waits for the database before answering 503. */
@@ -185,6 +186,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
     pushInfo: () => push.info(),
     ready,
+    notReady: () => database.failure?.() ?? base.disk?.status()?.reason ?? null,
     root: [wsRoutes(deps, () => draining), ...mounted.map((m) => m.routes)],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
@@ -266,6 +268,7 @@ export function createRelay(options: RelayOptions): Relay {
 function baseDeps(options: RelayOptions): Deps {
   const { config, database, clock, log } = options;
   const db = database.db;
+  const metrics = new Metrics();
   return {
     config,
     db,
@@ -275,7 +278,11 @@ function baseDeps(options: RelayOptions): Deps {
     settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
     activity: new ActivityTracker(db, clock, log, config.inactiveAfter, config.lastSeenGranularity),
     bus: options.bus ?? new LocalBus(),
-    metrics: new Metrics(),
+    metrics,
+    disk: watchDataDir(config, database.kind, options.blobStore?.kind ?? config.blobStore, {
+      log,
+      metrics,
+    }),
   };
 }
 

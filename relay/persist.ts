@@ -15,7 +15,7 @@ import type { Bus } from "./bus/bus.ts";
 import { withSpan } from "./base/trace.ts";
 import type { Clock } from "./base/clock.ts";
 import type { Db } from "./store/database.ts";
-import { RelayError } from "./errors.ts";
+import { DISK_RETRY_MS, isDiskFull, RelayError } from "./errors.ts";
 import type { Logger } from "./base/log.ts";
 import type { StoredMessage } from "./messages.ts";
 
@@ -182,10 +182,16 @@ export class GroupCommit {
     if (!(error instanceof RelayError)) {
       this.options.log.error("group commit failed", { error, batch: batch.length });
     }
-    const answer = error instanceof RelayError ? error : new RelayError(
-      "unavailable",
-      "The message store is unavailable; retry with the same client_id",
-    );
+    const answer = error instanceof RelayError ? error : isDiskFull(error)
+      ? new RelayError(
+        "unavailable",
+        "The relay's disk is full; retry later with the same client_id",
+        DISK_RETRY_MS,
+      )
+      : new RelayError(
+        "unavailable",
+        "The message store is unavailable; retry with the same client_id",
+      );
     for (const send of batch) send.reject(answer);
   }
 

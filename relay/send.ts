@@ -108,6 +108,8 @@ async function sendUnchecked(
     return { ephemeral: true, delivered };
   }
 
+  // A stored message grows the embedded database: none while the disk is below its reserve.
+  if (deps.dbKind === "pglite") deps.disk?.assertRoom();
   const blob = body.blob === undefined || !deps.blobs
     ? undefined
     : await deps.blobs.attach(from, body.blob, group);

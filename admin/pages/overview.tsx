@@ -33,6 +33,7 @@ export async function overviewData(deps: AdminDeps): Promise<OverviewData> {
     lastSweep: sweep,
     history,
     push,
+    disk: deps.disk?.status()?.reason ?? null,
   };
 }
 

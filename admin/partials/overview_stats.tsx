@@ -32,6 +32,8 @@ export type OverviewData = {
   lastSweep: AuditEntry | null;
   history: MinuteCounts[];
   push: PushOverview;
+  /** Why sends and blob uploads are refused right now (a nearly full disk), or null. */
+  disk: string | null;
 };
 
 const MINUTE = 60_000;
@@ -60,6 +62,12 @@ export function OverviewStats(props: { data: OverviewData }) {
       hx-swap="outerHTML"
       aria-live="off"
     >
+      {d.disk && (
+        <p class="notice error" role="alert" data-warning="disk">
+          {d.disk}. Free space in the data directory (or raise the disk): writes resume by
+          themselves.
+        </p>
+      )}
       <dl class="stats">
         <Stat name="connections" label="Live connections" value={connections} />
         <Stat

@@ -29,6 +29,8 @@ export type ApiOptions = {
   hooks: DeviceHooks;
   /** Whether the relay can take traffic: database reachable and migrated, not draining. */
   ready(): Promise<boolean>;
+  /** Why the relay cannot take writes right now (a full disk), shown by `/readyz`; null: no reason. */
+  notReady?(): string | null;
   /** Extra route groups mounted under `/v1` (messaging, blobs…), given the auth middleware. */
   v1?: ((auth: Auth) => Hono<ApiEnv>)[];
   /** Extra routes mounted at the root before the 404 (WebSocket, admin, metrics). */
@@ -97,8 +99,9 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
   );
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", async (c) => {
-    const ok = await options.ready();
-    return c.json({ ready: ok }, ok ? 200 : 503);
+    const reason = options.notReady?.() ?? null;
+    const ok = reason === null && await options.ready();
+    return c.json(reason ? { ready: false, reason } : { ready: ok }, ok ? 200 : 503);
   });
   app.get("/metrics", async (c) => {
     const token = deps.config.metricsToken;

@@ -75,6 +75,7 @@ export class BlobPolicy {
       );
     }
     await roleIn(this.deps, body.group, caller.account);
+    if (this.store.kind === "fs") this.deps.disk?.assertRoom();
     const id = randomId(16);
     const now = clock.now();
     await db.transaction().execute(async (tx) => {
@@ -211,6 +212,7 @@ export class BlobPolicy {
     const row = await this.#row(id);
     if (!this.#live(row)) throw notFound("No such blob");
     if (row.uploaded_at !== null) throw new RelayError("conflict", "The blob is already uploaded");
+    this.deps.disk?.assertRoom();
     try {
       await store.write(id, body ?? new Blob([]).stream(), row);
     } catch (error) {

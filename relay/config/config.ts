@@ -7,11 +7,11 @@
  */
 
 import { SETTINGS } from "./settings.ts";
-import type { Rate, TrustedProxies } from "./values.ts";
+import type { DiskReserve, Rate, TrustedProxies } from "./values.ts";
 
 export { SETTINGS } from "./settings.ts";
 export { parseDuration, parseRate, parseSize } from "./values.ts";
-export type { Rate, TrustedProxies } from "./values.ts";
+export type { DiskReserve, Rate, TrustedProxies } from "./values.ts";
 
 /** Thrown for a bad configuration value; its message is the single line shown to the user. */
 export class ConfigError extends Error {
@@ -79,6 +79,8 @@ export type Config = {
   readonly backupDir: string;
   readonly backupKeep: number;
   readonly drainTimeout: number;
+  /** Free space kept in the data directory (sends and blob uploads refused below it). */
+  readonly diskReserve: DiskReserve;
   /** VAPID `sub` claim; unset → the public URL. */
   readonly vapidSubject?: string;
   readonly apnsKeyFile?: string;

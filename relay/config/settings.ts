@@ -11,6 +11,7 @@ import {
   parseContact,
   parseCount,
   parseDatabaseUrl,
+  parseDiskReserve,
   parseDuration,
   parseList,
   parseMaxTtl,
@@ -321,6 +322,13 @@ export const SETTINGS = {
     "10s",
     "longest a graceful stop may take before exiting anyway",
     parseDuration,
+  ),
+  diskReserve: setting(
+    "SEALPOST_DISK_RESERVE",
+    "disk-reserve",
+    "64MiB",
+    "free space kept in SEALPOST_DATA_DIR: below it sends and blob uploads answer 503 unavailable (a size, a share like 2%, or 0 for none)",
+    parseDiskReserve,
   ),
   vapidSubject: setting(
     "SEALPOST_VAPID_SUBJECT",

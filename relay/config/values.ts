@@ -53,6 +53,25 @@ export function parseSize(text: string): number {
   return Number(match[1]) * SIZE_UNITS[unit];
 }
 
+/** A free-space reserve: an absolute size, or a share of the file system's size. */
+export type DiskReserve = { bytes: number } | { percent: number };
+
+/** Parses a disk reserve like `64MiB`, `2%` or `0` (off). */
+export function parseDiskReserve(text: string): DiskReserve {
+  const value = text.trim();
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(value);
+  if (percent) {
+    const share = Number(percent[1]);
+    if (share >= 100) throw new Error("expected a share below 100%, like 2%");
+    return { percent: share };
+  }
+  try {
+    return { bytes: parseSize(value) };
+  } catch {
+    throw new Error("expected a size like 64MiB, a share like 2%, or 0 for none");
+  }
+}
+
 /** Parses a rate like `100/min`, `30/s`, `1000/h`, or `off`. */
 export function parseRate(text: string): Rate {
   const value = text.trim().toLowerCase();

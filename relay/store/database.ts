@@ -36,7 +36,66 @@ export interface DatabaseHandle {
   readonly poolSize: number;
   /** A read replica for backlog reads, when `DATABASE_REPLICA_URL` is set. */
   readonly replica?: Db;
+  /** Why the database can take no more queries in this process (embedded, full disk); or null. */
+  failure?(): string | null;
   close(): Promise<void>;
+}
+
+/** What the opener tells its caller about the database's fate. */
+export type DatabaseHooks = {
+  /** The embedded database failed for good in this process (see {@link fenceOnDiskFull}). */
+  onFailure?(reason: string): void;
+};
+
+/** Why a fenced PGlite refuses every query, with the code a full disk has. */
+const FENCED =
+  "the embedded database hit a full disk and cannot commit again in this process: free space and restart the relay";
+
+/**
+ * Wraps PGlite so that after its first disk-full error (`53100`) no query reaches it again: each
+ * fails at once with the same code (so callers answer `503 unavailable`). PGlite runs Postgres
+ * on the event loop's thread, and after a failed WAL write its next commit spins in `XLogFlush`
+ * for ever, freezing the whole process — timers, sockets, signals (see `commands/watchdog.ts`).
+ */
+export function fenceOnDiskFull(pg: PGlite, onFence: (reason: string) => void): PGlite {
+  let fenced = false;
+  const refuse = () => Object.assign(new Error(FENCED), { code: "53100" });
+  const guard = async (run: () => Promise<unknown>) => {
+    if (fenced) throw refuse();
+    try {
+      return await run();
+    } catch (error) {
+      const code = (error as { code?: string })?.code;
+      if (!fenced && (code === "53100" || /No space left on device/i.test(String(error)))) {
+        fenced = true;
+        onFence(FENCED);
+      }
+      throw error;
+    }
+  };
+  // Queries inside a transaction run on its own handle: those are guarded too.
+  const wrap = <T extends object>(target: T, methods: string[]): T =>
+    new Proxy(target, {
+      get(inner, prop) {
+        // deno-lint-ignore no-explicit-any
+        const value: any = Reflect.get(inner, prop, inner);
+        if (typeof prop === "string" && methods.includes(prop)) {
+          // deno-lint-ignore no-explicit-any
+          return (...args: any[]) => {
+            if (prop === "transaction") {
+              const [callback, ...rest] = args;
+              // deno-lint-ignore no-explicit-any
+              args = [(tx: any) => callback(wrap(tx, ["query", "exec"])), ...rest];
+            }
+            return guard(() => value.apply(inner, args));
+          };
+        }
+        // Closing would checkpoint, which spins like a commit: a fenced instance is left alone.
+        if (prop === "close" && fenced) return () => Promise.resolve();
+        return typeof value === "function" ? value.bind(inner) : value;
+      },
+    });
+  return wrap(pg, ["query", "exec", "transaction"]);
 }
 
 const INT8_OID = 20;
@@ -55,12 +114,19 @@ export class QueryObserver {
 }
 
 /** Opens embedded PGlite in `dir` (created if missing). */
-export async function openPglite(dir: string): Promise<DatabaseHandle> {
+export async function openPglite(dir: string, hooks: DatabaseHooks = {}): Promise<DatabaseHandle> {
   await Deno.mkdir(dir, { recursive: true });
-  const pg = await PGlite.create({
-    dataDir: dir,
-    parsers: { [INT8_OID]: (value: string) => Number(value) },
-  });
+  let failure: string | null = null;
+  const pg = fenceOnDiskFull(
+    await PGlite.create({
+      dataDir: dir,
+      parsers: { [INT8_OID]: (value: string) => Number(value) },
+    }),
+    (reason) => {
+      failure = reason;
+      hooks.onFailure?.(reason);
+    },
+  );
   const queries = new QueryObserver();
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pg }), log: queries.log });
   return {
@@ -69,6 +135,7 @@ export async function openPglite(dir: string): Promise<DatabaseHandle> {
     poolSize: 1,
     kind: "pglite",
     location: dir,
+    failure: () => failure,
     close: async () => {
       await db.destroy();
     },
@@ -116,6 +183,7 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
 /** Opens PGlite or Postgres from the configuration. */
 export function openDatabase(
   config: { databaseUrl?: string; databaseReplicaUrl?: string; dataDir: string },
+  hooks: DatabaseHooks = {},
 ): Promise<DatabaseHandle> {
   if (config.databaseUrl) {
     const primary = openPostgres(config.databaseUrl);
@@ -124,7 +192,7 @@ export function openDatabase(
       withReplica(primary, openPostgres(config.databaseReplicaUrl, { max: 5 })),
     );
   }
-  return openPglite(`${config.dataDir}/pg`);
+  return openPglite(`${config.dataDir}/pg`, hooks);
 }
 
 /** Attaches a replica to a primary handle; closing the result closes both. */

@@ -2,12 +2,141 @@
  * Tests of commands/serve.ts as a user runs it (`sealpost serve` in a child process): the private
  * metrics port (`SEALPOST_METRICS_PORT`) serves `/metrics` without the token while the main port
  * keeps requiring it, and secrets given as `*_FILE` (here the metrics token and the admin
- * password, as Docker secrets mount them) are read from their files.
+ * password, as Docker secrets mount them) are read from their files. And on a full disk:
+ * `sealpost serve` on embedded PGlite whose disk fills up with no reserve left to protect it
+ * (`SEALPOST_DISK_RESERVE=0`, or another program filling the disk): the first failed write fences
+ * the database (`fenceOnDiskFull` in `relay/store/database.ts`), every request keeps getting an
+ * answer (`503`, never a hang at 100 % CPU), the relay drains and exits 75 for its supervisor,
+ * and a restart once space is back holds every acknowledged message. Also: a relay started on a
+ * disk below its reserve waits for space before opening the database.
  */
 
 import assert from "node:assert/strict";
 import { startServe } from "../helpers/cli.ts";
 import { freePort } from "../helpers/postgres.ts";
+import { HttpClient } from "../../client/mod.ts";
+import { cipher, newDevice } from "../helpers/accounts.ts";
+import { openTestDatabase } from "../helpers/relay.ts";
+import { mountSmallFs, smallFsUnavailable } from "../helpers/small_fs.ts";
+
+const MIB = 1024 * 1024;
+const why = smallFsUnavailable();
+
+Deno.test({
+  name:
+    "sealpost serve on PGlite on a full disk answers 503 instead of hanging, exits 75, and a restart keeps every acknowledged message",
+  ignore: why !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const fs = await mountSmallFs(160);
+    try {
+      const { handle, dataDir: template } = await openTestDatabase("pglite");
+      await handle.close();
+      const dataDir = `${fs.dir}/data`;
+      await Deno.mkdir(dataDir);
+      const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
+        .output();
+      assert.ok(copy.success);
+      const env = {
+        SEALPOST_DATA_DIR: dataDir,
+        SEALPOST_RATE_SEND: "off",
+        SEALPOST_DISK_RESERVE: "0",
+        SEALPOST_DRAIN_TIMEOUT: "5s",
+      };
+      const first = await startServe(env);
+      const alice = await newDevice(first.url, "alice");
+      const group = await alice.api.createGroup();
+      await fs.fill(6 * MIB);
+      const acknowledged: number[] = [];
+      const statuses: number[] = [];
+      // Every request must be answered within 10 s; 45 KB incompressible bodies fill 6 MiB in
+      // about 130 sends (bounded at 400).
+      for (let i = 0; i < 400 && !statuses.includes(503); i++) {
+        const response = await fetch(`${first.url}/v1/groups/${group.id}/messages`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${alice.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ client_id: `m${i}`, body: cipher(45_000) }),
+          signal: AbortSignal.timeout(10_000),
+        }).catch((error) => {
+          // The relay exits right after fencing: a refused connection is an answer, not a hang.
+          if (error.name === "TimeoutError") throw new Error(`send ${i} hung: no answer in 10 s`);
+          return null;
+        });
+        if (!response) break;
+        const body = await response.json();
+        statuses.push(response.status);
+        if (response.status === 201) acknowledged.push(body.seq);
+        else assert.equal(body.error.code, "unavailable", JSON.stringify(body));
+      }
+      assert.ok(statuses.every((s) => s === 201 || s === 503), JSON.stringify(statuses));
+      assert.ok(acknowledged.length > 10, `only ${acknowledged.length} sends went through`);
+      // The fenced relay stops by itself within its drain bound, with EX_TEMPFAIL.
+      const code = await Promise.race([
+        first.stop("SIGCONT"), // a no-op signal: just wait for the exit
+        new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 20_000)),
+      ]);
+      if (code === "still running") await first.stop("SIGKILL");
+      assert.equal(code, 75, [...first.lines, ...first.errors].slice(-5).join("\n"));
+      assert.ok([...first.lines, ...first.errors].some((l) => /database cannot continue/.test(l)));
+
+      await fs.unfill();
+      const second = await startServe(env);
+      try {
+        const api = new HttpClient(second.url);
+        await api.login(alice.identity);
+        const { messages } = await api.messages(group.id, 0, 1000);
+        const stored = new Set(messages.map((m) => m.seq));
+        for (const seq of acknowledged) assert.ok(stored.has(seq), `message ${seq} was lost`);
+      } finally {
+        assert.equal(await second.stop("SIGTERM"), 0, second.errors.join("\n"));
+      }
+    } finally {
+      await fs.unmount();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sealpost serve on a data directory below its disk reserve waits for space before opening the database",
+  ignore: why !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const fs = await mountSmallFs(96);
+    try {
+      const { handle, dataDir: template } = await openTestDatabase("pglite");
+      await handle.close();
+      const dataDir = `${fs.dir}/data`;
+      await Deno.mkdir(dataDir);
+      const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
+        .output();
+      assert.ok(copy.success);
+      await fs.fill(8 * MIB);
+      const started = performance.now();
+      const serving = startServe({ SEALPOST_DATA_DIR: dataDir, SEALPOST_DISK_RESERVE: "24MiB" });
+      let listening = false;
+      serving.then(() => listening = true, () => {});
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      assert.equal(listening, false, "it must not open the database on a full disk");
+      await fs.unfill();
+      const serve = await serving;
+      try {
+        assert.ok(performance.now() - started >= 3_000);
+        assert.ok(
+          serve.errors.some((l) => /waiting for disk space before opening the database/.test(l)),
+          serve.errors.join("\n"),
+        );
+        assert.equal((await fetch(`${serve.url}/readyz`)).status, 200);
+      } finally {
+        assert.equal(await serve.stop("SIGTERM"), 0);
+      }
+    } finally {
+      await fs.unmount();
+    }
+  },
+});
 
 Deno.test("serve: SEALPOST_METRICS_PORT serves /metrics without the token; *_FILE secrets are read", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sealpost-serve-" });

@@ -101,11 +101,14 @@ let dbCounter = 0;
  * const url = await pg.createDatabase();
  * ```
  */
-export async function startPostgres(): Promise<PostgresCluster> {
+export async function startPostgres(
+  options: { root?: string } = {},
+): Promise<PostgresCluster> {
   const bin = findPostgresBin();
   if (!bin) throw new Error(postgresUnavailable()!);
   const user = runAsUser();
-  const root = await Deno.makeTempDir({ prefix: "sealpost-pg-" });
+  // `root` (an empty directory) puts the cluster on a file system of the test's choosing.
+  const root = options.root ?? await Deno.makeTempDir({ prefix: "sealpost-pg-" });
   const dataDir = `${root}/data`;
   const socketDir = `${root}/sock`;
   await Deno.mkdir(socketDir);
