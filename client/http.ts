@@ -24,6 +24,27 @@ export class SealpostError extends Error {
   }
 }
 
+/**
+ * The JSON of a relay's answer. A proxy in front of the relay (nginx, haproxy, Fly) may answer
+ * an error itself with an HTML page: that becomes a {@link SealpostError} with the proxy's
+ * status (`unavailable` for 502/503/504, so callers retry it like the relay's own 503), never a
+ * `SyntaxError`.
+ */
+// deno-lint-ignore no-explicit-any
+function parseBody(text: string, response: Response): any {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    const code = [502, 503, 504].includes(response.status) ? "unavailable" : "internal";
+    throw new SealpostError(
+      response.status,
+      code,
+      `${response.statusText || "Unexpected answer"} (not a Sealpost JSON body)`,
+    );
+  }
+}
+
 /** A device as the directory shows it. */
 export type Device = {
   id: string;
@@ -158,7 +179,7 @@ export class HttpClient {
       signal: options.signal,
     });
     const text = await response.text();
-    const data = text ? JSON.parse(text) : null;
+    const data = parseBody(text, response);
     if (!response.ok) {
       const error = data?.error ?? {};
       throw new SealpostError(

@@ -177,9 +177,10 @@ export function createRelay(options: RelayOptions): Relay {
   const ready = () => isReady(db, draining);
   const app = createApi(base, {
     hooks: {
-      onRevoked: (device) => {
+      // The push target goes before the answer, so a revoked device is never woken again.
+      onRevoked: async (device) => {
         bus.publish({ kind: "revoked", device });
-        push.deleteTarget(device).catch((error) =>
+        await push.deleteTarget(device).catch((error) =>
           log.warn("push target removal failed", { error })
         );
       },

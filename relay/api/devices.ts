@@ -11,7 +11,7 @@ import { isKeyId } from "../base/keys.ts";
 import type { ApiEnv, Auth } from "./context.ts";
 
 /** Hooks the device routes call into the live parts of the relay. */
-export type DeviceHooks = { onRevoked(device: string): void };
+export type DeviceHooks = { onRevoked(device: string): Promise<void> };
 
 /** The device directory routes (mounted under `/v1`). */
 export function deviceRoutes(deps: Deps, auth: Auth, hooks: DeviceHooks): Hono<ApiEnv> {
@@ -27,7 +27,7 @@ export function deviceRoutes(deps: Deps, auth: Auth, hooks: DeviceHooks): Hono<A
     if (device === "me") throw notFound("Use DELETE /v1/devices/me/push for push targets");
     if (!isKeyId(device)) throw notFound("No such device in your account");
     await revokeDevice(deps, c.get("principal").account, device);
-    hooks.onRevoked(device);
+    await hooks.onRevoked(device);
     deps.log.info("device revoked", { device, by: c.get("principal").device });
     return c.body(null, 204);
   });
