@@ -18,6 +18,10 @@ import { publicLimits } from "./config/limits.ts";
 import { AuthFrame, ClientFrame, describeIssue, type Ref, type ServerFrame } from "./protocol.ts";
 import { PROTOCOL_VERSION, VERSION } from "./base/version.ts";
 import { withSpan } from "./base/trace.ts";
+import { jsonProblem } from "./base/json.ts";
+
+/** Largest frame accepted before `auth` (an auth frame is a few hundred bytes). */
+export const AUTH_FRAME_BYTES = 4096;
 
 /** Rate-limited sends per minute a connection may keep making before it is closed 4008. */
 const ABUSE_LIMIT = 60;
@@ -59,8 +63,8 @@ export function maxFrameBytes(maxMessageBytes: number): number {
  * return response;
  * ```
  */
-export function handleSocket(deps: ConnectDeps, socket: WebSocket): void {
-  new SocketSession(deps, socket).attach();
+export function handleSocket(deps: ConnectDeps, socket: WebSocket, settled?: () => void): void {
+  new SocketSession(deps, socket, settled).attach();
 }
 
 /** The state of one socket: before `auth` (no connection yet), then authenticated. */
@@ -74,8 +78,19 @@ class SocketSession {
   #rateLimited: number[] = [];
   #authTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly deps: ConnectDeps, private readonly socket: WebSocket) {
+  constructor(
+    private readonly deps: ConnectDeps,
+    private readonly socket: WebSocket,
+    /** Called once, when the socket authenticates or closes (it is no longer pending). */
+    private settled?: () => void,
+  ) {
     this.#frameLimit = maxFrameBytes(deps.config.maxMessageBytes);
+  }
+
+  #settle(): void {
+    const settled = this.settled;
+    this.settled = undefined;
+    settled?.();
   }
 
   /** Step 1: listen to the socket; `hello` on open; close if no `auth` comes in time. */
@@ -90,6 +105,7 @@ class SocketSession {
     socket.onclose = () => {
       deps.sockets.delete(socket);
       this.#closed = true;
+      this.#settle();
       clearTimeout(this.#authTimer);
       if (this.#conn) deps.hub.remove(this.#conn);
     };
@@ -129,22 +145,33 @@ class SocketSession {
       this.#refuse("Only text frames are accepted");
       return undefined;
     }
-    if (data.length > this.#frameLimit) {
+    // Before auth only a small `auth` frame is expected: anything bigger is refused at once.
+    if (data.length > (this.#conn ? this.#frameLimit : AUTH_FRAME_BYTES)) {
       this.#close("too_large", "frame too large");
       return undefined;
     }
+    let json: unknown;
     try {
-      return JSON.parse(data);
+      json = JSON.parse(data);
     } catch {
       this.#refuse("The frame is not valid JSON");
       return undefined;
     }
+    const problem = jsonProblem(json);
+    if (problem) {
+      this.#refuse(
+        `The frame is out of bounds: ${problem}`,
+        echoableRef((json as { ref?: unknown })?.ref),
+      );
+      return undefined;
+    }
+    return json;
   }
 
   /** A malformed frame: an error frame once authenticated, a close before. */
-  #refuse(message: string): void {
+  #refuse(message: string, ref?: Ref): void {
     if (!this.#conn) this.#close("unauthenticated", "expected an auth frame");
-    else this.#replyError(new RelayError("invalid_request", message));
+    else this.#replyError(new RelayError("invalid_request", message), ref);
   }
 
   /** Step 3: `auth` → the principal → the hub's connection → `ready`. */
@@ -184,6 +211,7 @@ class SocketSession {
     }
     this.#conn = added;
     clearTimeout(this.#authTimer);
+    this.#settle();
     added.sendJson({ t: "ready", account: principal.account, device: principal.device });
   }
 
@@ -253,6 +281,7 @@ class SocketSession {
   #close(reason: CloseReason, message: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#settle();
     if (this.#conn) this.deps.hub.closeConnection(this.#conn, reason, message);
     else {
       try {

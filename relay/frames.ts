@@ -54,10 +54,18 @@ export async function handleFrame(
     case "unsub":
       deps.hub.unsubscribe(conn, frame.groups);
       return;
-    case "ack":
+    case "ack": {
       requireGroup(conn, frame.group);
-      deps.cursors.ack(conn.device, frame.group, frame.seq);
+      // Clamped now, not only when the buffered ack is written: until then reads merge it, and a
+      // cursor never shows past the group's last_seq. The subscription knows what it delivered;
+      // an ack beyond that (or without a subscription) asks the database.
+      const delivered = conn.subs.get(frame.group)?.last ?? 0;
+      const seq = frame.seq <= delivered
+        ? frame.seq
+        : Math.min(frame.seq, await lastSeqOf(deps, frame.group));
+      deps.cursors.ack(conn.device, frame.group, seq);
       return;
+    }
     case "presence":
       conn.sendJson(await presenceAnswer(deps, conn, frame.group, frame.ref));
       return;
@@ -74,6 +82,13 @@ export async function handleFrame(
       conn.sendJson(await sendAnswer(deps, conn, frame));
       return;
   }
+}
+
+/** The group's latest seq (0 for a group that is gone). */
+async function lastSeqOf(deps: FrameDeps, group: string): Promise<number> {
+  const row = await deps.db.selectFrom("groups").select("last_seq").where("id", "=", group)
+    .executeTakeFirst();
+  return row ? Number(row.last_seq) : 0;
 }
 
 function requireGroup(conn: Connection, group: string): void {

@@ -3,7 +3,9 @@
  * Routes of PROTOCOL.md "Blobs": declare a blob (`POST /v1/blobs`), fetch it (`GET /v1/blobs/:id`
  * → `302` to a short-lived signed URL), and, for the filesystem store, the relay's own signed
  * upload and download URLs (`PUT`/`GET /v1/blobs/:id/data?exp=&sig=`), which carry no bearer
- * token: the signature is the permission. Bodies stream through; none is held whole in memory.
+ * token: the signature is the permission. Bodies stream through; none is held whole in memory,
+ * and an upload longer than the blob's declared size is refused `413 too_large` — from its
+ * `Content-Length` before reading, or the moment the streamed bytes pass the size.
  */
 
 import { Hono } from "hono";
@@ -28,7 +30,9 @@ export function blobRoutes(blobs: BlobPolicy, auth: Auth): Hono<ApiEnv> {
   if (blobs.servesLocally) {
     app.put("/blobs/:id/data", async (c) => {
       const { exp = "", sig = "" } = c.req.query();
-      await blobs.receive(c.req.param("id"), exp, sig, c.req.raw.body);
+      const length = c.req.header("content-length");
+      const declared = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+      await blobs.receive(c.req.param("id"), exp, sig, c.req.raw.body, declared);
       return c.body(null, 204);
     });
     app.get("/blobs/:id/data", async (c) => {

@@ -1,7 +1,9 @@
 /**
  * @module
  * Shared pieces of the HTTP API: the Hono environment type, JSON body reading that turns a
- * malformed body into `400 invalid_request`, and the bearer-token middleware.
+ * malformed or out-of-bounds body (too deep, too wide, NUL in a string) into
+ * `400 invalid_request`, and the bearer-token middleware. Body sizes are capped before this
+ * reads anything (`body_limit.ts`).
  */
 
 import type { Context, MiddlewareHandler } from "hono";
@@ -10,6 +12,7 @@ import { authenticateToken, type Principal } from "../authenticate.ts";
 import type { Deps } from "../deps.ts";
 import { invalid, RelayError } from "../errors.ts";
 import { parse } from "../protocol.ts";
+import { jsonProblem } from "../base/json.ts";
 import { UNKNOWN_ADDRESS } from "./client_address.ts";
 
 /** Variables handlers may read from the context. */
@@ -34,18 +37,9 @@ export async function readBody<T extends z.ZodType>(
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw invalid("The body must be a JSON object");
   }
-  if (hasNul(json)) throw invalid("Strings in the body may not contain the NUL character");
+  const problem = jsonProblem(json);
+  if (problem) throw invalid(`The body is out of bounds: ${problem}`);
   return parse(schema, json);
-}
-
-/** True when a string anywhere in `value` holds U+0000, which Postgres text cannot store. */
-function hasNul(value: unknown): boolean {
-  if (typeof value === "string") return value.includes("\0");
-  if (Array.isArray(value)) return value.some(hasNul);
-  if (typeof value === "object" && value !== null) {
-    return Object.entries(value).some(([key, v]) => key.includes("\0") || hasNul(v));
-  }
-  return false;
 }
 
 /**

@@ -21,6 +21,7 @@ import { redactPath } from "../base/log.ts";
 import { authRoutes } from "./auth.ts";
 import { type ApiEnv, type Auth, requireDevice } from "./context.ts";
 import { clientAddress } from "./client_address.ts";
+import { bodyLimits } from "./body_limit.ts";
 import { type DeviceHooks, deviceRoutes } from "./devices.ts";
 import type { PushInfo } from "../push/service.ts";
 
@@ -42,7 +43,13 @@ export type ApiOptions = {
 let requestCounter = 0;
 
 /** v1 additions this relay implements, announced in `/v1/info` as `features`. */
-export const FEATURES: readonly string[] = ["openapi", "asyncapi", "invitations"];
+export const FEATURES: readonly string[] = [
+  "openapi",
+  "asyncapi",
+  "invitations",
+  "bounded_bodies",
+  "claim_per_target",
+];
 
 /**
  * Builds the HTTP app.
@@ -79,6 +86,8 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     if (status >= 500) log.error("request", fields);
     else log.info("request", fields);
   });
+
+  app.use("*", bodyLimits(deps.config));
 
   // Browser apps on any origin may call the API: it authenticates with bearer tokens, never
   // cookies, so allowing every origin exposes nothing a page could not already send.

@@ -36,6 +36,7 @@ const wireRate = z.object({ count: z.number().int(), per_s: z.number() }).nullab
 export const Limits = z.object({
   max_message_bytes: z.number().int(),
   max_blob_bytes: z.number().int(),
+  max_body_bytes: z.number().int().optional(),
   max_account_bytes: z.number().int().nullable().optional(),
   max_group_members: z.number().int(),
   max_groups_per_account: z.number().int(),
@@ -47,6 +48,7 @@ export const Limits = z.object({
   rate_poll: wireRate,
   rate_auth: wireRate,
   rate_claim: wireRate,
+  claim_per_target: wireRate.optional(),
 });
 
 /** `GET /v1/info`. */

@@ -1,25 +1,92 @@
 /**
  * @module
  * `GET /v1/ws`: upgrades to a WebSocket and hands the socket to {@link handleSocket}. A relay
- * that is draining refuses new connections with `503 unavailable`.
+ * that is draining refuses new connections with `503 unavailable`. Sockets that are open but not
+ * yet authenticated are counted ({@link PendingSockets}): past `SEALPOST_MAX_PENDING_SOCKETS_PER_IP`
+ * from one client address the upgrade is refused `429 rate_limited`, past
+ * `SEALPOST_MAX_PENDING_SOCKETS` in total `503 unavailable` — so a flood of idle connections
+ * cannot hold the relay's memory (each may buffer a frame before it is read).
  */
 
 import { Hono } from "hono";
 import { type ConnectDeps, handleSocket } from "../connect.ts";
 import { RelayError } from "../errors.ts";
-import type { ApiEnv } from "./context.ts";
+import { type ApiEnv, clientIp } from "./context.ts";
+
+/** How long a refused client should wait before trying again. */
+const RETRY_MS = 1000;
+
+/**
+ * Counts unauthenticated sockets, in total and per client address. The per-address map holds
+ * only addresses with a pending socket, so it never outgrows the total cap.
+ *
+ * @example
+ * ```ts
+ * const pending = new PendingSockets(1000, 20);
+ * const release = pending.admit("203.0.113.9"); // throws when over a cap
+ * release(); // once authenticated or closed
+ * ```
+ */
+export class PendingSockets {
+  #total = 0;
+  readonly #perIp = new Map<string, number>();
+
+  constructor(readonly max: number, readonly maxPerIp: number) {}
+
+  /** Unauthenticated sockets now. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Admits one more pending socket from `ip`, or throws; returns its (idempotent) release. */
+  admit(ip: string): () => void {
+    const mine = this.#perIp.get(ip) ?? 0;
+    if (mine >= this.maxPerIp) {
+      throw new RelayError(
+        "rate_limited",
+        "Too many unauthenticated WebSockets from your address: authenticate the open ones",
+        RETRY_MS,
+      );
+    }
+    if (this.#total >= this.max) {
+      throw new RelayError("unavailable", "Too many unauthenticated WebSockets", RETRY_MS);
+    }
+    this.#total++;
+    this.#perIp.set(ip, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#total--;
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+    };
+  }
+}
 
 /** The WebSocket route. */
-export function wsRoutes(deps: ConnectDeps, draining: () => boolean): Hono<ApiEnv> {
+export function wsRoutes(
+  deps: ConnectDeps,
+  draining: () => boolean,
+  pending = new PendingSockets(deps.config.maxPendingSockets, deps.config.maxPendingSocketsPerIp),
+): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.get("/v1/ws", (c) => {
     if (draining()) throw new RelayError("unavailable", "The relay is restarting; retry shortly");
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
     }
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    handleSocket(deps, socket);
-    return response;
+    const release = pending.admit(clientIp(c));
+    let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
+    try {
+      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    handleSocket(deps, upgraded.socket, release);
+    return upgraded.response;
   });
   return app;
 }

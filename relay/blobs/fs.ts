@@ -137,7 +137,10 @@ export class FsBlobStore implements LocalBlobStore {
       for await (const chunk of body) {
         size += chunk.length;
         if (size > expect.size) {
-          throw new BlobMismatchError(`The body is longer than the declared ${expect.size} bytes`);
+          throw new BlobMismatchError(
+            `The body is longer than the declared ${expect.size} bytes`,
+            true,
+          );
         }
         hash.update(chunk);
         let written = 0;

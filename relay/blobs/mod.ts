@@ -89,4 +89,8 @@ export function isLocal(store: BlobStore): store is LocalBlobStore {
 /** A body whose size or SHA-256 differs from what was declared. */
 export class BlobMismatchError extends Error {
   override name = "BlobMismatchError";
+  /** `tooLarge`: the body ran past the declared size (reading stopped there). */
+  constructor(message: string, readonly tooLarge = false) {
+    super(message);
+  }
 }

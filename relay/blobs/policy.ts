@@ -207,17 +207,29 @@ export class BlobPolicy {
   }
 
   /** Takes an upload through the relay's own signed URL (filesystem store). */
-  async receive(id: string, exp: string, sig: string, body: ReadableStream<Uint8Array> | null) {
+  async receive(
+    id: string,
+    exp: string,
+    sig: string,
+    body: ReadableStream<Uint8Array> | null,
+    contentLength?: number,
+  ) {
     const store = await this.#verifyLocal("PUT", id, exp, sig);
     const row = await this.#row(id);
     if (!this.#live(row)) throw notFound("No such blob");
     if (row.uploaded_at !== null) throw new RelayError("conflict", "The blob is already uploaded");
+    if (contentLength !== undefined && contentLength > row.size) {
+      // Refused before a byte of the body is read.
+      this.deps.metrics.blobUploads.inc({ result: "mismatch" });
+      throw new RelayError("too_large", `The body is longer than the declared ${row.size} bytes`);
+    }
     this.deps.disk?.assertRoom();
     try {
       await store.write(id, body ?? new Blob([]).stream(), row);
     } catch (error) {
       if (error instanceof BlobMismatchError) {
         this.deps.metrics.blobUploads.inc({ result: "mismatch" });
+        if (error.tooLarge) throw new RelayError("too_large", error.message);
         throw invalid(error.message);
       }
       throw error;

@@ -65,6 +65,9 @@ export type Config = {
   readonly logIdentities: boolean;
   /** How long client addresses stay in the audit log (ms). */
   readonly auditAddressRetention: number;
+  /** WebSockets open but not yet authenticated, in total and per client address. */
+  readonly maxPendingSockets: number;
+  readonly maxPendingSocketsPerIp: number;
   readonly tokenTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;

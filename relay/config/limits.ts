@@ -6,6 +6,14 @@
 import { type Config, parseRate, type Rate } from "./config.ts";
 import type { RuntimeValues } from "./runtime.ts";
 
+/** JSON API bodies may be this many times `max_message_bytes` (base64url and JSON around it). */
+export const API_BODY_FACTOR = 8;
+
+/** The largest JSON body a `/v1/` route reads (`max_body_bytes`). */
+export function apiBodyBytes(config: Config): number {
+  return Math.max(64 * 1024, API_BODY_FACTOR * config.maxMessageBytes);
+}
+
 /** A rate as the wire shows it: `{count, per_s}` or `null` when disabled. */
 export type WireRate = { count: number; per_s: number } | null;
 
@@ -23,6 +31,7 @@ export function publicLimits(config: Config, runtime?: RuntimeValues) {
   return {
     max_message_bytes: config.maxMessageBytes,
     max_blob_bytes: config.maxBlobBytes,
+    max_body_bytes: apiBodyBytes(config),
     max_account_bytes: config.maxAccountBytes,
     max_group_members: config.maxGroupMembers,
     max_groups_per_account: config.maxGroupsPerAccount,
@@ -34,6 +43,7 @@ export function publicLimits(config: Config, runtime?: RuntimeValues) {
     rate_poll: rate(config.ratePoll, "rate_poll"),
     rate_auth: rate(config.rateAuth, "rate_auth"),
     rate_claim: rate(config.rateClaim, "rate_claim"),
+    claim_per_target: wireRate(config.claimPerTarget),
   };
 }
 

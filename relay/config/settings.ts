@@ -253,6 +253,20 @@ export const SETTINGS = {
     "client addresses in the audit log are erased after this",
     parseDuration,
   ),
+  maxPendingSockets: setting(
+    "SEALPOST_MAX_PENDING_SOCKETS",
+    "max-pending-sockets",
+    "1000",
+    "WebSockets open but not yet authenticated, in total",
+    parseCount,
+  ),
+  maxPendingSocketsPerIp: setting(
+    "SEALPOST_MAX_PENDING_SOCKETS_PER_IP",
+    "max-pending-sockets-per-ip",
+    "20",
+    "WebSockets open but not yet authenticated, per client address",
+    parseCount,
+  ),
   tokenTtl: setting(
     "SEALPOST_TOKEN_TTL",
     "token-ttl",

@@ -290,3 +290,106 @@ testBothDatabases(
     }
   },
 );
+
+testBothDatabases(
+  "before auth a frame over 4 KiB closes 1009; deep or wide JSON frames are refused, not a crash",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const big = await RawSocket.open(t.wsUrl);
+      big.send(JSON.stringify({ t: "auth", token: "x".repeat(8 * 1024) }));
+      assert.equal((await big.closed).code, 1009);
+
+      const deepAuth = await RawSocket.open(t.wsUrl);
+      deepAuth.send(`{"t":"auth","token":${"[".repeat(1000)}${"]".repeat(1000)}}`);
+      assert.equal((await deepAuth.closed).code, 4001);
+
+      const ws = await RawSocket.authed(t.wsUrl, alice.token);
+      ws.send(`{"t":"ping","ref":1,"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}`);
+      const deep = await ws.next();
+      assert.equal(deep.code, "invalid_request");
+      assert.match(String(deep.message), /nested deeper than 32 levels/);
+      ws.send(JSON.stringify({ t: "ping", x: new Array(10_001).fill(0) }));
+      assert.match(String((await ws.next()).message), /more than 10000 entries/);
+      ws.send({ t: "ping", ref: 2 });
+      assert.deepEqual(await ws.next(), { t: "pong", ref: 2 }, "the socket is still usable");
+      ws.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
+  "a WebSocket ack past last_seq is clamped at once, not only at the next flush",
+  async (db) => {
+    const t = await startTestRelay({ db });
+    try {
+      const alice = await newDevice(t.url);
+      const group = await alice.api.createGroup();
+      await alice.api.send(group.id, { body: cipher() });
+      await alice.api.send(group.id, { body: cipher() });
+      const ws = await RawSocket.authed(t.wsUrl, alice.token);
+      ws.send({ t: "ack", group: group.id, seq: 9e15 });
+      ws.send({ t: "ping", ref: 1 });
+      await ws.next((f) => f.t === "pong");
+      const before = (await alice.api.groups()).find((g) => g.id === group.id)!;
+      assert.equal(before.cursor, 2, "the buffered cursor is clamped to last_seq");
+      // Subscribed: an ack within what was delivered needs no lookup and is kept as sent.
+      ws.send({ t: "sub", groups: [group.id], since: { [group.id]: 0 } });
+      await ws.next((f) => f.t === "synced");
+      ws.send({ t: "ack", group: group.id, seq: 1e15 });
+      ws.send({ t: "ping", ref: 2 });
+      await ws.next((f) => f.t === "pong");
+      await t.relay.deps.cursors.flush();
+      const after = (await alice.api.groups()).find((g) => g.id === group.id)!;
+      assert.equal(after.cursor, 2);
+      ws.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
+  "unauthenticated WebSockets are capped per client address and in total",
+  async (db) => {
+    const t = await startTestRelay({
+      db,
+      env: { SEALPOST_MAX_PENDING_SOCKETS: "2", SEALPOST_MAX_PENDING_SOCKETS_PER_IP: "2" },
+    });
+    const open: RawSocket[] = [];
+    const upgrade = async (from: string) => {
+      const response = await fetch(t.wsUrl.replace("ws:", "http:"), {
+        headers: {
+          upgrade: "websocket",
+          connection: "upgrade",
+          "sec-websocket-version": "13",
+          "sec-websocket-key": btoa("0123456789abcdef"),
+        },
+        client: Deno.createHttpClient({ localAddress: from }),
+      });
+      await response.body?.cancel();
+      return response.status;
+    };
+    try {
+      const alice = await newDevice(t.url);
+      open.push(await RawSocket.open(t.wsUrl), await RawSocket.open(t.wsUrl));
+      assert.equal(await upgrade("127.0.0.1"), 429, "a third pending socket from one address");
+      assert.equal(await upgrade("127.0.0.2"), 503, "another address: the total is reached");
+      // Authenticating frees a slot.
+      open[0].send({ t: "auth", token: alice.token });
+      await open[0].next((f) => f.t === "ready");
+      assert.equal(await upgrade("127.0.0.2"), 101);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // that socket closes again
+      const next = await RawSocket.open(t.wsUrl);
+      open.push(next);
+      next.send({ t: "auth", token: alice.token });
+      assert.equal((await next.next()).t, "ready");
+    } finally {
+      for (const ws of open) ws.close();
+      await t.stop();
+    }
+  },
+);

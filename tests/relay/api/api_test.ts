@@ -46,6 +46,10 @@ relaySuite("HTTP surface", {
     assert.deepEqual(body.limits.rate_claim, { count: 60, per_s: 60 });
     assert.ok(body.features.includes("invitations"), "v1 additions are announced");
     assert.deepEqual(body.privacy, { presence: true, last_seen_granularity_s: 3600 });
+    assert.deepEqual(body.limits.claim_per_target, { count: 30, per_s: 3600 });
+    assert.equal(body.limits.max_body_bytes, 8 * 32 * 1024, "8 × max_message_bytes");
+    assert.ok(body.features.includes("bounded_bodies"));
+    assert.ok(body.features.includes("claim_per_target"));
     assert.equal(typeof body.push, "object");
     for (const kind of ["apns", "fcm", "unifiedpush"]) {
       assert.equal(typeof body.push[kind], "boolean", `push.${kind}`);
