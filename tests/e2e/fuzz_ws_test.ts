@@ -48,6 +48,7 @@ const SERVER_FRAMES = new Set([
   "presence",
   "group",
   "eph",
+  "accepted",
 ]);
 
 type World = {
@@ -181,6 +182,7 @@ function frameShapes(w: World, rng: Rng): (() => Record<string, unknown>)[] {
     () => ({ t: "ack", group: group(), seq: rng.int(10) }),
     () => ({ t: "presence", ref: ref(), group: group() }),
     () => ({ t: "ping", ref: ref() }),
+    () => ({ t: "accept", ref: ref(), group: group() }),
     () => ({ t: "auth", token: w.me.token }),
     () => ({ t: rng.pick(NASTY_STRINGS), ref: ref() }),
   ];
