@@ -21,6 +21,7 @@ import { type AbuseResult, abuseScenario, abuseTable } from "./abuse.ts";
 import { type CatchupResult, catchupScenario } from "./catchup.ts";
 import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
+import { type FarRun, farRun } from "./far.ts";
 import { type IdleResult, idleScenario } from "./idle.ts";
 import { bodyChars } from "./load.ts";
 import {
@@ -46,7 +47,7 @@ import type { AckMode } from "./sessions.ts";
 import { sleep } from "./stats.ts";
 import { loadAverage, machineInfo } from "./system.ts";
 
-const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse"] as const;
+const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse", "far"] as const;
 type Scenario = typeof SCENARIOS[number];
 
 const USAGE = `Usage: deno task bench [--flags]
@@ -64,6 +65,8 @@ const USAGE = `Usage: deno task bench [--flags]
                          (default sdk)
   --body-bytes N         message body size, decoded (default 64)
   --connections N        idle connections (default 10000)
+  --far-delay MS         far: delay each way between the relay and Postgres (default 40)
+  --far-sends N          far: sequential HTTP sends timed (default 30)
   --catchup N            stored messages to replay (default 100000)
   --abuse-clients N      abuse: clients each sending one big body (default 50)
   --abuse-body-mib N     abuse: size of each body in MiB (default 64)
@@ -90,6 +93,8 @@ type Options = {
   ack: AckMode;
   bodyBytes: number;
   connections: number;
+  farDelayMs: number;
+  farSends: number;
   catchup: number;
   abuseClients: number;
   abuseBodyMiB: number;
@@ -117,6 +122,8 @@ function parseOptions(args: string[]): Options {
       ack: { type: "string" },
       "body-bytes": { type: "string" },
       connections: { type: "string" },
+      "far-delay": { type: "string" },
+      "far-sends": { type: "string" },
       catchup: { type: "string" },
       "abuse-clients": { type: "string" },
       "abuse-body-mib": { type: "string" },
@@ -162,6 +169,8 @@ function parseOptions(args: string[]): Options {
     ack,
     bodyBytes: positive(values["body-bytes"] ?? "64"),
     connections: positive(values.connections ?? (quick ? "2000" : "10000")),
+    farDelayMs: positive(values["far-delay"] ?? "40"),
+    farSends: positive(values["far-sends"] ?? "30"),
     catchup: positive(values.catchup ?? "100000"),
     abuseClients: positive(values["abuse-clients"] ?? "50"),
     abuseBodyMiB: positive(values["abuse-body-mib"] ?? "64"),
@@ -178,6 +187,14 @@ function positive(text: string): number {
   const n = Number(text);
   if (!(n > 0)) throw new Error(`Expected a positive number, got '${text}'`);
   return n;
+}
+
+function farLine(run: FarRun): string {
+  const l = run.latency;
+  return `  delay ${run.delay_ms_each_way} ms each way: p50 ${l.p50_ms} ms, p95 ${l.p95_ms} ms, ` +
+    `max ${l.max_ms} ms over ${l.count} sends` +
+    (run.round_trips_p50 === null ? "" : ` (${run.round_trips_p50} round trips)`) +
+    ` (load ${run.loadavg_before})`;
 }
 
 async function waitForQuiet(threshold: number, maxS: number): Promise<number> {
@@ -256,6 +273,8 @@ type Results = {
   steps: { name: string; seconds: number }[];
   idle?: IdleResult & { relay_log: string[] };
   abuse?: AbuseResult;
+  /** Sequential HTTP sends, direct and through the delay proxy. */
+  far?: FarRun[];
   errors: string[];
 };
 
@@ -285,7 +304,7 @@ async function main(): Promise<void> {
       `load ${results.loadavg_start.join(" ")}; scenarios ${options.scenarios.join(", ")}`,
   );
 
-  const needsPostgres = ["raw", "fanout", "catchup", "idle"].some((s) => has(s as Scenario));
+  const needsPostgres = ["raw", "fanout", "catchup", "idle", "far"].some((s) => has(s as Scenario));
   let pg: PostgresCluster | null = null;
   const cleanup: (() => Promise<void>)[] = [];
   try {
@@ -623,6 +642,18 @@ async function main(): Promise<void> {
         console.log(abuseTable(results.abuse));
       });
     }
+    if (has("far")) {
+      await step(`far from the primary (${options.farDelayMs} ms each way)`, async () => {
+        results.far = [];
+        for (const delay of [0, options.farDelayMs]) {
+          const databaseUrl = await pg!.createDatabase();
+          const run = await farRun(databaseUrl, delay, options.farSends);
+          await dropDatabase(pg!, databaseUrl);
+          results.far.push(run);
+          console.log(farLine(run));
+        }
+      });
+    }
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
     await save();
@@ -640,6 +671,10 @@ async function main(): Promise<void> {
     console.log("\nIdle connections\n" + idleTable(results.idle, results.ceilings.ws_idle ?? null));
   }
   if (results.abuse) console.log("\nAbuse\n" + abuseTable(results.abuse));
+  if (results.far?.length) {
+    console.log("\nFar from the primary (sequential HTTP sends, time to 201)");
+    for (const run of results.far) console.log(farLine(run));
+  }
   const c = results.ceilings;
   if (c.postgres_insert || c.pglite_insert || c.ws_echo) {
     console.log("\nCeilings");

@@ -11,6 +11,7 @@ import * as m0003 from "./0003_admin.ts";
 import * as m0004 from "./0004_instances.ts";
 import * as m0005 from "./0005_push.ts";
 import * as m0006 from "./0006_key_packages.ts";
+import * as m0007 from "./0007_commit_function.ts";
 import * as m0008 from "./0008_invitations.ts";
 
 /** All migrations by name, in order. */
@@ -21,5 +22,6 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0004_instances": m0004,
   "0005_push": m0005,
   "0006_key_packages": m0006,
+  "0007_commit_function": m0007,
   "0008_invitations": m0008,
 };

@@ -402,6 +402,10 @@ function relayServices(
     log,
     maxTtlMs: config.maxTtl,
     windowMs: config.commitWindowMs,
+    // Several commits in flight on server Postgres (half the pool; reads keep the rest); PGlite
+    // has one connection.
+    lanes: base.dbKind === "pglite" ? 1 : Math.max(1, Math.floor(options.database.poolSize / 2)),
+    maxQueuedBytes: config.commitQueueBytes,
     onBatch: (size, waits, newMessages, newBytes) => {
       metrics.batchSize.observe(size);
       for (const ms of waits) metrics.commitSeconds.observe(ms / 1000);

@@ -1,16 +1,25 @@
 /**
  * @module
  * Group commit: sends that arrive together are written in one transaction and acknowledged only
- * after it commits. Inside the transaction each touched group's row is locked (in id order, so
- * batches never deadlock), membership is checked, repeats of a `client_id` are answered with
- * their original `seq`, and new messages get the next `seq`s of their group. Because `seq` is
- * assigned under the group row lock in the inserting transaction, commit order equals `seq`
- * order: the rule of order holds for any number of senders and instances. A rejected send never
- * consumes a `seq`. After the commit the batch is published on the bus, one event per group.
+ * after it commits. The transaction is one statement, `sealpost_commit(...)` (migration 0007),
+ * so a batch costs one round trip to Postgres: inside it each touched group's row is locked (in
+ * id order, so batches never deadlock), membership and blobs are checked, repeats of a
+ * `client_id` are answered with their original `seq`, new messages get the next `seq`s of their
+ * group, and the committed ranges are announced on the bus (`pg_notify`, delivered at commit).
+ * Because `seq` is assigned under the group row lock in the inserting transaction, commit order
+ * equals `seq` order: the rule of order holds for any number of senders and instances. A
+ * rejected send never consumes a `seq`.
+ *
+ * Several batches are in flight at once on server Postgres: sends are queued in lanes by group
+ * (a group always maps to the same lane, each lane commits one batch at a time), so groups in
+ * different lanes never contend and Postgres's WAL group commit absorbs the fsyncs. A lane's
+ * batch size adapts to its commit time. The queue is bounded: past `maxQueuedBytes` a send is
+ * refused at once with `unavailable` and a `retry_after_ms` (the client retries under the same
+ * `client_id`), so memory stays bounded under overload and nothing acknowledged is lost. After
+ * each commit the batch is published on the local bus, one event per group.
  */
 
 import { sql } from "kysely";
-import { extendBlobLives, lockLiveBlobs } from "./blobs/policy.ts";
 import type { Bus } from "./bus/bus.ts";
 import { withSpan } from "./base/trace.ts";
 import type { Clock } from "./base/clock.ts";
@@ -47,6 +56,8 @@ export type SendResult = {
 
 type Waiting = PendingSend & {
   queuedAt: number;
+  /** What the send counts against the queue bound. */
+  bytes: number;
   resolve(result: SendResult): void;
   reject(error: unknown): void;
 };
@@ -63,6 +74,16 @@ export type GroupCommitOptions = {
   windowMs: number;
   /** Largest batch in one transaction. */
   maxBatch?: number;
+  /**
+   * Batches in flight at once (lanes by group); 1 for PGlite's single connection. Keep it below
+   * the pool size so reads still get connections.
+   */
+  lanes?: number;
+  /**
+   * Queued bytes (bodies plus a fixed overhead per send) past which sends are refused with
+   * `unavailable`; default unbounded.
+   */
+  maxQueuedBytes?: number;
   /** Called after each commit with the batch size, the sends' wait times and new bytes. */
   onBatch?: (size: number, waitsMs: number[], newMessages: number, newBytes: number) => void;
   /**
@@ -72,9 +93,17 @@ export type GroupCommitOptions = {
   onCommitted?: (published: StoredMessage[][]) => void;
 };
 
+/** What a queued send costs besides its body: the object, its strings and closures. */
+export const SEND_OVERHEAD_BYTES = 512;
+/** The commit time a lane aims its batch size at. */
+const TARGET_COMMIT_MS = 50;
+/** The smallest batch cap adaptation goes down to. */
+const MIN_BATCH = 32;
+
 /**
  * Computes a message's expiry: `ttl_s` capped by the group's retention, capped by the server's
  * max TTL. `retention_s` 0 means "as long as the server allows". Returns null for forever.
+ * (`sealpost_commit` computes the same in SQL.)
  */
 export function expiryOf(
   createdAt: number,
@@ -88,52 +117,144 @@ export function expiryOf(
   return lifeS === Infinity ? null : createdAt + lifeS * 1000;
 }
 
-/** Batches sends into transactions. */
+/** The lane of `group` among `lanes`: FNV-1a of its id, so a group always maps to one lane. */
+export function laneOf(group: string, lanes: number): number {
+  if (lanes <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < group.length; i++) {
+    hash ^= group.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % lanes;
+}
+
+/** One lane: its queue, its timer and whether a batch of it is in flight. */
+type Lane = {
+  queue: Waiting[];
+  timer: ReturnType<typeof setTimeout> | undefined;
+  running: boolean;
+  /** The current batch cap, adapted to the commit time. */
+  cap: number;
+};
+
+type OutcomeRow = {
+  i: number;
+  group_id: string;
+  verdict: "ok" | "no_group" | "no_blob";
+  seq: number | null;
+  created_at: number | null;
+  expires_at: number | null;
+  duplicate: boolean | null;
+};
+
+/** Batches sends into transactions, several lanes at once. */
 export class GroupCommit {
-  #queue: Waiting[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #running = false;
-  #idle: (() => void)[] = [];
+  readonly #lanes: Lane[];
   readonly #maxBatch: number;
+  readonly #maxQueuedBytes: number;
+  #queuedBytes = 0;
+  #queued = 0;
+  /** Sends committed per ms, a moving average (for `retry_after_ms`). */
+  #rate = 0;
+  #idle: (() => void)[] = [];
 
   constructor(private readonly options: GroupCommitOptions) {
     this.#maxBatch = options.maxBatch ?? 1000;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
+    const count = Math.max(1, Math.floor(options.lanes ?? 1));
+    this.#lanes = Array.from(
+      { length: count },
+      () => ({ queue: [], timer: undefined, running: false, cap: this.#maxBatch }),
+    );
   }
 
-  /** Queues a send; resolves once it is durable (or rejects with a RelayError). */
+  /** Sends waiting for (or in) a transaction. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Bytes counted against the queue bound. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /**
+   * Queues a send; resolves once it is durable (or rejects with a RelayError). Past the queue
+   * bound it rejects at once with `unavailable` and a `retry_after_ms`.
+   */
   submit(send: PendingSend): Promise<SendResult> {
+    const bytes = send.bodyText.length + SEND_OVERHEAD_BYTES;
+    if (this.#queuedBytes + bytes > this.#maxQueuedBytes) {
+      return Promise.reject(
+        new RelayError(
+          "unavailable",
+          "The relay is busy committing; retry with the same client_id",
+          this.#retryAfterMs(),
+        ),
+      );
+    }
+    this.#queuedBytes += bytes;
+    this.#queued++;
     return new Promise((resolve, reject) => {
-      this.#queue.push({ ...send, queuedAt: performance.now(), resolve, reject });
-      this.#schedule();
+      const lane = this.#lanes[laneOf(send.group, this.#lanes.length)];
+      lane.queue.push({ ...send, bytes, queuedAt: performance.now(), resolve, reject });
+      this.#schedule(lane);
     });
+  }
+
+  /** About how long the queue takes to drain half way, from the recent commit rate. */
+  #retryAfterMs(): number {
+    const ms = this.#rate > 0 ? this.#queued / 2 / this.#rate : 1000;
+    return Math.round(Math.min(5000, Math.max(100, ms)));
   }
 
   /** Resolves when nothing is queued or in flight (drain). */
   idle(): Promise<void> {
-    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    if (this.#quiet()) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  #schedule(): void {
-    if (this.#running || this.#timer !== undefined) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#run();
+  #quiet(): boolean {
+    return this.#queued === 0 && this.#lanes.every((lane) => !lane.running);
+  }
+
+  #schedule(lane: Lane): void {
+    if (lane.running || lane.timer !== undefined) return;
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      this.#run(lane);
     }, this.options.windowMs);
   }
 
-  async #run(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
+  async #run(lane: Lane): Promise<void> {
+    if (lane.running) return;
+    lane.running = true;
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch);
+      while (lane.queue.length > 0) {
+        const batch = lane.queue.splice(0, lane.cap);
+        const t0 = performance.now();
         await this.#commit(batch);
+        const ms = performance.now() - t0;
+        this.#adapt(lane, batch.length, ms);
       }
     } finally {
-      this.#running = false;
-      if (this.#queue.length > 0) this.#schedule();
-      else for (const resolve of this.#idle.splice(0)) resolve();
+      lane.running = false;
+      if (lane.queue.length > 0) this.#schedule(lane);
+      else if (this.#quiet()) { for (const resolve of this.#idle.splice(0)) resolve(); }
+    }
+  }
+
+  /**
+   * Keeps a lane's commits near {@link TARGET_COMMIT_MS}: a slow commit halves the cap (so one
+   * lane never holds its connection and locks for long), a fast full one doubles it.
+   */
+  #adapt(lane: Lane, size: number, ms: number): void {
+    const rate = size / Math.max(ms, 0.1);
+    this.#rate = this.#rate === 0 ? rate : this.#rate * 0.8 + rate * 0.2;
+    if (ms > TARGET_COMMIT_MS && size > MIN_BATCH) {
+      lane.cap = Math.max(MIN_BATCH, Math.floor(size / 2));
+    } else if (ms < TARGET_COMMIT_MS / 2 && size >= lane.cap) {
+      lane.cap = Math.min(this.#maxBatch, lane.cap * 2);
     }
   }
 
@@ -178,7 +299,14 @@ export class GroupCommit {
     if (published.length > 0) this.options.onCommitted?.(published);
   }
 
+  /** Takes a finished batch off the queue bound; called once per batch, before answering. */
+  #release(batch: Waiting[]): void {
+    for (const send of batch) this.#queuedBytes -= send.bytes;
+    this.#queued -= batch.length;
+  }
+
   #failAll(batch: Waiting[], error: unknown): void {
+    this.#release(batch);
     if (!(error instanceof RelayError)) {
       this.options.log.error("group commit failed", { error, batch: batch.length });
     }
@@ -195,152 +323,64 @@ export class GroupCommit {
     for (const send of batch) send.reject(answer);
   }
 
-  /** One transaction for the whole batch; returns the new messages per group. */
+  /** One statement (its own transaction) for the whole batch; returns the new messages per group. */
   async #transaction(batch: Waiting[]): Promise<StoredMessage[][]> {
-    const { db, clock, maxTtlMs } = this.options;
-    const outcomes = new Map<Waiting, SendResult | RelayError>();
+    const { db, clock, maxTtlMs, bus } = this.options;
+    const now = clock.now();
+    const announcement = bus.announcement?.() ?? null;
+    // One parameter per column, not one per value: cheap to build and to parse at any size.
+    const result = await sql<OutcomeRow>`
+      select * from sealpost_commit(
+        ${batch.map((s) => s.group)}::text[], ${batch.map((s) => s.account)}::text[],
+        ${batch.map((s) => s.device)}::text[], ${batch.map((s) => s.clientId)}::text[],
+        ${batch.map((s) => s.bodyText)}::text[], ${batch.map((s) => s.ttlS ?? null)}::bigint[],
+        ${batch.map((s) => s.blob?.id ?? null)}::text[],
+        ${batch.map((s) => s.blob?.size ?? null)}::bigint[],
+        ${batch.map((s) => s.to?.join(",") ?? null)}::text[],
+        ${now}::bigint, ${maxTtlMs}::bigint, ${announcement?.channel ?? null}::text,
+        ${announcement?.origin ?? null}::text)`.execute(db);
+
+    this.#release(batch);
     const perGroup = new Map<string, StoredMessage[]>();
-
-    await db.transaction().execute(async (tx) => {
-      outcomes.clear();
-      perGroup.clear();
-      const groupIds = [...new Set(batch.map((s) => s.group))].sort();
-      const accounts = [...new Set(batch.map((s) => s.account))];
-      // NO KEY UPDATE: it orders this group's writers but lets foreign-key checks (cursor and
-      // membership inserts elsewhere take KEY SHARE on the group row) through, so they can never
-      // deadlock with a commit.
-      const locked = await sql<{ id: string; last_seq: number; retention_s: number }>`
-        select id, last_seq, retention_s from groups
-        where id = any(${groupIds}::text[]) order by id for no key update`.execute(tx);
-      const groups = new Map(locked.rows.map((g) => [g.id, { ...g }]));
-      const members = await sql<{ group_id: string; account_id: string }>`
-        select group_id, account_id from group_members
-        where group_id = any(${groupIds}::text[]) and account_id = any(${accounts}::text[])`
-        .execute(tx);
-      const isMember = new Set(members.rows.map((m) => `${m.group_id} ${m.account_id}`));
-      const blobGroup = await lockLiveBlobs(tx, batch, clock.now());
-
-      const candidates = batch.filter((send) => {
-        if (!groups.has(send.group) || !isMember.has(`${send.group} ${send.account}`)) {
-          outcomes.set(send, new RelayError("not_found", "No such group"));
-          return false;
-        }
-        if (send.blob && blobGroup.get(send.blob.id) !== send.group) {
-          outcomes.set(send, new RelayError("not_found", "No such blob"));
-          return false;
-        }
-        return true;
-      });
-
-      const earlier = new Map<string, SendResult>();
-      if (candidates.length > 0) {
-        const found = await sql<
-          {
-            group_id: string;
-            sender_device: string;
-            client_id: string;
-            seq: number;
-            created_at: number;
-            expires_at: number | null;
-          }
-        >`
-          select m.group_id, m.sender_device, m.client_id, m.seq, m.created_at, m.expires_at
-          from unnest(${candidates.map((s) => s.group)}::text[],
-                      ${candidates.map((s) => s.device)}::text[],
-                      ${candidates.map((s) => s.clientId)}::text[]) as k(g, d, c)
-          -- LATERAL: one index probe per send, never a scan of the whole table
-          cross join lateral (
-            select * from messages m
-            where m.group_id = k.g and m.sender_device = k.d and m.client_id = k.c
-          ) m`.execute(tx);
-        for (const row of found.rows) {
-          earlier.set(`${row.group_id} ${row.sender_device} ${row.client_id}`, {
-            seq: row.seq,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            duplicate: true,
-          });
-        }
+    const rows = result.rows;
+    for (let k = 0; k < batch.length; k++) {
+      const send = batch[k];
+      const row = rows[k];
+      if (!row || Number(row.i) !== k + 1) {
+        send.reject(new RelayError("internal"));
+        continue;
       }
-
-      const now = clock.now();
-      const rows = [];
-      for (const send of candidates) {
-        const key = `${send.group} ${send.device} ${send.clientId}`;
-        const before = earlier.get(key);
-        if (before) {
-          outcomes.set(send, { ...before, duplicate: true });
-          continue;
-        }
-        const group = groups.get(send.group)!;
-        group.last_seq += 1;
-        const expires_at = expiryOf(now, send.ttlS, group.retention_s, maxTtlMs);
-        const result = { seq: group.last_seq, created_at: now, expires_at, duplicate: false };
-        earlier.set(key, result);
-        outcomes.set(send, result);
-        rows.push({
-          group_id: send.group,
-          seq: result.seq,
-          sender_account: send.account,
-          sender_device: send.device,
-          client_id: send.clientId,
-          body: send.bodyText,
-          blob_id: send.blob?.id ?? null,
-          blob_size: send.blob?.size ?? null,
-          to_devices: send.to ?? null,
-          created_at: now,
-          expires_at,
-        });
-        const message: StoredMessage = {
-          group: send.group,
-          seq: result.seq,
-          from: { account: send.account, device: send.device },
-          created_at: now,
-          expires_at,
-          body: send.bodyText,
-        };
-        if (send.blob) message.blob = send.blob;
-        if (send.to) message.to = send.to;
-        const list = perGroup.get(send.group) ?? [];
-        list.push(message);
-        perGroup.set(send.group, list);
+      if (row.verdict === "no_group") {
+        send.reject(new RelayError("not_found", "No such group"));
+        continue;
       }
-      if (rows.length === 0) return;
-      // One parameter per column (unnest), not one per value: cheap to build and to parse at
-      // any batch size. Postgres decodes the base64url bodies into bytea.
-      await sql`
-        insert into messages (group_id, seq, sender_account, sender_device, client_id, body,
-                              blob_id, blob_size, to_devices, created_at, expires_at)
-        select g, s, a, d, c,
-               decode(translate(b, '-_', '+/') || repeat('=', (4 - length(b) % 4) % 4), 'base64'),
-               bl, bs, case when t is null then null else string_to_array(t, ',') end, ${now}, e
-        from unnest(
-          ${rows.map((r) => r.group_id)}::text[], ${rows.map((r) => r.seq)}::bigint[],
-          ${rows.map((r) => r.sender_account)}::text[], ${rows.map((r) => r.sender_device)}::text[],
-          ${rows.map((r) => r.client_id)}::text[], ${rows.map((r) => r.body)}::text[],
-          ${rows.map((r) => r.blob_id)}::text[], ${rows.map((r) => r.blob_size)}::bigint[],
-          ${rows.map((r) => r.to_devices?.join(",") ?? null)}::text[],
-          ${rows.map((r) => r.expires_at)}::bigint[]
-        ) as u(g, s, a, d, c, b, bl, bs, t, e)`.execute(tx);
-      await extendBlobLives(tx, rows, now);
-      await this.options.bus.announce(
-        tx,
-        [...perGroup].map(([group, list]) => ({ group, from: list[0].seq, to: list.at(-1)!.seq })),
-      );
-      const touched = [...perGroup.keys()];
-      await sql`
-        update groups g set last_seq = u.last_seq
-        from unnest(${touched}::text[], ${touched.map((id) => groups.get(id)!.last_seq)}::bigint[])
-          as u(id, last_seq)
-        where g.id = u.id`.execute(tx);
-    });
-
-    for (const send of batch) {
-      const outcome = outcomes.get(send);
-      if (outcome instanceof RelayError) send.reject(outcome);
-      else if (outcome) send.resolve(outcome);
-      else send.reject(new RelayError("internal"));
+      if (row.verdict === "no_blob") {
+        send.reject(new RelayError("not_found", "No such blob"));
+        continue;
+      }
+      const outcome: SendResult = {
+        seq: Number(row.seq),
+        created_at: Number(row.created_at),
+        expires_at: row.expires_at === null ? null : Number(row.expires_at),
+        duplicate: row.duplicate === true,
+      };
+      send.resolve(outcome);
+      if (outcome.duplicate) continue;
+      const message: StoredMessage = {
+        group: send.group,
+        seq: outcome.seq,
+        from: { account: send.account, device: send.device },
+        created_at: outcome.created_at,
+        expires_at: outcome.expires_at,
+        body: send.bodyText,
+      };
+      if (send.blob) message.blob = send.blob;
+      if (send.to) message.to = send.to;
+      const list = perGroup.get(send.group);
+      if (list) list.push(message);
+      else perGroup.set(send.group, [message]);
     }
+    // Inside a group the statement assigns seqs in batch order, so each list is ascending.
     return [...perGroup.values()];
   }
 }

@@ -5,15 +5,13 @@
  *
  * Guarantee: events published by one instance are delivered to every subscriber of every
  * instance in publish order, and committed messages are announced atomically with their commit
- * (`announce` runs inside the committing transaction). Delivery can be interrupted when an
+ * (the announcement is sent inside the committing transaction). Delivery can be interrupted when an
  * instance's bus connection drops; the bus then calls its `onGap` handlers after reconnecting,
  * and the hub reads everything it may have missed back from the database (every subscription
  * also detects gaps in `seq` by itself).
  */
 
-import type { Kysely } from "kysely";
 import type { StoredMessage } from "../messages.ts";
-import type { Database } from "../store/schema.ts";
 
 /** A range of committed `seq`s in one group. */
 export type SeqRange = { group: string; from: number; to: number };
@@ -60,11 +58,15 @@ export type BusEvent =
 export interface Bus {
   /**
    * Publishes an event to every instance, including this one. A `messages` event is delivered
-   * locally only: other instances learn of the messages from {@link Bus.announce}.
+   * locally only: other instances learn of the messages from {@link Bus.announcement}.
    */
   publish(event: BusEvent): void;
-  /** Announces committed ranges to other instances, inside the committing transaction. */
-  announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void>;
+  /**
+   * How committed ranges reach other instances: group commit passes this to `sealpost_commit`,
+   * which sends `{"o":origin,"k":"m","r":[[group,from,to],…]}` with `pg_notify(channel, …)`
+   * inside the committing transaction. Absent on a bus with no other instances.
+   */
+  announcement?(): { channel: string; origin: string };
   /** Registers a handler called when events may have been missed (after a reconnect). */
   onGap(handler: () => void): void;
   /**

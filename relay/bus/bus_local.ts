@@ -13,11 +13,6 @@ export class LocalBus implements Bus {
     for (const handler of this.#handlers) handler(event);
   }
 
-  /** Nothing to announce: there are no other instances. */
-  announce(): Promise<void> {
-    return Promise.resolve();
-  }
-
   /** An in-process bus never misses events. */
   onGap(): void {}
 

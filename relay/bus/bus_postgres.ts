@@ -200,22 +200,9 @@ export class PostgresBus implements Bus {
     this.#inFlight.add(sending);
   }
 
-  async announce(tx: Kysely<Database>, ranges: SeqRange[]): Promise<void> {
-    // Chunk so each notification stays under the payload limit.
-    let chunk: [string, number, number][] = [];
-    let size = 0;
-    for (const r of ranges) {
-      const entry: [string, number, number] = [r.group, r.from, r.to];
-      const bytes = JSON.stringify(entry).length + 1;
-      if (size + bytes > MAX_PAYLOAD - 100 && chunk.length > 0) {
-        await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
-        chunk = [];
-        size = 0;
-      }
-      chunk.push(entry);
-      size += bytes;
-    }
-    if (chunk.length > 0) await this.#notify(tx, { o: this.options.instanceId, k: "m", r: chunk });
+  /** Committed ranges are sent by `sealpost_commit` on this channel, tagged with this instance. */
+  announcement(): { channel: string; origin: string } {
+    return { channel: CHANNEL, origin: this.options.instanceId };
   }
 
   async #notify(db: Kysely<Database>, wire: Wire): Promise<void> {

@@ -36,6 +36,11 @@ export type Config = {
   readonly deleteAfter: number;
   readonly sweepInterval: number;
   readonly maxMessageBytes: number;
+  /**
+   * Bytes of sends waiting for their commit (bodies plus a fixed overhead each) past which a
+   * send is refused with `unavailable` and `retry_after_ms`.
+   */
+  readonly commitQueueBytes: number;
   readonly maxBlobBytes: number;
   /** Blob bytes one account may store, uploads in progress included. */
   readonly maxAccountBytes: number;

@@ -125,6 +125,13 @@ export const SETTINGS = {
     "largest message body (decoded)",
     parseSize,
   ),
+  commitQueueBytes: setting(
+    "SEALPOST_COMMIT_QUEUE_BYTES",
+    "commit-queue-bytes",
+    "16MiB",
+    "sends waiting for their commit, in bytes, past which sends are refused (503 unavailable)",
+    parseSize,
+  ),
   maxBlobBytes: setting(
     "SEALPOST_MAX_BLOB_BYTES",
     "max-blob-bytes",
