@@ -27,8 +27,8 @@ export class SealpostError extends Error {
 /**
  * The JSON of a relay's answer. A proxy in front of the relay (nginx, haproxy, Fly) may answer
  * an error itself with an HTML page: that becomes a {@link SealpostError} with the proxy's
- * status (`unavailable` for 502/503/504, so callers retry it like the relay's own 503), never a
- * `SyntaxError`.
+ * status and the protocol's code for it (`unavailable` for 502/503/504, so callers retry it like
+ * the relay's own 503) and its `Retry-After`, never a `SyntaxError`.
  */
 // deno-lint-ignore no-explicit-any
 function parseBody(text: string, response: Response): any {
@@ -36,13 +36,30 @@ function parseBody(text: string, response: Response): any {
   try {
     return JSON.parse(text);
   } catch {
-    const code = [502, 503, 504].includes(response.status) ? "unavailable" : "internal";
     throw new SealpostError(
       response.status,
-      code,
+      response.ok ? "internal" : codeOfStatus(response.status),
       `${response.statusText || "Unexpected answer"} (not a Sealpost JSON body)`,
+      Number(response.headers.get("retry-after")) * 1000 || undefined,
     );
   }
+}
+
+/** The protocol's error code for an HTTP status, for answers that carry none. */
+function codeOfStatus(status: number): string {
+  const codes: Record<number, string> = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    429: "rate_limited",
+    502: "unavailable",
+    503: "unavailable",
+    504: "unavailable",
+  };
+  return codes[status] ?? "internal";
 }
 
 /** A device as the directory shows it. */

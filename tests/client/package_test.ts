@@ -87,6 +87,9 @@ Deno.test({
     assert.equal(Number(pkg.version.split(".")[0]), PROTOCOL_VERSION);
     assert.equal(pkg.dependencies, undefined);
     assert.deepEqual(pkg.exports["."], { types: "./dist/mod.d.ts", import: "./dist/mod.js" });
+    // client/package.json's build tools stay out of the project's Deno lockfile and modules.
+    const lock = await Deno.readTextFile(new URL("../../deno.lock", import.meta.url));
+    assert.ok(!/npm:(esbuild|typescript)@/.test(lock), "deno.lock has no client build tools");
     // The bundle is plain JavaScript: Node parses it without any TypeScript support.
     await run("node", ["--check", `${CLIENT}dist/mod.js`], { cwd: CLIENT });
   },
