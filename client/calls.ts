@@ -34,7 +34,7 @@ export class SendError extends SessionError {
 export type CallOptions = { timeoutMs?: number; signal?: AbortSignal };
 
 /** What a call is, for the session's retry rules. */
-export type CallKind = "send" | "presence" | "ping" | "ack";
+export type CallKind = "send" | "presence" | "ping" | "ack" | "accept";
 
 type Entry = {
   kind: CallKind;

@@ -4,25 +4,10 @@
  * {@link SealpostError} carrying the protocol error code, status and retry hint.
  */
 
+import { codeOfStatus, SealpostError } from "./errors.ts";
 import { type DeviceIdentity, proveNonce } from "./keys.ts";
 
-/** An error answer from the relay. */
-export class SealpostError extends Error {
-  override name = "SealpostError";
-  /** The HTTP status. */
-  readonly status: number;
-  /** The protocol error code (`not_found`, `rate_limited`, …). */
-  readonly code: string;
-  /** The relay's retry hint (`retry_after_ms`), when it gave one. */
-  readonly retryAfterMs?: number;
-
-  constructor(status: number, code: string, message: string, retryAfterMs?: number) {
-    super(`${status} ${code}: ${message}`);
-    this.status = status;
-    this.code = code;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
+export { SealpostError } from "./errors.ts";
 
 /**
  * The JSON of a relay's answer. A proxy in front of the relay (nginx, haproxy, Fly) may answer
@@ -43,23 +28,6 @@ function parseBody(text: string, response: Response): any {
       Number(response.headers.get("retry-after")) * 1000 || undefined,
     );
   }
-}
-
-/** The protocol's error code for an HTTP status, for answers that carry none. */
-function codeOfStatus(status: number): string {
-  const codes: Record<number, string> = {
-    400: "invalid_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-    429: "rate_limited",
-    502: "unavailable",
-    503: "unavailable",
-    504: "unavailable",
-  };
-  return codes[status] ?? "internal";
 }
 
 /** A device as the directory shows it. */

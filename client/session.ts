@@ -204,6 +204,16 @@ export class Session {
     return this.#call(ref, "presence", frames, options, this.#callTimeout());
   }
 
+  /**
+   * Accepts this account's invitation to `group` (the WebSocket twin of
+   * `HttpClient.acceptGroup`; idempotent). Until then the group's other members do not see this
+   * account's device names or presence.
+   */
+  accept(group: string, options: CallOptions = {}): Promise<void> {
+    const ref = nextRef("c");
+    return this.#call(ref, "accept", [{ t: "accept", group, ref }], options, this.#callTimeout());
+  }
+
   /** Round-trip check; also flushes coalesced acks, so its pong means they were received. */
   ping(options: CallOptions = {}): Promise<void> {
     // Pending acks go first: the relay handles frames in order, so the pong confirms them.
@@ -322,6 +332,7 @@ export class Session {
       case "eph":
         return this.#events.emit("ephemeral", frame as unknown as EphemeralEvent);
       case "pong":
+      case "accepted":
         if (frame.ref !== undefined) this.#calls.resolve(String(frame.ref), undefined);
         return;
     }

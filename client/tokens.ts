@@ -6,7 +6,8 @@
  * are single-flight: concurrent callers share one request.
  */
 
-import { type HttpClient, SealpostError } from "./http.ts";
+import { SealpostError } from "./errors.ts";
+import type { HttpClient } from "./http.ts";
 import type { DeviceIdentity } from "./keys.ts";
 
 /** A fresh token from the app: the token alone, or with its expiry (ms since the epoch). */

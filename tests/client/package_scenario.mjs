@@ -22,6 +22,7 @@ export async function chat(sdk, url) {
   await aliceApi.register(alice, { name: "alice" });
   await bobApi.register(bob, { name: "bob" });
   const group = await aliceApi.createGroup({ members: [bob.account] });
+  await bobApi.acceptGroup(group.id); // invited until accepted: then Alice sees Bob's presence
   const received = [];
   const states = [];
   const bobSession = new Session(bobApi, {
