@@ -78,7 +78,14 @@ Deno.test({
   fn: async () => {
     const tarball = await packed();
     const listing = await run("tar", ["-tzf", tarball], { cwd: CLIENT });
-    for (const file of ["package/dist/mod.js", "package/dist/mod.d.ts", "package/package.json"]) {
+    for (
+      const file of [
+        "package/dist/mod.js",
+        "package/dist/mod.d.ts",
+        "package/package.json",
+        "package/README.md",
+      ]
+    ) {
       assert.ok(listing.includes(file), `${file} is in the tarball`);
     }
     assert.ok(!/^package\/[a-z_]+\.ts$/m.test(listing), "no TypeScript source in the tarball");
