@@ -142,6 +142,17 @@ export async function login(deps: Deps, body: LoginBody): Promise<IssuedToken> {
  * whose device was revoked is `403 device_revoked`.
  */
 export async function authenticateToken(deps: Deps, token: string): Promise<Principal> {
+  return (await authenticateTokenUntil(deps, token)).principal;
+}
+
+/**
+ * {@link authenticateToken}, and when the token expires (ms): a WebSocket authenticated with it
+ * is closed `4001` then.
+ */
+export async function authenticateTokenUntil(
+  deps: Deps,
+  token: string,
+): Promise<{ principal: Principal; expiresAt: number }> {
   const hash = await sha256(token);
   const row = await deps.db.selectFrom("tokens")
     .innerJoin("devices", "devices.id", "tokens.device_id")
@@ -158,7 +169,7 @@ export async function authenticateToken(deps: Deps, token: string): Promise<Prin
   }
   if (row.revoked_at !== null) throw new RelayError("device_revoked");
   deps.activity.touch(row.id);
-  return { account: row.account_id, device: row.id };
+  return { principal: { account: row.account_id, device: row.id }, expiresAt: row.expires_at };
 }
 
 /**

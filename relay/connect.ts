@@ -4,11 +4,12 @@
  * within 10 s (token, or signature over the nonce), `ready`, then frames — `sub`, `unsub`,
  * `send`, `ack`, `presence`, `ping` (what each does is `frames.ts`). A bad frame gets an `error`
  * frame echoing its `ref` and the connection stays open; a frame larger than the limit closes
- * with `1009`; a device that keeps sending while rate limited is closed with `4008`. Every close
- * code comes from the error table (`errors.ts`).
+ * with `1009`; a device that keeps sending while rate limited is closed with `4008`; a socket
+ * authenticated with a token is closed with `4001` when the token expires (by the hub). Every
+ * close code comes from the error table (`errors.ts`).
  */
 
-import { authenticateSignature, authenticateToken, type Principal } from "./authenticate.ts";
+import { authenticateSignature, authenticateTokenUntil, type Principal } from "./authenticate.ts";
 import { randomId } from "./base/encoding.ts";
 import { closeCode, type CloseReason, describeError, RelayError } from "./errors.ts";
 import { membershipOf } from "./accounts/groups.ts";
@@ -180,14 +181,20 @@ class SocketSession {
     if (!parsed.success) return this.#close("unauthenticated", "expected an auth frame");
     const frame = parsed.data;
     let principal: Principal;
+    // A token's socket lives until the token expires; a signature's until it closes.
+    let expiresAt: number | undefined;
     try {
       principal = await withSpan(
         "sealpost.ws.auth",
         { "sealpost.auth": "token" in frame ? "token" : "signature" },
-        () =>
-          "token" in frame
-            ? authenticateToken(this.deps, frame.token)
-            : authenticateSignature(this.deps, frame.device, frame.sig, this.#nonce),
+        async () => {
+          if (!("token" in frame)) {
+            return await authenticateSignature(this.deps, frame.device, frame.sig, this.#nonce);
+          }
+          const proven = await authenticateTokenUntil(this.deps, frame.token);
+          expiresAt = proven.expiresAt;
+          return proven.principal;
+        },
       );
     } catch (error) {
       if (!(error instanceof RelayError)) throw error;
@@ -204,6 +211,7 @@ class SocketSession {
       this.socket,
       groups,
       invited,
+      expiresAt,
     );
     if (!added) {
       this.#replyError(new RelayError("rate_limited", "Too many connections for this device"));

@@ -5,7 +5,9 @@
  * connection's {@link Subscription}, so order is kept), membership announcements, presence,
  * ephemeral messages, revocations — and enforces the per-device connection limit; a connection
  * too slow for live delivery (see `connection.ts`) is closed with `4009` and resumes from its
- * cursor on reconnect, so nothing is lost.
+ * cursor on reconnect, so nothing is lost. A connection authenticated with a token is closed
+ * with `4001` when that token expires, as a revoked device's are with `4003`: one timer for the
+ * whole hub looks, once a second, only at the connections due ({@link Deadlines}).
  *
  * Presence is never announced to a group the device's account has only been invited to (issue
  * 16), and not at all when the operator turned presence off.
@@ -21,6 +23,10 @@ import { Subscription } from "./subscribe.ts";
 import { startSpan } from "./base/trace.ts";
 import type { BacklogReader } from "./backlog.ts";
 import type { Clock } from "./base/clock.ts";
+import { Deadlines } from "./base/deadlines.ts";
+
+/** How often the hub looks for connections whose token expired. */
+const EXPIRY_TICK_MS = 1000;
 
 const frameCache = new WeakMap<StoredMessage, string>();
 
@@ -60,6 +66,9 @@ export class Hub {
   readonly #byGroup = new Map<string, Set<Connection>>();
   #nextId = 1;
   readonly #unsubscribeBus: () => void;
+  /** Token-authenticated connections by their token's expiry. */
+  readonly #expiries = new Deadlines<Connection>();
+  #expiryTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly options: HubOptions) {
     this.#unsubscribeBus = options.bus.subscribe((event) => this.#onEvent(event));
@@ -119,6 +128,8 @@ export class Hub {
     socket: FrameSocket,
     groups: string[],
     invited: string[] = [],
+    /** When the connection's token expires (ms); none for a signature-authenticated socket. */
+    expiresAt?: number,
   ): Connection | null {
     const existing = this.#byDevice.get(device);
     if (existing && existing.size >= this.options.maxConnectionsPerDevice) return null;
@@ -132,6 +143,7 @@ export class Hub {
     );
     conn.groups = new Set(groups);
     conn.invited = new Set(invited);
+    if (expiresAt !== undefined) this.#watchExpiry(conn, expiresAt);
     const first = !existing || existing.size === 0;
     index(this.#byDevice, device, conn);
     index(this.#byAccount, account, conn);
@@ -142,8 +154,33 @@ export class Hub {
     return conn;
   }
 
+  #watchExpiry(conn: Connection, expiresAt: number): void {
+    this.#expiries.add(conn, expiresAt);
+    this.#expiryTimer ??= setInterval(() => this.expireTokens(), EXPIRY_TICK_MS);
+  }
+
+  /**
+   * Closes (`4001`) every connection whose token has expired by the clock's time; runs once a
+   * second while such connections exist, and tests call it after moving the clock.
+   */
+  expireTokens(): void {
+    for (const conn of this.#expiries.due(this.options.clock.now())) {
+      if (conn.open) this.closeConnection(conn, "unauthenticated", "token expired");
+      else this.remove(conn);
+    }
+    this.#stopExpiryTimerIfIdle();
+  }
+
+  #stopExpiryTimerIfIdle(): void {
+    if (this.#expiries.size > 0 || this.#expiryTimer === undefined) return;
+    clearInterval(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+  }
+
   /** Removes a connection (socket closed). */
   remove(conn: Connection): void {
+    this.#expiries.delete(conn);
+    this.#stopExpiryTimerIfIdle();
     for (const group of conn.subs.keys()) unindex(this.#byGroup, group, conn);
     for (const sub of conn.subs.values()) sub.close();
     conn.subs.clear();
@@ -373,9 +410,11 @@ export class Hub {
     }
   }
 
-  /** Stops listening to the bus. */
+  /** Stops listening to the bus and looking for expired tokens. */
   stop(): void {
     this.#unsubscribeBus();
+    clearInterval(this.#expiryTimer);
+    this.#expiryTimer = undefined;
   }
 }
 

@@ -92,7 +92,8 @@ export function asyncApiDocument(
       title: "Sealpost WebSocket session",
       version: options.version,
       description: `Protocol v${PROTOCOL_VERSION}. JSON text frames over \`GET /v1/ws\`. ` +
-        "Close codes: 4001 not authenticated (in time) or bad auth, 4003 device revoked, " +
+        "Close codes: 4001 not authenticated (in time), bad auth or token expired, " +
+        "4003 device revoked, " +
         "4008 rate-limit abuse, 4009 too slow a consumer (resume from the cursor), 1009 frame " +
         "too large, 1001 relay draining, 1013 database unreachable during auth. The HTTP API is " +
         "described by /v1/openapi.json; prose: docs/protocol.md.",

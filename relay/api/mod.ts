@@ -49,6 +49,7 @@ export const FEATURES: readonly string[] = [
   "invitations",
   "bounded_bodies",
   "claim_per_target",
+  "token_expiry",
 ];
 
 /**

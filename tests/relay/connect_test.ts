@@ -158,6 +158,49 @@ testBothDatabases(
   },
 );
 
+testBothDatabases(
+  "a socket authenticated with a token closes with 4001 when the token expires; others stay",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_TOKEN_TTL: "1h" } });
+    try {
+      const alice = await newDevice(t.url);
+      const expiring = await RawSocket.authed(t.wsUrl, alice.token);
+      const bySig = await RawSocket.open(t.wsUrl);
+      bySig.send({
+        t: "auth",
+        device: alice.device,
+        sig: await proveNonce(alice.identity.device, String(bySig.hello.nonce)),
+      });
+      assert.equal((await bySig.next()).t, "ready");
+      // Half an hour later the device logs in again: its new token lives an hour from then.
+      t.clock.advance(30 * 60_000);
+      const { token } = await alice.api.login(alice.identity);
+      const fresh = await RawSocket.authed(t.wsUrl, token);
+
+      t.clock.advance(30 * 60_000 - 2_000);
+      t.relay.deps.hub.expireTokens();
+      expiring.send({ t: "ping", ref: 1 });
+      assert.deepEqual(await expiring.next(), { t: "pong", ref: 1 }, "not before its expiry");
+
+      // No test call this time: the hub's own once-a-second check closes it.
+      t.clock.advance(3_000);
+      assert.deepEqual(await expiring.closed, { code: 4001, reason: "token expired" });
+      for (const ws of [bySig, fresh]) {
+        ws.send({ t: "ping", ref: 2 });
+        assert.deepEqual(await ws.next(), { t: "pong", ref: 2 });
+      }
+      t.clock.advance(30 * 60_000 + 1_000);
+      assert.deepEqual(await fresh.closed, { code: 4001, reason: "token expired" });
+      bySig.send({ t: "ping", ref: 3 });
+      assert.deepEqual(await bySig.next(), { t: "pong", ref: 3 }, "a signature has no expiry");
+      assert.equal(t.relay.deps.hub.connections, 1);
+      bySig.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
 testBothDatabases("presence lists online devices and announces comings and goings", async (db) => {
   const t = await startTestRelay({ db });
   try {
