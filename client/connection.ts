@@ -169,6 +169,7 @@ export class Connection {
       } catch {
         return;
       }
+      if (typeof frame !== "object" || frame === null) return; // not a frame: ignored
       if (frame.t === "hello") return this.#hello(socket, String(frame.nonce));
       if (frame.t === "ready") return this.#ready(socket);
       this.#host.frame(frame, generation);

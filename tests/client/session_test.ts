@@ -330,3 +330,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "Session: frames that are not JSON objects are ignored, not thrown",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Not the relay: a loopback server that answers like one but sends junk first (what a broken
+    // proxy or a hostile endpoint could), to check the session survives it.
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onopen = () => {
+        for (const junk of ["null", "5", '"text"', "[]", "{", "{}"]) socket.send(junk);
+        socket.send(JSON.stringify({ t: "hello", nonce: "n" }));
+      };
+      socket.onmessage = (event) => {
+        const frame = JSON.parse(String(event.data));
+        if (frame.t === "auth") socket.send(JSON.stringify({ t: "ready" }));
+        if (frame.t === "ping") socket.send(JSON.stringify({ t: "pong", ref: frame.ref }));
+      };
+      return response;
+    });
+    try {
+      const api = new HttpClient(`http://127.0.0.1:${server.addr.port}`);
+      api.token = "t";
+      const session = new Session(api);
+      await session.ready({ timeoutMs: 5000 });
+      await session.ping({ timeoutMs: 5000 });
+      session.close();
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
