@@ -37,12 +37,20 @@ export function visibleTo(
   return !message.to || message.from.device === device || message.to.includes(device);
 }
 
+/**
+ * The body as base64url text, encoded by Postgres: `encode(…, 'base64')` (which breaks lines every
+ * 76 characters) translated to the URL alphabet with the padding and newlines dropped. Replay
+ * then never decodes hex `bytea` text nor re-encodes bytes on the relay's thread.
+ */
+const BODY = sql.raw(`translate(encode(m.body, 'base64'), '+/=' || chr(10), '-_')`);
+
 type MessageRow = {
   group_id: string;
   seq: number;
   sender_account: string;
   sender_device: string;
-  body: Uint8Array;
+  /** base64url text (see {@link BODY}); bytes only from callers that select the raw column. */
+  body: string | Uint8Array;
   blob_id: string | null;
   blob_size?: number | null;
   to_devices: string[] | null;
@@ -58,7 +66,7 @@ export function fromRow(row: MessageRow): StoredMessage {
     from: { account: row.sender_account, device: row.sender_device },
     created_at: row.created_at,
     expires_at: row.expires_at,
-    body: toBase64Url(row.body instanceof Uint8Array ? row.body : new Uint8Array(row.body)),
+    body: typeof row.body === "string" ? row.body : toBase64Url(new Uint8Array(row.body)),
   };
   if (row.blob_id) message.blob = { id: row.blob_id, size: row.blob_size ?? 0 };
   if (row.to_devices) message.to = row.to_devices;
@@ -83,7 +91,7 @@ export async function readPage(
   now: number,
 ): Promise<Page> {
   const result = await sql<MessageRow & { last_seq: number }>`
-    select g.last_seq, m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+    select g.last_seq, m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
            m.blob_size, m.to_devices, m.created_at, m.expires_at
     from groups g
     left join lateral (
@@ -126,7 +134,7 @@ export async function readInbox(
         on p.group_id = gm.group_id
       where gm.account_id = ${account}
     )
-    select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+    select m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
            m.blob_size, m.to_devices, m.created_at, m.expires_at
     from mine
     cross join lateral (
@@ -149,7 +157,7 @@ export async function readRanges(
 ): Promise<StoredMessage[]> {
   if (ranges.length === 0) return [];
   const result = await sql<MessageRow>`
-    select m.group_id, m.seq, m.sender_account, m.sender_device, m.body, m.blob_id,
+    select m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
            m.blob_size, m.to_devices, m.created_at, m.expires_at
     from unnest(${ranges.map((r) => r.group)}::text[], ${ranges.map((r) => r.from)}::bigint[],
                 ${ranges.map((r) => r.to)}::bigint[]) as r(g, a, b)
