@@ -42,6 +42,14 @@ export type ApiOptions = {
 
 let requestCounter = 0;
 
+/**
+ * True when reading the request body failed because the client stopped sending it (a chunked
+ * body cut off mid-chunk): the client's fault, answered `400`, not a `500` for the logs.
+ */
+function isTruncatedBody(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource && /request body/i.test(error.message);
+}
+
 /** v1 additions this relay implements, announced in `/v1/info` as `features`. */
 export const FEATURES: readonly string[] = [
   "openapi",
@@ -175,6 +183,13 @@ export function createApi(deps: Deps, options: ApiOptions): Hono<ApiEnv> {
     if (thrown instanceof HTTPException && thrown.status < 500) {
       const code = thrown.status === 413 ? "too_large" : "invalid_request";
       return c.json(new RelayError(code, thrown.message || undefined).toBody(), thrown.status);
+    }
+    if (isTruncatedBody(thrown)) {
+      const error = new RelayError(
+        "invalid_request",
+        "The request body ended before it was complete",
+      );
+      return c.json(error.toBody(), 400);
     }
     const { error, status, body, unexpected } = describeError(thrown);
     if (unexpected) {

@@ -191,6 +191,29 @@ relaySuite("HTTP surface", {
     assert.ok(!t.logs.some((line) => line.includes('"level":"error"')), "no error was logged");
   },
 
+  "a body cut off mid-chunk answers 400, not 500, on every kind of route": async (t) => {
+    const token = (await registered(t)).api.token!;
+    const port = Number(new URL(t.url).port);
+    const logged = t.logs.length;
+    for (const path of ["/v1/ack", "/v1/auth/login", "/admin/login"]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await conn.write(new TextEncoder().encode(
+          `POST ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\n` +
+            `transfer-encoding: chunked\r\n\r\nffff\r\n{"cursors":{`,
+        ));
+        await conn.closeWrite();
+        const buf = new Uint8Array(4096);
+        const n = await conn.read(buf);
+        const head = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n", 1)[0];
+        assert.equal(head, "HTTP/1.1 400 Bad Request", path);
+      } finally {
+        conn.close();
+      }
+    }
+    const unhandled = t.logs.slice(logged).filter((line) => line.includes('"unhandled error"'));
+    assert.deepEqual(unhandled, []);
+  },
   "logs carry no tokens, signatures or invite codes": async (t) => {
     const { me, api } = await registered(t, { invite: "an-invite-that-is-ignored" });
     await api.devices(me.account);
