@@ -120,6 +120,8 @@ export async function openPglite(dir: string, hooks: DatabaseHooks = {}): Promis
   const pg = fenceOnDiskFull(
     await PGlite.create({
       dataDir: dir,
+      // Loaded on first use only: a relay on server Postgres never holds PGlite's 16 MB.
+      ...await (await import("./pglite_assets.ts")).pgliteAssets(),
       parsers: { [INT8_OID]: (value: string) => Number(value) },
     }),
     (reason) => {

@@ -1,18 +1,19 @@
 /**
  * Tests of commands/serve.ts as a user runs it (`sealpost serve` in a child process): the private
  * metrics port (`SEALPOST_METRICS_PORT`) serves `/metrics` without the token while the main port
- * keeps requiring it, and secrets given as `*_FILE` (here the metrics token and the admin
- * password, as Docker secrets mount them) are read from their files. And on a full disk:
- * `sealpost serve` on embedded PGlite whose disk fills up with no reserve left to protect it
- * (`SEALPOST_DISK_RESERVE=0`, or another program filling the disk): the first failed write fences
- * the database (`fenceOnDiskFull` in `relay/store/database.ts`), every request keeps getting an
- * answer (`503`, never a hang at 100 % CPU), the relay drains and exits 75 for its supervisor,
- * and a restart once space is back holds every acknowledged message. Also: a relay started on a
- * disk below its reserve waits for space before opening the database.
+ * keeps requiring it; secrets given as `*_FILE` (here the metrics token and the admin password,
+ * as Docker secrets mount them) are read from their files; serve runs with exactly the
+ * permissions `deno task start` grants (no `--allow-run`: nothing spawns a process). And on a
+ * full disk: `sealpost serve` on embedded PGlite whose disk fills up with no reserve left to
+ * protect it (`SEALPOST_DISK_RESERVE=0`, or another program filling the disk): the first failed
+ * write fences the database (`fenceOnDiskFull` in `relay/store/database.ts`), every request keeps
+ * getting an answer (`503`, never a hang at 100 % CPU), the relay drains and exits 75 for its
+ * supervisor, and a restart once space is back holds every acknowledged message. Also: a relay
+ * started on a disk below its reserve waits for space before opening the database.
  */
 
 import assert from "node:assert/strict";
-import { startServe } from "../helpers/cli.ts";
+import { cliEnv, ROOT, startServe } from "../helpers/cli.ts";
 import { freePort } from "../helpers/postgres.ts";
 import { HttpClient } from "../../client/mod.ts";
 import { cipher, newDevice } from "../helpers/accounts.ts";
@@ -184,6 +185,51 @@ Deno.test("serve: SEALPOST_METRICS_PORT serves /metrics without the token; *_FIL
       await serve.stop("SIGKILL");
     }
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve runs with exactly the permissions of deno task start (no --allow-run), and drains on SIGTERM", async () => {
+  const task: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.start;
+  const args = task.split(/\s+/).slice(1); // after "deno"
+  assert.ok(!args.includes("--allow-run") && !args.includes("-A"), task);
+  const dir = await Deno.makeTempDir({ prefix: "sealpost-perms-" });
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    clearEnv: true,
+    env: cliEnv({
+      PORT: String(port),
+      SEALPOST_HOST: "127.0.0.1",
+      SEALPOST_DATA_DIR: `${dir}/data`,
+      SEALPOST_LOG_FORMAT: "json",
+    }),
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    let ready = 0;
+    for (let i = 0; i < 150 && ready !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => {
+        await r.body?.cancel();
+        return r.status;
+      }, () => 0);
+    }
+    assert.equal(ready, 200, "ready without a permission prompt or error");
+    const info = await fetch(`http://127.0.0.1:${port}/v1/info`);
+    assert.equal(info.status, 200);
+    await info.body?.cancel();
+    child.kill("SIGTERM");
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.code, 0, stderr);
+    assert.doesNotMatch(stderr, /NotCapable|PermissionDenied|Requires .* access/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,7 +1,9 @@
 /**
  * The single-file artifact: `deno bundle` of main.ts (what CI can build here; the Dockerfile runs
- * `deno compile` on the same entry) is started on embedded PGlite and on Postgres, and a device
- * registers, creates a group, sends and receives over WebSocket through it.
+ * `deno compile` on the same entry, see compile_test.ts) is started on embedded PGlite and on
+ * Postgres from a folder that holds nothing but the bundle — no node_modules, no PGlite files
+ * beside it (PGlite's WebAssembly and data are inlined, relay/store/pglite_assets.ts) — and a
+ * device registers, creates a group, sends and receives over WebSocket through it.
  */
 import assert from "node:assert/strict";
 import { cipher, newDevice } from "../helpers/accounts.ts";
@@ -22,10 +24,6 @@ async function bundle(dir: string): Promise<string> {
   }).output();
   if (!result.success) {
     throw new Error(`deno bundle failed: ${new TextDecoder().decode(result.stderr)}`);
-  }
-  // PGlite loads its WebAssembly and data files from beside the module that imports it.
-  for (const file of ["pglite.wasm", "pglite.data", "initdb.wasm"]) {
-    await Deno.copyFile(`${ROOT}/node_modules/@electric-sql/pglite/dist/${file}`, `${dir}/${file}`);
   }
   return out;
 }
@@ -62,7 +60,9 @@ for (const db of ["pglite", "postgres"] as const) {
           SEALPOST_RATE_AUTH: "off",
         };
         if (db === "postgres") env.DATABASE_URL = await (await sharedPostgres()).createDatabase();
-        instance = new Instance(`bundle-${db}`, freePort(), env, `${dir}/relay.log`, entry);
+        const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+        assert.deepEqual(files, ["sealpost.js"], "the bundle runs alone");
+        instance = new Instance(`bundle-${db}`, freePort(), env, `${dir}/relay.log`, entry, dir);
         await instance.start();
         await exercise(instance.url);
         assert.equal(await instance.terminate(), 0, "drains and exits cleanly");

@@ -39,6 +39,8 @@ export class Instance {
     readonly logFile: string,
     /** The program to run: `main.ts`, or a bundled artifact. */
     private readonly entry = "main.ts",
+    /** The working directory (a bundle runs from a folder with no node_modules). */
+    private readonly cwd = ROOT,
   ) {
     this.url = `http://127.0.0.1:${port}`;
   }
@@ -48,7 +50,7 @@ export class Instance {
     const log = await Deno.open(this.logFile, { write: true, create: true, append: true });
     this.process = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", this.entry, "serve"],
-      cwd: ROOT,
+      cwd: this.cwd,
       env: {
         ...this.env,
         PORT: String(this.port),
