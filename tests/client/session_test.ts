@@ -107,6 +107,39 @@ testBothDatabases(
 );
 
 testBothDatabases(
+  "Session: the relay's 4001 at token expiry is cured by a renewal; the session resumes by itself",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_TOKEN_TTL: "1h" } });
+    try {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const got: number[] = [];
+      const { states, onState } = recordStates();
+      const session = new Session(bob.api, {
+        identity: bob.identity,
+        auth: "token",
+        minBackoffMs: 20,
+        onMessage: (m) => void got.push(m.seq),
+        onState,
+      });
+      await session.ready();
+      const oldToken = bob.api.token;
+      t.clock.advance(2 * 3_600_000); // the relay closes the socket 4001 ("token expired")
+      await waitFor(() => session.connects === 2 && session.state === "connected", "resumed");
+      assert.ok(states.some((s) => s.state === "disconnected" && s.code === 4001), "saw 4001");
+      assert.notEqual(bob.api.token, oldToken);
+      await alice.api.login(alice.identity);
+      await alice.api.send(group.id, { body: cipher() });
+      await waitFor(() => got.length === 1, "a message after the renewal");
+      session.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
   "Session: getToken supplies the renewed token; a 4001 it cannot cure ends in failed",
   async (db) => {
     const t = await startTestRelay({ db, env: { SEALPOST_TOKEN_TTL: "1h" } });
