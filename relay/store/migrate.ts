@@ -7,7 +7,7 @@
  */
 
 import { sql } from "kysely";
-import { type Migration, Migrator } from "kysely/migration";
+import { type Migration, Migrator, NO_MIGRATIONS } from "kysely/migration";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import type { Db } from "./database.ts";
 
@@ -16,8 +16,8 @@ export class SchemaTooNewError extends Error {
   override name = "SchemaTooNewError";
 }
 
-/** What a migration run did. */
-export type MigrationReport = { applied: string[]; current: string | null };
+/** What a migration run did: migrations applied (`up`) and reverted (`down`), and where it ends. */
+export type MigrationReport = { applied: string[]; reverted?: string[]; current: string | null };
 
 const MIGRATION_TABLE = "sealpost_migrations";
 const LOCK_TABLE = "sealpost_migrations_lock";
@@ -86,4 +86,57 @@ export async function isMigrated(
 ): Promise<boolean> {
   const applied = new Set(await appliedMigrations(db));
   return Object.keys(migrations).every((name) => applied.has(name));
+}
+
+/**
+ * The migration `target` names: a full name (`0006_key_packages`) or its number (`6`, `0006`);
+ * `0` means none (every migration reverted). Throws naming the known ones when none matches.
+ */
+export function resolveTarget(
+  target: string,
+  migrations: Record<string, Migration> = MIGRATIONS,
+): string | null {
+  const names = Object.keys(migrations);
+  if (/^0*$/.test(target)) return null;
+  const found = /^\d+$/.test(target)
+    ? names.find((name) => Number(name.split("_")[0]) === Number(target))
+    : names.find((name) => name === target);
+  if (!found) {
+    throw new Error(
+      `Cannot migrate to '${target}': expected 0 or one of ${
+        names.map((n) => `${Number(n.split("_")[0])} (${n})`).join(", ")
+      }`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Moves the schema to exactly `target` (a name from {@link resolveTarget}, or null for none):
+ * pending migrations up to it are applied, later ones reverted newest first with their `down()`,
+ * all in one transaction under the migration lock. For rolling back a deploy
+ * (docs/operations.md): revert with the binary that has the migrations, then start the older one.
+ *
+ * @example
+ * ```ts
+ * await migrateTo(db, resolveTarget("7"));
+ * ```
+ */
+export async function migrateTo(
+  db: Db,
+  target: string | null,
+  migrations: Record<string, Migration> = MIGRATIONS,
+): Promise<MigrationReport> {
+  await assertNotNewer(db, migrations);
+  const { error, results } = await migrator(db, migrations).migrateTo(target ?? NO_MIGRATIONS);
+  if (error) {
+    throw new Error(`Cannot migrate the database: ${(error as Error).message ?? error}`);
+  }
+  const done = (results ?? []).filter((r) => r.status === "Success");
+  const all = await appliedMigrations(db);
+  return {
+    applied: done.filter((r) => r.direction === "Up").map((r) => r.migrationName),
+    reverted: done.filter((r) => r.direction === "Down").map((r) => r.migrationName),
+    current: all.at(-1) ?? null,
+  };
 }

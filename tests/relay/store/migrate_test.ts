@@ -1,7 +1,8 @@
 /**
  * Tests of relay/store/migrate.ts on PGlite and real Postgres: migrations apply once, a database
- * migrated by a newer Sealpost is refused, and several instances migrating the same Postgres at
- * once is safe (the migrator's advisory lock).
+ * migrated by a newer Sealpost is refused, several instances migrating the same Postgres at
+ * once is safe (the migrator's advisory lock), and `migrateTo` reverts with each `down()`, which
+ * undoes exactly its `up()`.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +13,8 @@ import {
   assertNotNewer,
   isMigrated,
   migrate,
+  migrateTo,
+  resolveTarget,
   SchemaTooNewError,
 } from "../../../relay/store/migrate.ts";
 import { MIGRATIONS } from "../../../migrations/mod.ts";
@@ -108,3 +111,60 @@ testBothDatabases(
   },
   { only: ["postgres"] },
 );
+
+testBothDatabases(
+  "migrateTo() reverts with down() to a named migration, and every down() undoes its up()",
+  async (kind) => {
+    const { handle, dispose } = await emptyDatabase(kind);
+    try {
+      // Every column of every table, every index and every function: the schema's shape.
+      const tables = async () =>
+        (await sql<{ t: string }>`
+        select table_name || '.' || column_name || ':' || data_type as t
+          from information_schema.columns
+          where table_schema = 'public' and table_name not like 'sealpost_migrations%'
+        union all select 'index ' || indexname from pg_indexes
+          where schemaname = 'public' and tablename not like 'sealpost_migrations%'
+        union all select 'function ' || routine_name from information_schema.routines
+          where routine_schema = 'public'
+        order by 1`.execute(handle.db)).rows.map((r) => r.t);
+      // The schema after each migration, going up.
+      const after: string[][] = [];
+      for (const name of ALL) {
+        const report = await migrateTo(handle.db, resolveTarget(name));
+        assert.deepEqual(report.applied, [name]);
+        after.push(await tables());
+      }
+      // Down one at a time: each step leaves exactly the schema the previous migration made.
+      for (let i = ALL.length - 1; i > 0; i--) {
+        const target = String(Number(ALL[i - 1].split("_")[0]));
+        const report = await migrateTo(handle.db, resolveTarget(target));
+        assert.deepEqual(report.reverted, [ALL[i]]);
+        assert.equal(report.current, ALL[i - 1]);
+        assert.deepEqual(await tables(), after[i - 1], `down() of ${ALL[i]}`);
+        assert.equal(await isMigrated(handle.db), false);
+      }
+      // To 0: nothing left; then all the way up again in one call.
+      const none = await migrateTo(handle.db, resolveTarget("0"));
+      assert.deepEqual(none.reverted, [ALL[0]]);
+      assert.deepEqual(await tables(), []);
+      const up = await migrateTo(handle.db, resolveTarget(ALL.at(-1)!));
+      assert.deepEqual(up.applied, ALL);
+      assert.equal(await isMigrated(handle.db), true);
+    } finally {
+      await dispose();
+    }
+  },
+);
+
+Deno.test("resolveTarget() takes a number or a name and names the choices otherwise", () => {
+  assert.equal(resolveTarget("1"), ALL[0]);
+  assert.equal(resolveTarget("0001"), ALL[0]);
+  assert.equal(resolveTarget(ALL[1]), ALL[1]);
+  assert.equal(resolveTarget("0"), null);
+  assert.throws(
+    () => resolveTarget("99"),
+    /Cannot migrate to '99': expected 0 or one of 1 \(0001_initial\)/,
+  );
+  assert.throws(() => resolveTarget("latest"), /Cannot migrate to 'latest'/);
+});
