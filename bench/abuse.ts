@@ -6,6 +6,11 @@
  * `sockets` WebSockets (1,000) connect and never authenticate. The relay runs as its own process
  * on embedded PGlite (the homelab default); its RSS is sampled every 100 ms and `/readyz` timed
  * every 250 ms throughout. Goals (issue 12): RSS growth under 100 MiB, `/readyz` fast.
+ *
+ * Every socket comes from this machine's one address, so the per-address cap on pending sockets
+ * refuses most of them. The `spread` variant stands in for a botnet: it lifts that cap
+ * (`SEALPOST_MAX_PENDING_SOCKETS_PER_IP`) so the total cap bounds them, and each socket sends one
+ * `frameKiB` frame before `auth` (which Deno reads whole before the relay can refuse it).
  */
 
 import { createDeviceIdentity, HttpClient } from "../client/mod.ts";
@@ -14,7 +19,14 @@ import { Latencies, type LatencySummary, pool, round, sleep } from "./stats.ts";
 import { loadAverage, mib, rssBytes } from "./system.ts";
 
 /** What to throw at the relay. */
-export type AbuseOptions = { clients: number; bodyMiB: number; sockets: number };
+export type AbuseOptions = {
+  clients: number;
+  bodyMiB: number;
+  sockets: number;
+  /** Lift the per-address socket cap and send a `frameKiB` frame on each socket before auth. */
+  spread: boolean;
+  frameKiB: number;
+};
 
 /** The scenario's result. */
 export type AbuseResult = AbuseOptions & {
@@ -57,7 +69,9 @@ function streamedBody(prefix: string, bytes: number): ReadableStream<Uint8Array>
 /** Runs the scenario against a fresh PGlite relay process. */
 export async function abuseScenario(options: AbuseOptions): Promise<AbuseResult> {
   const loadavg = loadAverage()[0];
-  const relay = await startRelay({});
+  const relay = await startRelay({
+    env: options.spread ? { SEALPOST_MAX_PENDING_SOCKETS_PER_IP: String(options.sockets) } : {},
+  });
   const ws = relay.url.replace(/^http/, "ws") + "/v1/ws";
   const sockets: WebSocket[] = [];
   try {
@@ -99,6 +113,7 @@ export async function abuseScenario(options: AbuseOptions): Promise<AbuseResult>
     let open = 0;
     let refused = 0;
     let ending = false;
+    const frame = `{"t":"auth","token":"${"A".repeat(options.frameKiB * 1024)}"}`;
     const closes: Record<string, number> = {};
     const opening = pool(
       Array.from({ length: options.sockets }, (_, i) => i),
@@ -117,6 +132,7 @@ export async function abuseScenario(options: AbuseOptions): Promise<AbuseResult>
             opened = true;
             open++;
             clearTimeout(timer);
+            if (options.spread) socket.send(frame);
             resolve();
           };
           socket.onerror = () => {};
@@ -214,7 +230,8 @@ export async function abuseScenario(options: AbuseOptions): Promise<AbuseResult>
 /** The result as a few lines of text. */
 export function abuseTable(r: AbuseResult): string {
   return [
-    `${r.clients} × ${r.bodyMiB} MiB bodies + ${r.sockets} unauthenticated sockets (PGlite)`,
+    `${r.clients} × ${r.bodyMiB} MiB bodies + ${r.sockets} unauthenticated sockets (PGlite)` +
+    (r.spread ? `, per-address cap lifted, one ${r.frameKiB} KiB frame each` : ", one address"),
     `  RSS ${r.base_rss_mib} → peak ${r.peak_rss_mib} MiB (growth ${r.growth_mib} MiB), ` +
     `${r.after_rss_mib} MiB after`,
     `  bodies answered in ${r.bodies_s} s: ${JSON.stringify(r.bodies)}`,

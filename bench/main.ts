@@ -71,6 +71,8 @@ const USAGE = `Usage: deno task bench [--flags]
   --abuse-clients N      abuse: clients each sending one big body (default 50)
   --abuse-body-mib N     abuse: size of each body in MiB (default 64)
   --abuse-sockets N      abuse: WebSockets that connect and never authenticate (default 1000)
+  --abuse-frame-kib N    abuse, second pass (per-address cap lifted): a frame of N KiB each
+                         socket sends before auth (default 256)
   --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
                          force_custom_plan avoids stale generic plans; default: Postgres's auto)
   --cpu-prof             write a CPU profile of the Postgres fan-out relay and summarise it
@@ -99,6 +101,7 @@ type Options = {
   abuseClients: number;
   abuseBodyMiB: number;
   abuseSockets: number;
+  abuseFrameKiB: number;
   cpuProf: boolean;
   planCacheMode: string | null;
   waitLoad: number | null;
@@ -128,6 +131,7 @@ function parseOptions(args: string[]): Options {
       "abuse-clients": { type: "string" },
       "abuse-body-mib": { type: "string" },
       "abuse-sockets": { type: "string" },
+      "abuse-frame-kib": { type: "string" },
       "cpu-prof": { type: "boolean" },
       "plan-cache-mode": { type: "string" },
       "wait-load": { type: "string" },
@@ -175,6 +179,7 @@ function parseOptions(args: string[]): Options {
     abuseClients: positive(values["abuse-clients"] ?? "50"),
     abuseBodyMiB: positive(values["abuse-body-mib"] ?? "64"),
     abuseSockets: positive(values["abuse-sockets"] ?? "1000"),
+    abuseFrameKiB: positive(values["abuse-frame-kib"] ?? "256"),
     cpuProf: values["cpu-prof"] === true,
     planCacheMode: values["plan-cache-mode"] ?? null,
     waitLoad: values["wait-load"] === undefined ? null : Number(values["wait-load"]),
@@ -272,7 +277,7 @@ type Results = {
   catchup?: CatchupResult[];
   steps: { name: string; seconds: number }[];
   idle?: IdleResult & { relay_log: string[] };
-  abuse?: AbuseResult;
+  abuse?: AbuseResult[];
   /** Sequential HTTP sends, direct and through the delay proxy. */
   far?: FarRun[];
   errors: string[];
@@ -634,12 +639,19 @@ async function main(): Promise<void> {
     }
     if (has("abuse")) {
       await step("abuse: big bodies and unauthenticated sockets", async () => {
-        results.abuse = await abuseScenario({
-          clients: options.abuseClients,
-          bodyMiB: options.abuseBodyMiB,
-          sockets: options.abuseSockets,
-        });
-        console.log(abuseTable(results.abuse));
+        results.abuse = [];
+        for (const spread of [false, true]) {
+          const r = await abuseScenario({
+            clients: options.abuseClients,
+            bodyMiB: options.abuseBodyMiB,
+            sockets: options.abuseSockets,
+            spread,
+            frameKiB: options.abuseFrameKiB,
+          });
+          results.abuse.push(r);
+          console.log(abuseTable(r));
+          await save();
+        }
       });
     }
     if (has("far")) {
@@ -670,7 +682,9 @@ async function main(): Promise<void> {
   if (results.idle) {
     console.log("\nIdle connections\n" + idleTable(results.idle, results.ceilings.ws_idle ?? null));
   }
-  if (results.abuse) console.log("\nAbuse\n" + abuseTable(results.abuse));
+  if (results.abuse?.length) {
+    console.log("\nAbuse\n" + results.abuse.map(abuseTable).join("\n"));
+  }
   if (results.far?.length) {
     console.log("\nFar from the primary (sequential HTTP sends, time to 201)");
     for (const run of results.far) console.log(farLine(run));
