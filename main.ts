@@ -22,16 +22,15 @@ import {
   readEnv,
   SETTINGS,
 } from "./relay/config/config.ts";
-import { openDatabase } from "./relay/store/database.ts";
 import { doctor } from "./commands/doctor.ts";
 import { createLogger, IDENTITY_FIELDS } from "./relay/base/log.ts";
-import { migrate, SchemaTooNewError } from "./relay/store/migrate.ts";
+import { SchemaTooNewError } from "./relay/store/migrate.ts";
+import { migrateCommand } from "./commands/migrate.ts";
 import { runAdminCli } from "./commands/admin.ts";
 import { serve } from "./commands/serve.ts";
 import { sweepCommand } from "./commands/sweep.ts";
 import { archiveCommand } from "./commands/archive.ts";
 import { VERSION } from "./relay/base/version.ts";
-import { claimDataDir } from "./commands/data_dir.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
 
@@ -142,22 +141,7 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig(readEnv(), flags);
 
   if (command === "serve") return await serve(config, loggerFor(config));
-  if (command === "migrate") {
-    const claim = await claimDataDir(config, "migrate");
-    const database = await openDatabase(config);
-    try {
-      const report = await migrate(database.db);
-      console.log(
-        report.applied.length
-          ? `Applied ${report.applied.join(", ")}; the schema is at ${report.current}`
-          : `Nothing to apply; the schema is at ${report.current}`,
-      );
-    } finally {
-      await database.close();
-      if (claim.kind === "locked") claim.lock.release();
-    }
-    return;
-  }
+  if (command === "migrate") return await migrateCommand(config, (line) => console.log(line));
   if (command === "sweep") {
     const ok = await sweepCommand(config, loggerFor(config), {
       dryRun,

@@ -387,21 +387,6 @@ function parseAudit(
   return { id: Number(row.id), at: row.at, actor: row.actor, action: row.action, detail };
 }
 
-/** Records an admin action in the audit log. */
-export async function recordAudit(
-  deps: Deps,
-  actor: string,
-  action: string,
-  detail: Record<string, unknown>,
-): Promise<void> {
-  await deps.db.insertInto("audit_log").values({
-    at: deps.clock.now(),
-    actor,
-    action,
-    detail: JSON.stringify(detail),
-  }).execute();
-}
-
 /**
  * The audit log, newest first; `before` pages back by id; `action` filters by prefix;
  * `withoutSweeps` leaves out the sweeper's routine `sweep` rows.

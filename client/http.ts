@@ -5,7 +5,7 @@
  */
 
 import { codeOfStatus, SealpostError } from "./errors.ts";
-import { type DeviceIdentity, proveNonce } from "./keys.ts";
+import { b64url, type DeviceIdentity, proveNonce } from "./keys.ts";
 
 export { SealpostError } from "./errors.ts";
 
@@ -107,9 +107,7 @@ export type BlobBody = Uint8Array<ArrayBuffer> | Blob | ReadableStream<Uint8Arra
 
 /** base64url (no padding) of the SHA-256 of `bytes`: the `sha256` of `POST /v1/blobs`. */
 export async function blobDigest(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
+  return b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
 }
 
 /** Counts of one key-package kind, as `GET /v1/devices/me/keys` reports them. */

@@ -5,7 +5,11 @@
  * the device; `exportKeyPair` gives JWKs an app may keep in IndexedDB or a file.
  */
 
-/** base64url without padding. */
+/**
+ * base64url without padding. The client's own copy of `relay/base/encoding.ts`'s: the client
+ * package is self-contained (no import from the relay), and runs in browsers without
+ * `Uint8Array.prototype.toBase64`.
+ */
 export function b64url(bytes: Uint8Array): string {
   let text = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {

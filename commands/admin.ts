@@ -20,32 +20,18 @@
 
 import { parseArgs } from "node:util";
 import { setAdminPassword } from "../admin/auth.ts";
-import {
-  type AdminDeviceStatus,
-  DEVICE_STATUSES,
-  recordAudit,
-  searchDevices,
-} from "../admin/queries.ts";
-import { ActivityTracker } from "../relay/activity.ts";
-import { LocalBus } from "../relay/bus/bus_local.ts";
-import { PostgresBus } from "../relay/bus/bus_postgres.ts";
-import { systemClock } from "../relay/base/clock.ts";
-import {
-  type Config,
-  loadConfig,
-  parseDuration,
-  readEnv,
-  SETTINGS,
-} from "../relay/config/config.ts";
-import { type DatabaseHandle, openDatabase } from "../relay/store/database.ts";
+import { type AdminDeviceStatus, DEVICE_STATUSES, searchDevices } from "../admin/queries.ts";
+import { recordAudit } from "../relay/store/audit.ts";
+import { loadConfig, parseDuration, readEnv, SETTINGS } from "../relay/config/config.ts";
+import type { DatabaseHandle } from "../relay/store/database.ts";
+import { openBus } from "../relay/cluster/mod.ts";
+import { type OwnClaim, withDeps } from "./open.ts";
 import type { Deps } from "../relay/deps.ts";
 import { adminRevokeDevice } from "../relay/accounts/devices.ts";
 import { RelayError } from "../relay/errors.ts";
 import { createInvite, listInvites, revokeInvite } from "../relay/accounts/invites.ts";
 import { createLogger } from "../relay/base/log.ts";
-import { Metrics } from "../relay/base/metrics.ts";
 import { migrate } from "../relay/store/migrate.ts";
-import { initialRuntimeValues, RuntimeSettings } from "../relay/config/runtime.ts";
 import { claimDataDir, DataDirBusyError } from "./data_dir.ts";
 
 /** Usage of `sealpost admin`. */
@@ -92,31 +78,6 @@ function options() {
 }
 
 const ADMIN_FLAGS = ["help", "json", "status", "query", "uses", "expires", "note", "password"];
-
-/** Opens what the commands need: the database (migrated) and a minimal set of services. */
-async function open(config: Config): Promise<{ deps: Deps; database: DatabaseHandle }> {
-  const database = await openDatabase(config);
-  await migrate(database.db);
-  const log = createLogger({ level: "warn", format: "json", sink: () => {} });
-  const deps: Deps = {
-    config,
-    db: database.db,
-    dbKind: database.kind,
-    clock: systemClock,
-    log,
-    settings: new RuntimeSettings(database.db, systemClock, initialRuntimeValues(config)),
-    activity: new ActivityTracker(
-      database.db,
-      systemClock,
-      log,
-      config.inactiveAfter,
-      config.lastSeenGranularity,
-    ),
-    bus: new LocalBus(),
-    metrics: new Metrics(),
-  };
-  return { deps, database };
-}
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -178,24 +139,24 @@ export async function adminCommand(args: string[], io: AdminIo): Promise<number>
   const config = loadConfig(io.env, flags);
   let claim;
   try {
-    claim = await claimDataDir(config, "admin");
+    claim = await claimDataDir(config, "admin") as OwnClaim;
   } catch (error) {
     if (!(error instanceof DataDirBusyError)) throw error;
     io.printError(`sealpost: ${error.message}`);
     return 1;
   }
-  const { deps, database } = await open(config);
+  const log = createLogger({ level: "warn", format: "json", sink: () => {} });
   try {
-    return await run(deps, database, command, target, values, password, io);
+    return await withDeps(config, "admin", log, async (deps, database) => {
+      await migrate(database.db);
+      return await run(deps, database, command, target, values, password, io);
+    }, claim);
   } catch (error) {
     if (error instanceof RelayError) {
       io.printError(`sealpost: ${error.message}`);
       return 1;
     }
     throw error;
-  } finally {
-    await database.close();
-    if (claim.kind === "locked") claim.lock.release();
   }
 }
 
@@ -244,14 +205,9 @@ async function run(
       }
       // Tell running instances (over Postgres LISTEN/NOTIFY) to close its connections.
       if (database.kind === "postgres" && database.url) {
-        const bus = await PostgresBus.start({
-          url: database.url,
-          db: database.db,
-          instanceId: `cli-${crypto.randomUUID()}`,
-          log: deps.log,
-        });
+        const bus = await openBus(database, `cli-${crypto.randomUUID()}`, deps.log);
         bus.publish({ kind: "revoked", device: target! });
-        // PostgresBus.publish() sends its NOTIFY in the background and close() does not wait for
+        // The Postgres bus's publish() sends its NOTIFY in the background and close() does not wait for
         // it (closing first leaves the process hanging on the orphaned query), so give it a
         // moment: one round trip on a local network is well under this.
         await new Promise((resolve) => setTimeout(resolve, 300));

@@ -9,12 +9,12 @@
 
 import { openBlobStore } from "../relay/blobs/open.ts";
 import type { Config } from "../relay/config/config.ts";
-import { openDatabase } from "../relay/store/database.ts";
 import { exportArchive } from "../relay/archive/export.ts";
 import { importArchive } from "../relay/archive/import.ts";
 import { assertNotNewer, migrate } from "../relay/store/migrate.ts";
 import { backupThroughRelay } from "./control.ts";
 import { claimDataDir } from "./data_dir.ts";
+import { withDatabase } from "./open.ts";
 
 async function assertNew(file: string): Promise<void> {
   try {
@@ -50,10 +50,8 @@ export async function archiveCommand(
     }
     return;
   }
-  const lock = claim.kind === "locked" ? claim.lock : null;
-  const database = await openDatabase(config);
   const blobs = openBlobStore(config);
-  try {
+  await withDatabase(config, command, async (database) => {
     if (writing) {
       await assertNotNewer(database.db);
       await assertNew(file);
@@ -103,8 +101,5 @@ export async function archiveCommand(
     print(
       `Imported ${file} into ${database.kind} (${database.location}) and ${blobs.kind} blobs: ${rows} rows, ${report.blobs} blobs (${report.blob_bytes} bytes); verified counts and hashes`,
     );
-  } finally {
-    await database.close();
-    lock?.release();
-  }
+  }, claim);
 }

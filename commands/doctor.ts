@@ -9,7 +9,7 @@
 
 import { openBlobStore } from "../relay/blobs/open.ts";
 import type { Config } from "../relay/config/config.ts";
-import { openDatabase } from "../relay/store/database.ts";
+import { type OwnClaim, withDatabase } from "./open.ts";
 import { appliedMigrations, assertNotNewer } from "../relay/store/migrate.ts";
 import { MIGRATIONS } from "../migrations/mod.ts";
 import { DataDirLockedError, lockDataDir } from "../relay/store/data_dir_lock.ts";
@@ -75,8 +75,8 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
   try {
     // A running embedded relay owns its database: report it rather than open a second PGlite.
     const lock = config.databaseUrl ? null : await lockDataDir(config.dataDir, "doctor");
-    const database = await openDatabase(config);
-    try {
+    const claim: OwnClaim = lock ? { kind: "locked", lock } : { kind: "server" };
+    await withDatabase(config, "doctor", async (database) => {
       const applied = await appliedMigrations(database.db);
       const known = Object.keys(MIGRATIONS);
       await assertNotNewer(database.db);
@@ -90,10 +90,7 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
             : ", up to date"
         }`,
       });
-    } finally {
-      await database.close();
-      lock?.release();
-    }
+    }, claim);
   } catch (error) {
     if (error instanceof DataDirLockedError) {
       checks.push({

@@ -5,14 +5,16 @@
  * `SEALPOST_DRAIN_TIMEOUT` (plus a short grace enforced by a watchdog thread, `watchdog.ts`, even
  * when the main thread is stuck). On the embedded database it owns the data directory for as long
  * as it runs (`data_dir.ts`) and serves a control socket for live backups (`control.ts`).
+ * {@link buildRelay} is the one constructor of a serving relay (the test relays use it too).
  */
 
-import { systemClock } from "../relay/base/clock.ts";
+import { type Clock, systemClock } from "../relay/base/clock.ts";
 import type { Config } from "../relay/config/config.ts";
-import { openDatabase } from "../relay/store/database.ts";
+import { type DatabaseHandle, openDatabase } from "../relay/store/database.ts";
+import type { PushEndpoints } from "../relay/push/open.ts";
 import type { Logger } from "../relay/base/log.ts";
 import { migrate } from "../relay/store/migrate.ts";
-import { createRelay } from "../relay/mod.ts";
+import { createRelay, type Relay } from "../relay/mod.ts";
 import { mountAdmin } from "../admin/mod.ts";
 import { clusterParts } from "../relay/cluster/mod.ts";
 import { claimDataDir } from "./data_dir.ts";
@@ -60,6 +62,42 @@ function absorbDriverRaces(log: Logger): void {
   });
 }
 
+/** What a serving relay is built from besides its configuration and database. */
+export type BuildRelayOptions = {
+  config: Config;
+  database: DatabaseHandle;
+  clock: Clock;
+  log: Logger;
+  /** Use the in-process bus and sole leadership even on server Postgres (tests). */
+  localBus?: boolean;
+  /** Push service endpoints and trusted CAs (tests point them at local servers). */
+  push?: PushEndpoints;
+};
+
+/**
+ * Builds the relay `serve` runs (and the test relays): the cluster parts that fit the database
+ * (bus, leadership) and the admin dashboard mounted beside the API.
+ *
+ * @example
+ * ```ts
+ * const relay = await buildRelay({ config, database, clock: systemClock, log });
+ * await relay.start();
+ * ```
+ */
+export async function buildRelay(options: BuildRelayOptions): Promise<Relay> {
+  const { config, database, log } = options;
+  const parts = options.localBus ? {} : await clusterParts(database, config.instanceId, log);
+  return createRelay({
+    config,
+    database,
+    clock: options.clock,
+    log,
+    ...parts,
+    push: options.push,
+    mounts: [mountAdmin],
+  });
+}
+
 /** Runs the relay until a stop signal. */
 export async function serve(config: Config, log: Logger): Promise<void> {
   absorbDriverRaces(log);
@@ -72,16 +110,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   const database = await openDatabase(config, { onFailure: (reason) => failed(reason) });
   const report = await migrate(database.db);
   if (report.applied.length > 0) log.info("migrated", { applied: report.applied });
-  const { bus, leadership } = await clusterParts(database, config.instanceId, log);
-  const relay = createRelay({
-    config,
-    database,
-    clock: systemClock,
-    log,
-    bus,
-    leadership,
-    mounts: [mountAdmin],
-  });
+  const relay = await buildRelay({ config, database, clock: systemClock, log });
   await relay.start();
   // Commands run beside an embedded relay (backup) reach it here instead of opening the database.
   const control = lock

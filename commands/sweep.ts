@@ -7,20 +7,13 @@
  * per kind of thing removed, or with `--dry-run` what a run would remove.
  */
 
-import { ActivityTracker } from "../relay/activity.ts";
 import { openBlobStore } from "../relay/blobs/open.ts";
 import { BlobPolicy } from "../relay/blobs/policy.ts";
-import { LocalBus } from "../relay/bus/bus_local.ts";
-import { systemClock } from "../relay/base/clock.ts";
 import type { Config } from "../relay/config/config.ts";
-import { openDatabase } from "../relay/store/database.ts";
-import type { Deps } from "../relay/deps.ts";
 import type { Logger } from "../relay/base/log.ts";
-import { Metrics } from "../relay/base/metrics.ts";
 import { assertNotNewer, isMigrated } from "../relay/store/migrate.ts";
-import { initialRuntimeValues, RuntimeSettings } from "../relay/config/runtime.ts";
 import { describeSweep, Sweeper } from "../relay/jobs/sweep.ts";
-import { claimDataDir } from "./data_dir.ts";
+import { withDeps } from "./open.ts";
 
 /** Runs one sweep and prints its report; returns false when it could not run. */
 export async function sweepCommand(
@@ -28,34 +21,13 @@ export async function sweepCommand(
   log: Logger,
   options: { dryRun: boolean; print: (line: string) => void },
 ): Promise<boolean> {
-  const claim = await claimDataDir(config, "sweep");
-  const database = await openDatabase(config);
-  try {
+  return await withDeps(config, "sweep", log, async (base, database) => {
     await assertNotNewer(database.db);
     if (!(await isMigrated(database.db))) {
       options.print("The database is not migrated: run 'sealpost migrate' first");
       return false;
     }
-    const clock = systemClock;
-    const db = database.db;
-    const base: Deps = {
-      config,
-      db,
-      dbKind: database.kind,
-      clock,
-      log,
-      settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
-      activity: new ActivityTracker(
-        db,
-        clock,
-        log,
-        config.inactiveAfter,
-        config.lastSeenGranularity,
-      ),
-      // Serving instances notice deleted devices at their next request (tokens are gone).
-      bus: new LocalBus(),
-      metrics: new Metrics(),
-    };
+    // Serving instances notice deleted devices at their next request (tokens are gone).
     const sweeper = new Sweeper({ ...base, blobs: new BlobPolicy(base, openBlobStore(config)) });
     const report = await sweeper.runOnce({ dryRun: options.dryRun });
     if (!report) {
@@ -65,8 +37,5 @@ export async function sweepCommand(
     for (const line of describeSweep(report)) options.print(line);
     options.print(`took ${report.durationMs} ms`);
     return true;
-  } finally {
-    await database.close();
-    if (claim.kind === "locked") claim.lock.release();
-  }
+  });
 }

@@ -8,20 +8,9 @@
 import { sql } from "kysely";
 import type { Db } from "./store/database.ts";
 import { toBase64Url } from "./base/encoding.ts";
-import type { ServerFrame } from "./protocol.ts";
+import type { ServerFrame, StoredMessage } from "./protocol.ts";
 
-/** A committed message as the relay keeps it in memory and on the bus. */
-export type StoredMessage = {
-  group: string;
-  seq: number;
-  from: { account: string; device: string };
-  created_at: number;
-  expires_at: number | null;
-  /** base64url ciphertext. */
-  body: string;
-  blob?: { id: string; size: number };
-  to?: string[];
-};
+export type { StoredMessage };
 
 /** The wire form of a message: the stored message with `"t":"msg"` for WebSocket frames. */
 export function messageFrame(message: StoredMessage): string {

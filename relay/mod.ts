@@ -10,7 +10,6 @@ import type { Hono } from "hono";
 import type { ApiEnv } from "./api/context.ts";
 import { CursorStore } from "./ack.ts";
 import { type BacklogReader, backlogReader } from "./backlog.ts";
-import { ActivityTracker } from "./activity.ts";
 import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
 import { keyPackageRoutes } from "./api/key_packages.ts";
@@ -18,7 +17,6 @@ import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
 import type { Bus } from "./bus/bus.ts";
-import { LocalBus } from "./bus/bus_local.ts";
 import type { BlobStore } from "./blobs/mod.ts";
 import { openBlobStore } from "./blobs/open.ts";
 import { BlobPolicy } from "./blobs/policy.ts";
@@ -30,16 +28,16 @@ import { type DatabaseHandle, type Db, ping } from "./store/database.ts";
 import { closeCode, ERRORS } from "./errors.ts";
 import { isMember, membershipsOf } from "./accounts/groups.ts";
 import { liveDevices } from "./accounts/devices.ts";
-import type { Deps } from "./deps.ts";
+import { createDeps, type Deps } from "./deps.ts";
 import { Hub } from "./hub.ts";
 import { InboxWaiters } from "./inbox.ts";
 import type { Logger } from "./base/log.ts";
-import { Metrics } from "./base/metrics.ts";
 import { isMigrated } from "./store/migrate.ts";
 import { InstanceRegistry } from "./cluster/instances.ts";
 import { LocalInstances, registryDirectory } from "./cluster/instance_directory.ts";
 import type { InstanceDirectory } from "./cluster/instance_directory.ts";
-import { type Leadership, SoleLeader } from "./cluster/leader.ts";
+import type { Leadership } from "./cluster/leader.ts";
+import { soleInstance } from "./cluster/mod.ts";
 import { VERSION } from "./base/version.ts";
 import { GroupCommit } from "./persist.ts";
 import { pushRoutes } from "./api/push.ts";
@@ -49,7 +47,6 @@ import { RateLimiter } from "./rate_limit.ts";
 import { BackupSchedule } from "./jobs/backup_schedule.ts";
 import { Sweeper } from "./jobs/sweep.ts";
 import { watchDataDir } from "./store/disk_space.ts";
-import { initialRuntimeValues, RuntimeSettings } from "./config/runtime.ts";
 
 /** How long `/readyz` waits for the database before answering 503. */
 const READY_TIMEOUT_MS = 1500;
@@ -141,10 +138,20 @@ export interface Relay {
  * ```
  */
 export function createRelay(options: RelayOptions): Relay {
-  const { database } = options;
-  const base = baseDeps(options);
+  const { config, database } = options;
+  // Step 1: configuration, database, clock and logger, plus the services every part shares.
+  const sole = soleInstance();
+  const shared = createDeps({ ...options, bus: options.bus ?? sole.bus });
+  // A serving relay also watches the data directory's free space (refusing writes when low).
+  const base: Deps = {
+    ...shared,
+    disk: watchDataDir(config, database.kind, options.blobStore?.kind ?? config.blobStore, {
+      log: shared.log,
+      metrics: shared.metrics,
+    }),
+  };
   const { db, bus, log, metrics, settings, activity } = base;
-  const leadership = options.leadership ?? new SoleLeader();
+  const leadership = options.leadership ?? sole.leadership;
   observeStorage(base, database);
   const cursors = new CursorStore(db, log);
   const read = backlogReader(db, database.replica, () => metrics.replicaFallbacks.inc());
@@ -262,28 +269,6 @@ export function createRelay(options: RelayOptions): Relay {
       await leadership.stop();
       await bus.close();
     },
-  };
-}
-
-/** Step 1: configuration, database, clock and logger, plus the services every part shares. */
-function baseDeps(options: RelayOptions): Deps {
-  const { config, database, clock, log } = options;
-  const db = database.db;
-  const metrics = new Metrics();
-  return {
-    config,
-    db,
-    dbKind: database.kind,
-    clock,
-    log,
-    settings: new RuntimeSettings(db, clock, initialRuntimeValues(config)),
-    activity: new ActivityTracker(db, clock, log, config.inactiveAfter, config.lastSeenGranularity),
-    bus: options.bus ?? new LocalBus(),
-    metrics,
-    disk: watchDataDir(config, database.kind, options.blobStore?.kind ?? config.blobStore, {
-      log,
-      metrics,
-    }),
   };
 }
 

@@ -9,9 +9,7 @@
 import { z } from "zod";
 import { type ErrorCode, invalid } from "./errors.ts";
 import { isKeyId } from "./base/keys.ts";
-import type { MembershipEvent } from "./bus/bus.ts";
 import type { PublicLimits } from "./config/limits.ts";
-import type { StoredMessage } from "./messages.ts";
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -153,6 +151,28 @@ export const AuthFrame = z.union([
   z.object({ t: z.literal("auth"), device: keyId, sig: signature }),
 ]);
 export type AuthFrame = z.infer<typeof AuthFrame>;
+
+/** A committed message as the relay keeps it in memory and on the bus. */
+export type StoredMessage = {
+  group: string;
+  seq: number;
+  from: { account: string; device: string };
+  created_at: number;
+  expires_at: number | null;
+  /** base64url ciphertext. */
+  body: string;
+  blob?: { id: string; size: number };
+  to?: string[];
+};
+
+/** Membership events of PROTOCOL.md. */
+export type MembershipEvent =
+  | "member_added"
+  | "member_removed"
+  | "role_changed"
+  | "deleted"
+  /** An invited account accepted (issue 16): its presence may now be shown to the group. */
+  | "member_accepted";
 
 /** The `ref` a client put on a frame, echoed in the reply. */
 export type Ref = string | number;

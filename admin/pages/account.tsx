@@ -9,6 +9,7 @@ import { ASSET_URLS } from "../assets.ts";
 import { formatAgo, formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";
 import { Badge, IdLink, Table } from "../components/ui.tsx";
+import { AccountGroupTable } from "../components/account_groups.tsx";
 import { page } from "../render.ts";
 import type { AccountDetail } from "../queries.ts";
 import type { AdminDeps, AdminEnv } from "../types.ts";
@@ -55,28 +56,7 @@ export function AccountView(props: { account: AccountDetail; now: number }) {
         </tbody>
       </Table>
       <h2>Groups</h2>
-      <Table caption={`${a.groups.length} group${a.groups.length === 1 ? "" : "s"}`}>
-        <thead>
-          <tr>
-            <th scope="col">Group</th>
-            <th scope="col">Role</th>
-            <th scope="col" class="num">Members</th>
-            <th scope="col" class="num">Last seq</th>
-          </tr>
-        </thead>
-        <tbody>
-          {a.groups.map((g) => (
-            <tr>
-              <td>
-                <IdLink kind="groups" id={g.id} />
-              </td>
-              <td>{g.role}</td>
-              <td class="num">{g.members}</td>
-              <td class="num">{g.last_seq}</td>
-            </tr>
-          ))}
-        </tbody>
-      </Table>
+      <AccountGroupTable groups={a.groups} />
     </>
   );
 }

@@ -12,7 +12,8 @@ import { adminRevokeDevice } from "../../relay/accounts/devices.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { formatAgo, formatTime, shortId } from "../components/format.ts";
 import { Csrf, Layout, Notice } from "../components/layout.tsx";
-import { Badge, IdLink, Table } from "../components/ui.tsx";
+import { Badge, IdLink } from "../components/ui.tsx";
+import { AccountGroupTable } from "../components/account_groups.tsx";
 import { page } from "../render.ts";
 import type { AdminDeps, AdminEnv } from "../types.ts";
 
@@ -63,28 +64,7 @@ export function DeviceView(
         </p>
       )}
       <h2>Groups of its account</h2>
-      <Table caption={`${d.groups.length} group${d.groups.length === 1 ? "" : "s"}`}>
-        <thead>
-          <tr>
-            <th scope="col">Group</th>
-            <th scope="col">Role</th>
-            <th scope="col" class="num">Members</th>
-            <th scope="col" class="num">Last seq</th>
-          </tr>
-        </thead>
-        <tbody>
-          {d.groups.map((g) => (
-            <tr>
-              <td>
-                <IdLink kind="groups" id={g.id} />
-              </td>
-              <td>{g.role}</td>
-              <td class="num">{g.members}</td>
-              <td class="num">{g.last_seq}</td>
-            </tr>
-          ))}
-        </tbody>
-      </Table>
+      <AccountGroupTable groups={d.groups} />
       <h2>Other devices of its account</h2>
       <ul>
         {d.siblings.length === 0 && <li>none</li>}

@@ -5,7 +5,7 @@
  */
 
 import type { Hono } from "hono";
-import { recordAudit } from "../queries.ts";
+import { recordAudit } from "../../relay/store/audit.ts";
 import { parseDuration } from "../../relay/config/config.ts";
 import {
   createInvite,

@@ -15,7 +15,7 @@ import {
   hasStoredPassword,
   SESSION_TTL_MS,
 } from "../auth.ts";
-import { recordAudit } from "../queries.ts";
+import { recordAudit } from "../../relay/store/audit.ts";
 import { RateLimiter } from "../../relay/rate_limit.ts";
 import { ASSET_URLS } from "../assets.ts";
 import { Layout, Notice } from "../components/layout.tsx";

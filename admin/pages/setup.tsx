@@ -14,7 +14,7 @@ import {
   MIN_PASSWORD_LENGTH,
   SESSION_TTL_MS,
 } from "../auth.ts";
-import { recordAudit } from "../queries.ts";
+import { recordAudit } from "../../relay/store/audit.ts";
 import { RelayError } from "../../relay/errors.ts";
 import { RateLimiter } from "../../relay/rate_limit.ts";
 import { ASSET_URLS } from "../assets.ts";

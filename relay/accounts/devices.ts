@@ -10,6 +10,7 @@
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
 import { exposureOf } from "./consent.ts";
+import { recordAudit } from "../store/audit.ts";
 
 /** Those of `devices` that exist and are not revoked. */
 export async function liveDevices(deps: Deps, devices: string[]): Promise<Set<string>> {
@@ -127,17 +128,12 @@ export async function adminRevokeDevice(
   await deps.db.transaction().execute(async (tx) => {
     await tx.updateTable("devices").set({ revoked_at: now })
       .where("id", "=", device).where("revoked_at", "is", null).execute();
-    await tx.insertInto("audit_log").values({
-      at: now,
-      actor,
-      action: "device.revoke",
-      detail: JSON.stringify({
-        device,
-        account: row.account_id,
-        before: "active",
-        after: "revoked",
-      }),
-    }).execute();
+    await recordAudit({ db: tx, clock: deps.clock }, actor, "device.revoke", {
+      device,
+      account: row.account_id,
+      before: "active",
+      after: "revoked",
+    }, now);
   });
   await deps.db.deleteFrom("key_packages").where("device_id", "=", device).execute();
   return true;

@@ -14,12 +14,13 @@
  */
 
 import { sql } from "kysely";
-import type { MembershipEvent } from "../bus/bus.ts";
+import type { MembershipEvent } from "../protocol.ts";
 import type { Deps } from "../deps.ts";
 import { fromBase64Url, randomId } from "../base/encoding.ts";
 import { invalid, notFound, RelayError } from "../errors.ts";
 import type { Principal } from "../authenticate.ts";
 import { assertCanBeInvited, assertGroupQuota } from "./consent.ts";
+import { recordAudit } from "../store/audit.ts";
 
 /** A member as the wire shows it. */
 export type Member = { account: string; role: Role; added_at: number; state: MemberState };
@@ -400,12 +401,11 @@ export async function adminSetRetention(
   if (group.retention_s === retention) return retention;
   await deps.db.transaction().execute(async (tx) => {
     await tx.updateTable("groups").set({ retention_s: retention }).where("id", "=", id).execute();
-    await tx.insertInto("audit_log").values({
-      at: deps.clock.now(),
-      actor,
-      action: "group.retention",
-      detail: JSON.stringify({ group: id, before: group.retention_s, after: retention }),
-    }).execute();
+    await recordAudit({ db: tx, clock: deps.clock }, actor, "group.retention", {
+      group: id,
+      before: group.retention_s,
+      after: retention,
+    });
   });
   return retention;
 }
@@ -416,12 +416,11 @@ export async function adminDeleteGroup(deps: Deps, id: string, actor: string): P
     .executeTakeFirst();
   if (!group) return false;
   const members = await memberAccounts(deps, id);
-  await deps.db.insertInto("audit_log").values({
-    at: deps.clock.now(),
-    actor,
-    action: "group.delete",
-    detail: JSON.stringify({ group: id, members: members.length, last_seq: group.last_seq }),
-  }).execute();
+  await recordAudit(deps, actor, "group.delete", {
+    group: id,
+    members: members.length,
+    last_seq: group.last_seq,
+  });
   await purgeGroup(deps, id, members[0] ?? "", members);
   return true;
 }

@@ -4,15 +4,29 @@
  * (tokens, invite codes) so they are stored only as hashes.
  */
 
-type Base64Options = { alphabet: "base64url"; lastChunkHandling?: "strict" | "loose" };
+type Base64Options = { alphabet: "base64url" | "base64"; lastChunkHandling?: "strict" | "loose" };
 type Uint8ArrayWithBase64 = Uint8ArrayConstructor & {
   fromBase64(text: string, options: Base64Options): Uint8Array;
 };
 type BytesWithBase64 = Uint8Array & {
-  toBase64(options: { alphabet: "base64url"; omitPadding: boolean }): string;
+  toBase64(options: { alphabet: "base64url" | "base64"; omitPadding: boolean }): string;
 };
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Encodes bytes as standard base64 with padding (S3 checksums). */
+export function toBase64(bytes: Uint8Array): string {
+  return (bytes as BytesWithBase64).toBase64({ alphabet: "base64", omitPadding: false });
+}
+
+/** Decodes standard base64; `null` for text that is not base64. */
+export function fromBase64(text: string): Uint8Array | null {
+  try {
+    return (Uint8Array as Uint8ArrayWithBase64).fromBase64(text, { alphabet: "base64" });
+  } catch {
+    return null;
+  }
+}
 
 /** Encodes bytes as base64url without padding. */
 export function toBase64Url(bytes: Uint8Array): string {

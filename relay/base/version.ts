@@ -1,4 +1,7 @@
-/** @module The relay's name and version, reported by `/v1/info` and the CLI. */
+/**
+ * @module
+ * The relay's name and version, reported by `/v1/info` and the CLI.
+ */
 
 /** Product name. */
 export const NAME = "sealpost";

@@ -12,7 +12,7 @@
  */
 
 import { AwsClient } from "aws4fetch";
-import { fromBase64Url, toBase64Url } from "../base/encoding.ts";
+import { fromBase64, fromBase64Url, toBase64, toBase64Url } from "../base/encoding.ts";
 import type { BlobExpectation, BlobStore, ObjectInfo, SignedRequest, UrlWindow } from "./mod.ts";
 
 /** How to reach the bucket. */
@@ -46,10 +46,6 @@ function bucketBase(endpoint: URL, bucket: string, pathStyle: S3Options["pathSty
 
 function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function standardBase64(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes));
 }
 
 /** SigV4's timestamp format (`20260101T000000Z`) for a time in ms. */
@@ -107,7 +103,7 @@ export class S3BlobStore implements BlobStore {
     if (!digest || digest.length !== 32) throw new Error("sha256 must be a 32-byte digest");
     // The client must send these; content-length comes from the body itself (fetch sets it).
     const headers = {
-      "x-amz-checksum-sha256": standardBase64(digest),
+      "x-amz-checksum-sha256": toBase64(digest),
       "x-amz-content-sha256": hex(digest),
     };
     const url = await this.#presign("PUT", key, window, {
@@ -130,12 +126,9 @@ export class S3BlobStore implements BlobStore {
     if (response.status === 404) return null;
     if (!response.ok) throw new Error(`S3 HEAD answered ${response.status}`);
     const checksum = response.headers.get("x-amz-checksum-sha256");
-    let sha256: string | null = null;
-    if (checksum) {
-      try {
-        sha256 = toBase64Url(Uint8Array.from(atob(checksum), (c) => c.charCodeAt(0)));
-      } catch { /* not a plain base64 digest (e.g. a multipart composite): unknown */ }
-    }
+    // Not a plain base64 digest (e.g. a multipart composite `…-3`): unknown.
+    const digest = checksum ? fromBase64(checksum) : null;
+    const sha256 = digest ? toBase64Url(digest) : null;
     return { size: Number(response.headers.get("content-length") ?? NaN), sha256 };
   }
 

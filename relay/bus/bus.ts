@@ -11,19 +11,10 @@
  * also detects gaps in `seq` by itself).
  */
 
-import type { StoredMessage } from "../messages.ts";
+import type { MembershipEvent, StoredMessage } from "../protocol.ts";
 
 /** A range of committed `seq`s in one group. */
 export type SeqRange = { group: string; from: number; to: number };
-
-/** Membership events of PROTOCOL.md. */
-export type MembershipEvent =
-  | "member_added"
-  | "member_removed"
-  | "role_changed"
-  | "deleted"
-  /** An invited account accepted (issue 16): its presence may now be shown to the group. */
-  | "member_accepted";
 
 /** Something every instance's hub must hear about. */
 export type BusEvent =

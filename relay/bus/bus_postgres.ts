@@ -24,10 +24,12 @@ import type { Database } from "../store/schema.ts";
 export const CHANNEL = "sealpost_bus";
 /** Postgres refuses payloads of 8,000 bytes or more; stay below with room to spare. */
 const MAX_PAYLOAD = 7_500;
+/** Published events sent per statement. */
+const PUBLISH_BATCH = 200;
 
 type Wire =
   | { o: string; k: "m"; r: [string, number, number][] }
-  | { o: string; k: "e"; e: BusEvent }
+  | { o: string; k: "e"; e: BusEvent; n?: number }
   | { o: string; k: "s"; id: number };
 
 /** A received notification waiting its turn, or the marker of a listener reconnect. */
@@ -55,8 +57,12 @@ export class PostgresBus implements Bus {
   #draining = false;
   #listens = 0;
   #closed = false;
-  /** Notifications sent in the background by `publish`; `close` waits for them. */
-  #inFlight = new Set<Promise<void>>();
+  /** Events published here and not yet sent, in publish order. */
+  #outgoing: Wire[] = [];
+  /** The background send of {@link #outgoing}; `close` waits for it. */
+  #sending: Promise<void> | null = null;
+  /** Numbers each published event, so Postgres never folds two equal payloads of one batch. */
+  #published = 0;
   #wants: (group: string) => boolean;
 
   private constructor(private readonly options: PostgresBusOptions) {
@@ -191,13 +197,31 @@ export class PostgresBus implements Bus {
     }
   }
 
+  /**
+   * Delivers locally at once, and queues the event for the other instances. Queued events go out
+   * in publish order, in batches of one statement each (one session, so the others receive them
+   * in that order; separate statements on a pool would race and reorder them).
+   */
   publish(event: BusEvent): void {
     this.#emit(event);
     if (event.kind === "messages" || this.#closed) return;
-    const sending = this.#notify(this.options.db, { o: this.options.instanceId, k: "e", e: event })
-      .catch((error) => this.options.log.error("bus publish failed", { error, kind: event.kind }))
-      .finally(() => this.#inFlight.delete(sending));
-    this.#inFlight.add(sending);
+    this.#outgoing.push({ o: this.options.instanceId, k: "e", e: event, n: ++this.#published });
+    this.#sending ??= this.#sendOutgoing().finally(() => this.#sending = null);
+  }
+
+  async #sendOutgoing(): Promise<void> {
+    while (this.#outgoing.length > 0) {
+      const batch = this.#outgoing.splice(0, PUBLISH_BATCH);
+      try {
+        const payloads: string[] = [];
+        for (const wire of batch) payloads.push(await this.#payload(this.options.db, wire));
+        await sql`
+          select pg_notify(${CHANNEL}, p)
+          from unnest(${payloads}::text[]) with ordinality as u(p, n)`.execute(this.options.db);
+      } catch (error) {
+        this.options.log.error("bus publish failed", { error, events: batch.length });
+      }
+    }
   }
 
   /** Committed ranges are sent by `sealpost_commit` on this channel, tagged with this instance. */
@@ -205,15 +229,14 @@ export class PostgresBus implements Bus {
     return { channel: CHANNEL, origin: this.options.instanceId };
   }
 
-  async #notify(db: Kysely<Database>, wire: Wire): Promise<void> {
-    let payload = JSON.stringify(wire);
-    if (new TextEncoder().encode(payload).length > MAX_PAYLOAD) {
-      const row = await sql<{ id: number }>`
-        insert into bus_spill (payload, created_at) values (${payload}, ${Date.now()})
-        returning id`.execute(db);
-      payload = JSON.stringify({ o: this.options.instanceId, k: "s", id: row.rows[0].id });
-    }
-    await sql`select pg_notify(${CHANNEL}, ${payload})`.execute(db);
+  /** The notification payload of `wire`, spilled to a table when too large for Postgres. */
+  async #payload(db: Kysely<Database>, wire: Wire): Promise<string> {
+    const payload = JSON.stringify(wire);
+    if (new TextEncoder().encode(payload).length <= MAX_PAYLOAD) return payload;
+    const row = await sql<{ id: number }>`
+      insert into bus_spill (payload, created_at) values (${payload}, ${Date.now()})
+      returning id`.execute(db);
+    return JSON.stringify({ o: this.options.instanceId, k: "s", id: row.rows[0].id });
   }
 
   subscribe(handler: (event: BusEvent) => void): () => void {
@@ -227,7 +250,7 @@ export class PostgresBus implements Bus {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inFlight]);
+    await this.#sending;
     this.#handlers.clear();
     this.#gapHandlers.clear();
     await this.#listener.end({ timeout: 1 });

@@ -21,8 +21,8 @@ const FORGET_AFTER_MS = 3_600_000;
 /** Presence rows are written in batches at this interval. */
 const FLUSH_MS = 200;
 
-/** An instance as the registry shows it. */
-export type InstanceInfo = {
+/** An instance's row in the registry, with whether it is alive. */
+export type RegisteredInstance = {
   id: string;
   region: string | null;
   version: string;
@@ -155,7 +155,7 @@ export class InstanceRegistry {
   }
 
   /** Every known instance, newest first. */
-  async list(): Promise<InstanceInfo[]> {
+  async list(): Promise<RegisteredInstance[]> {
     const now = this.options.clock.now();
     const rows = await this.options.db.selectFrom("instances").selectAll()
       .orderBy("started_at", "desc").execute();

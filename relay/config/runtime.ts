@@ -11,6 +11,7 @@
 import type { Clock } from "../base/clock.ts";
 import { type Config, parseDuration, parseRate, type Rate } from "./config.ts";
 import type { Db } from "../store/database.ts";
+import { recordAudit } from "../store/audit.ts";
 import { invalid } from "../errors.ts";
 
 /** Registration modes of PROTOCOL.md. */
@@ -214,12 +215,13 @@ export class RuntimeSettings {
           .values({ key, value, updated_at: now })
           .onConflict((oc) => oc.column("key").doUpdateSet({ value, updated_at: now }))
           .execute();
-        await tx.insertInto("audit_log").values({
-          at: now,
+        await recordAudit(
+          { db: tx, clock: this.clock },
           actor,
-          action: `setting.${key}`,
-          detail: JSON.stringify({ before: current[key], after: next[key] }),
-        }).execute();
+          `setting.${key}`,
+          { before: current[key], after: next[key] },
+          now,
+        );
       }
     });
     await this.reload();

@@ -12,6 +12,7 @@ import { sql } from "kysely";
 import type { BlobPolicy } from "../blobs/policy.ts";
 import { cleanup, type LifecycleHooks } from "./cleanup.ts";
 import type { Deps } from "../deps.ts";
+import { recordAudit } from "../store/audit.ts";
 import { eraseAuditAddresses, expireCredentials, expireMessages } from "./expire.ts";
 
 /** The advisory lock key of sweeper runs: "sweep" in ASCII. */
@@ -162,12 +163,7 @@ export class Sweeper {
     deps.metrics.blobsStored.set(usage.blobs);
     await this.#deviceGauges(now);
     const { dryRun: _, durationMs: __, ...counts } = report;
-    await deps.db.insertInto("audit_log").values({
-      at: now,
-      actor: "sweeper",
-      action: "sweep",
-      detail: JSON.stringify({ ...counts, duration_ms: report.durationMs }),
-    }).execute();
+    await recordAudit(deps, "sweeper", "sweep", { ...counts, duration_ms: report.durationMs }, now);
     const removed = report.expiredMessages + report.blobsDeleted + report.devicesDeleted;
     deps.log[removed > 0 ? "info" : "debug"]("sweep", { ...counts, ms: report.durationMs });
     return report;

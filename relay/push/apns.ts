@@ -16,6 +16,7 @@
 import { SignJWT } from "jose";
 import type { Clock } from "../base/clock.ts";
 import {
+  classifyStatus,
   networkDetail,
   type PushOutcome,
   type PushSender,
@@ -106,26 +107,18 @@ export class ApnsSender implements PushSender {
     } catch (error) {
       return { result: "retry", detail: networkDetail(error) };
     }
-    if (response.status === 200) return { result: "sent" };
     let reason = "";
     try {
       reason = String(JSON.parse(text).reason ?? "");
-    } catch { /* not JSON */ }
-    const detail = `APNs ${response.status}${reason ? ` ${reason}` : ""}`;
-    if (response.status === 410 || GONE_REASONS.has(reason)) return { result: "gone", detail };
-    if (reason === "ExpiredProviderToken") {
-      // Our token outlived Apple's hour (a clock step?): sign a new one for the retry.
-      this.#token = null;
-      return { result: "retry", detail };
-    }
-    if (response.status === 429 || response.status >= 500) {
-      return {
-        result: "retry",
-        detail,
-        retryAfterMs: retryAfterMs(response.headers.get("retry-after"), Date.now()),
-      };
-    }
-    return { result: "failed", detail };
+    } catch { /* not JSON, or empty on success */ }
+    // Our token outlived Apple's hour (a clock step?): sign a new one for the retry.
+    const renew = reason === "ExpiredProviderToken";
+    if (renew) this.#token = null;
+    return classifyStatus(response.status, `APNs ${response.status}${reason ? ` ${reason}` : ""}`, {
+      gone: response.status === 410 || GONE_REASONS.has(reason),
+      renew,
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after"), Date.now()),
+    });
   }
 
   close(): void {

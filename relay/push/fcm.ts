@@ -12,6 +12,7 @@
 import { importPKCS8, SignJWT } from "jose";
 import type { Clock } from "../base/clock.ts";
 import {
+  classifyStatus,
   networkDetail,
   type PushOutcome,
   type PushSender,
@@ -179,20 +180,13 @@ export class FcmSender implements PushSender {
     }
     if (response.ok) return { result: "sent" };
     const code = fcmErrorCode(text);
-    const detail = `FCM ${response.status}${code ? ` ${code}` : ""}`;
-    if (code === "UNREGISTERED" || response.status === 404) return { result: "gone", detail };
-    if (response.status === 401) {
-      this.#token = null; // revoked or expired early: exchange again on the retry
-      return { result: "retry", detail };
-    }
-    if (response.status === 429 || response.status >= 500) {
-      return {
-        result: "retry",
-        detail,
-        retryAfterMs: retryAfterMs(response.headers.get("retry-after"), Date.now()),
-      };
-    }
-    return { result: "failed", detail };
+    const renew = response.status === 401;
+    if (renew) this.#token = null; // revoked or expired early: exchange again on the retry
+    return classifyStatus(response.status, `FCM ${response.status}${code ? ` ${code}` : ""}`, {
+      gone: code === "UNREGISTERED" || response.status === 404,
+      renew,
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after"), Date.now()),
+    });
   }
 
   close(): void {

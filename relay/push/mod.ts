@@ -83,11 +83,35 @@ export function networkDetail(error: unknown): string {
   return `network: ${message.replace(/https?:\/\/\S+/g, "<url>").slice(0, 200)}`;
 }
 
-/** Classifies a plain HTTP answer of a Web Push or UnifiedPush service. */
-export function classifyStatus(status: number, text: string, retryAfter?: number): PushOutcome {
-  const detail = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ""}`;
+/** What a service said beyond its HTTP status, for {@link classifyStatus}. */
+export type StatusHints = {
+  /**
+   * Whether the target is gone; by default a 404 or 410. APNs and FCM name it in the body
+   * (`Unregistered`, `UNREGISTERED`), and an APNs 404 is a bad request path, not a gone token.
+   */
+  gone?: boolean;
+  /** The service refused our credentials as expired: retry with fresh ones. */
+  renew?: boolean;
+  /** The service's `Retry-After`, in ms. */
+  retryAfterMs?: number;
+};
+
+/**
+ * The one retry classification of every sender's HTTP answer: 2xx `sent`; gone (see
+ * {@link StatusHints}) `gone`; 429, 5xx or expired credentials `retry` (not before
+ * `Retry-After`); anything else `failed`. `detail` names the answer in logs.
+ */
+export function classifyStatus(
+  status: number,
+  detail: string,
+  hints: StatusHints = {},
+): PushOutcome {
   if (status >= 200 && status < 300) return { result: "sent" };
-  if (status === 404 || status === 410) return { result: "gone", detail };
-  if (status === 429 || status >= 500) return { result: "retry", detail, retryAfterMs: retryAfter };
+  if (hints.gone ?? (status === 404 || status === 410)) return { result: "gone", detail };
+  if (hints.renew || status === 429 || status >= 500) {
+    return hints.retryAfterMs === undefined
+      ? { result: "retry", detail }
+      : { result: "retry", detail, retryAfterMs: hints.retryAfterMs };
+  }
   return { result: "failed", detail };
 }

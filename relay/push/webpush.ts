@@ -90,8 +90,8 @@ export async function postPushMessage(
     const text = (await response.text().catch(() => "")).trim();
     return classifyStatus(
       response.status,
-      text,
-      retryAfterMs(response.headers.get("retry-after")),
+      `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
+      { retryAfterMs: retryAfterMs(response.headers.get("retry-after")) },
     );
   } catch (error) {
     return { result: "retry", detail: networkDetail(error) };

@@ -15,10 +15,9 @@ import {
 } from "../../relay/store/database.ts";
 import { createLogger, IDENTITY_FIELDS, type Logger, type LogLevel } from "../../relay/base/log.ts";
 import { migrate } from "../../relay/store/migrate.ts";
-import { createRelay, type Relay } from "../../relay/mod.ts";
-import { mountAdmin } from "../../admin/mod.ts";
+import type { Relay } from "../../relay/mod.ts";
+import { buildRelay } from "../../commands/serve.ts";
 import type { PushEndpoints } from "../../relay/push/open.ts";
-import { clusterParts } from "../../relay/cluster/mod.ts";
 import { MIGRATIONS } from "../../migrations/mod.ts";
 import { freePort, postgresUnavailable, sharedPostgres } from "./postgres.ts";
 
@@ -180,15 +179,13 @@ export async function startTestRelay(
     {},
     options.overrides,
   );
-  const parts = options.localBus ? {} : await clusterParts(handle, config.instanceId, log);
-  const relay = createRelay({
+  const relay = await buildRelay({
     config,
     database: handle,
     clock,
     log,
-    ...parts,
+    localBus: options.localBus,
     push: options.push,
-    mounts: [mountAdmin],
   });
   await relay.start();
   const server = Deno.serve(

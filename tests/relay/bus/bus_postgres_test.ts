@@ -1,8 +1,43 @@
+/**
+ * relay/bus/bus_postgres.ts: the bus contract (bus_contract.ts) on two buses over one database,
+ * then the Postgres-only cases — whole relays exchanging every event across instances, and the
+ * read-back after the listening connection is cut.
+ */
+
 import assert from "node:assert/strict";
 import { cipher, newAccount, newDevice } from "../../helpers/accounts.ts";
 import { sharedPostgres } from "../../helpers/postgres.ts";
-import { startTestRelay, testBothDatabases } from "../../helpers/relay.ts";
+import {
+  dbUnavailable,
+  openTestDatabase,
+  startTestRelay,
+  testBothDatabases,
+} from "../../helpers/relay.ts";
 import { RawSocket } from "../../helpers/ws.ts";
+import { PostgresBus } from "../../../relay/bus/bus_postgres.ts";
+import { silentLogger } from "../../../relay/base/log.ts";
+import { busContract } from "./bus_contract.ts";
+
+busContract(
+  "PostgresBus",
+  async () => {
+    const { handle, databaseUrl } = await openTestDatabase("postgres");
+    const open = (instanceId: string) =>
+      PostgresBus.start({ url: databaseUrl!, db: handle.db, instanceId, log: silentLogger });
+    const here = await open("here");
+    const there = await open("there");
+    return {
+      here,
+      there,
+      db: handle.db,
+      close: async () => {
+        await Promise.all([here.close(), there.close()]);
+        await handle.close();
+      },
+    };
+  },
+  { ignore: dbUnavailable("postgres") !== null },
+);
 
 /** Two relay instances on one Postgres database, each with its own bus connection. */
 async function twoInstances() {
