@@ -20,7 +20,7 @@ export interface FrameSocket {
 /** How long a replay waits for a client that reads nothing before closing it 4009. */
 const REPLAY_STALL_MS = 30_000;
 
-/** One authenticated connection. */
+/** One authenticated connection: the device behind it, its groups and subscriptions. */
 export class Connection {
   readonly subs = new Map<string, Subscription>();
   /** Groups the account belongs to (kept current by membership events). */

@@ -37,7 +37,7 @@ export function sharedFrame(message: StoredMessage): string {
   return frame;
 }
 
-/** Options of the hub. */
+/** What the hub reads from (backlog, cursors, bus) and reports to (metrics, presence). */
 export type HubOptions = {
   /** Reads backlog pages (replica-aware). */
   read: BacklogReader;
@@ -59,7 +59,7 @@ export type HubOptions = {
   presence?: boolean;
 };
 
-/** The hub of one instance. */
+/** Every live connection of this instance; the one subscriber to the bus that writes frames. */
 export class Hub {
   readonly #byDevice = new Map<string, Set<Connection>>();
   readonly #byAccount = new Map<string, Set<Connection>>();

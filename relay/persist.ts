@@ -62,7 +62,7 @@ type Waiting = PendingSend & {
   reject(error: unknown): void;
 };
 
-/** Options of the committer. */
+/** What group commit writes to and how long it gathers sends (`windowMs`). */
 export type GroupCommitOptions = {
   db: Db;
   bus: Bus;

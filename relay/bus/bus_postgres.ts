@@ -35,7 +35,7 @@ type Wire =
 /** A received notification waiting its turn, or the marker of a listener reconnect. */
 type QueueItem = { wire: Wire } | { gap: true };
 
-/** Options of the Postgres bus. */
+/** Where the Postgres bus listens (a dedicated connection), writes (the pool) and reports. */
 export type PostgresBusOptions = {
   /** URL of the primary, for the dedicated listening connection. */
   url: string;

@@ -10,6 +10,7 @@
 import { sql } from "kysely";
 import type { Clock } from "../base/clock.ts";
 import type { Db } from "../store/database.ts";
+import type { InstancesTable } from "../store/schema.ts";
 import type { Logger } from "../base/log.ts";
 
 /** How often an instance writes its heartbeat. */
@@ -22,16 +23,7 @@ const FORGET_AFTER_MS = 3_600_000;
 const FLUSH_MS = 200;
 
 /** An instance's row in the registry, with whether it is alive. */
-export type RegisteredInstance = {
-  id: string;
-  region: string | null;
-  version: string;
-  started_at: number;
-  heartbeat_at: number;
-  connections: number;
-  leader: boolean;
-  alive: boolean;
-};
+export type RegisteredInstance = InstancesTable & { alive: boolean };
 
 /** Options of the registry. */
 export type RegistryOptions = {

@@ -10,6 +10,8 @@
  * target is registered and again before each send (DNS can change); redirects are not followed.
  */
 
+import { parseIpv4, parseIpv6 } from "../base/ip.ts";
+
 /** Resolves a host name to its addresses (A and AAAA). */
 export type Resolver = (host: string) => Promise<string[]>;
 
@@ -21,35 +23,6 @@ export const resolveWithDns: Resolver = async (host) => {
   ]);
   return [...v4, ...v6];
 };
-
-function parseIpv4(text: string): number[] | null {
-  const parts = text.split(".");
-  if (parts.length !== 4) return null;
-  const out = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
-  return out.every((n) => n >= 0 && n <= 255) ? out : null;
-}
-
-/** Parses an IPv6 address into 8 groups, or null. Accepts an embedded dotted IPv4 tail. */
-function parseIpv6(text: string): number[] | null {
-  let host = text.replace(/^\[|\]$/g, "").split("%")[0];
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  if (dotted) {
-    const b = parseIpv4(dotted[1]);
-    if (!b) return null;
-    const hex = `${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
-    host = host.slice(0, -dotted[1].length) + hex;
-  }
-  const halves = host.split("::");
-  if (halves.length > 2) return null;
-  const groupsOf = (s: string) => s === "" ? [] : s.split(":");
-  const head = groupsOf(halves[0]);
-  const tail = halves.length === 2 ? groupsOf(halves[1]) : [];
-  const known = head.length + tail.length;
-  if (halves.length === 1 ? known !== 8 : known > 7) return null;
-  const all = [...head, ...new Array(halves.length === 2 ? 8 - known : 0).fill("0"), ...tail];
-  const groups = all.map((g) => (/^[0-9a-f]{1,4}$/i.test(g) ? parseInt(g, 16) : NaN));
-  return groups.some(Number.isNaN) ? null : groups;
-}
 
 function privateIpv4([a, b, c]: number[]): boolean {
   return a === 0 || a === 10 || a === 127 || a >= 224 || // this network, private, loopback, multicast+reserved

@@ -93,6 +93,7 @@ type Counts = { sent: number; failed: number; gone: number; retried: number };
 
 /** What the sends of a round came to, written back in {@link record}. */
 class Outcomes {
+  /** Devices whose row is cleared (skipped, failed, or dropped after retries). */
   readonly done: string[] = [];
   readonly gone: string[] = [];
   readonly sent: string[] = [];
@@ -101,7 +102,9 @@ class Outcomes {
 
   constructor(readonly report: DispatchReport, private readonly metrics: Metrics) {}
 
+  /** Counts one outcome of `kind` in the report, the per-provider stats and the metrics. */
   count(kind: PushKind, key: keyof Counts): void {
+    this.report[key]++;
     const c = this.counts.get(kind) ?? { sent: 0, failed: 0, gone: 0, retried: 0 };
     c[key]++;
     this.counts.set(kind, c);
@@ -200,31 +203,22 @@ async function sendOne(
   const outcome: PushOutcome = sender
     ? await sender.send(target, row.group_id ? { group: row.group_id } : {})
     : { result: "failed", detail: `${target.kind} is not configured on this relay` };
+  const log = { provider: target.kind, detail: outcome.result === "sent" ? "" : outcome.detail };
   switch (outcome.result) {
     case "sent":
       out.sent.push(row.device_id);
-      report.sent++;
       out.count(target.kind, "sent");
       return;
     case "gone":
       out.gone.push(row.device_id);
-      report.gone++;
       out.count(target.kind, "gone");
-      options.log.info("push target gone; removed", {
-        provider: target.kind,
-        detail: outcome.detail,
-      });
+      options.log.info("push target gone; removed", log);
       return;
     case "retry":
       if (row.attempts >= MAX_ATTEMPTS) {
         out.done.push(row.device_id);
-        report.failed++;
         out.count(target.kind, "failed");
-        options.log.warn("push wake-up dropped after retries", {
-          provider: target.kind,
-          attempts: row.attempts,
-          detail: outcome.detail,
-        });
+        options.log.warn("push wake-up dropped after retries", { ...log, attempts: row.attempts });
         return;
       }
       out.retries.push({
@@ -232,17 +226,12 @@ async function sendOne(
         due: now + Math.max(backoffMs(row.attempts), outcome.retryAfterMs ?? 0),
         error: outcome.detail,
       });
-      report.retried++;
       out.count(target.kind, "retried");
       return;
     case "failed":
       out.done.push(row.device_id);
-      report.failed++;
       out.count(target.kind, "failed");
-      options.log.warn("push wake-up failed", {
-        provider: target.kind,
-        detail: outcome.detail,
-      });
+      options.log.warn("push wake-up failed", log);
       return;
   }
 }
