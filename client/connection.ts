@@ -33,6 +33,13 @@ export type ConnectionHost = {
 
 let pingCounter = 0;
 
+/**
+ * Browsers and their workers report the network (`navigator.onLine`, `online` events); Deno and
+ * Node do not, and a process with thousands of sessions should not keep a listener for each.
+ */
+const IN_BROWSER =
+  typeof (globalThis as { navigator?: { onLine?: unknown } }).navigator?.onLine === "boolean";
+
 /** The socket, its states and the reconnect loop. */
 export class Connection {
   #api: HttpClient;
@@ -77,11 +84,13 @@ export class Connection {
 
   /** Opens the first socket and starts watching the token and the browser. */
   start(): void {
-    globalThis.addEventListener?.("online", this.#wake);
-    (globalThis as { document?: EventTarget }).document?.addEventListener(
-      "visibilitychange",
-      this.#wake,
-    );
+    if (IN_BROWSER) {
+      globalThis.addEventListener("online", this.#wake);
+      (globalThis as { document?: EventTarget }).document?.addEventListener(
+        "visibilitychange",
+        this.#wake,
+      );
+    }
     this.#tokens.schedule();
     this.#connect();
   }
@@ -260,11 +269,13 @@ export class Connection {
     clearTimeout(this.#connectTimer);
     this.#tokens.stop();
     this.#liveness.stop();
-    globalThis.removeEventListener?.("online", this.#wake);
-    (globalThis as { document?: EventTarget }).document?.removeEventListener(
-      "visibilitychange",
-      this.#wake,
-    );
+    if (IN_BROWSER) {
+      globalThis.removeEventListener("online", this.#wake);
+      (globalThis as { document?: EventTarget }).document?.removeEventListener(
+        "visibilitychange",
+        this.#wake,
+      );
+    }
   }
 
   /** The network or the page came back: reconnect now, or check the connection is alive. */
