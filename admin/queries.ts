@@ -196,19 +196,7 @@ export async function searchDevices(deps: Deps, query: DeviceQuery = {}): Promis
   }
   const rows = await select.orderBy("last_seen_at", "desc").orderBy("id")
     .limit(Math.min(query.limit ?? 100, 1000)).execute();
-  return rows.map((row) => {
-    const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
-    return {
-      id: row.id,
-      account: row.account_id,
-      name: row.name,
-      platform: row.platform,
-      created_at: row.created_at,
-      last_seen_at: lastSeen,
-      revoked_at: row.revoked_at,
-      status: statusOf(row.revoked_at, lastSeen, now, t),
-    };
-  });
+  return rows.map((row) => adminDevice(deps, row, now, t));
 }
 
 /** The platforms devices reported, for the filter. */
@@ -263,6 +251,36 @@ export async function deviceDetail(deps: Deps, id: string): Promise<DeviceDetail
   };
 }
 
+type DeviceRow = {
+  id: string;
+  account_id: string;
+  name: string | null;
+  platform: string | null;
+  created_at: number;
+  last_seen_at: number;
+  revoked_at: number | null;
+};
+
+/** A device row as the dashboard shows it: last seen including unflushed activity, and status. */
+function adminDevice(
+  deps: Deps,
+  row: DeviceRow,
+  now: number,
+  t: Awaited<ReturnType<typeof thresholds>>,
+): AdminDevice {
+  const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
+  return {
+    id: row.id,
+    account: row.account_id,
+    name: row.name,
+    platform: row.platform,
+    created_at: row.created_at,
+    last_seen_at: lastSeen,
+    revoked_at: row.revoked_at,
+    status: statusOf(row.revoked_at, lastSeen, now, t),
+  };
+}
+
 async function searchDevicesById(deps: Deps, ids: string[]): Promise<AdminDevice[]> {
   if (ids.length === 0) return [];
   const now = deps.clock.now();
@@ -270,19 +288,7 @@ async function searchDevicesById(deps: Deps, ids: string[]): Promise<AdminDevice
   const rows = await deps.db.selectFrom("devices")
     .select(["id", "account_id", "name", "platform", "created_at", "last_seen_at", "revoked_at"])
     .where("id", "in", ids).execute();
-  return rows.map((row) => {
-    const lastSeen = Math.max(row.last_seen_at, deps.activity.pending(row.id) ?? 0);
-    return {
-      id: row.id,
-      account: row.account_id,
-      name: row.name,
-      platform: row.platform,
-      created_at: row.created_at,
-      last_seen_at: lastSeen,
-      revoked_at: row.revoked_at,
-      status: statusOf(row.revoked_at, lastSeen, now, t),
-    };
-  });
+  return rows.map((row) => adminDevice(deps, row, now, t));
 }
 
 async function accountDevices(deps: Deps, account: string): Promise<AdminDevice[]> {
