@@ -240,7 +240,7 @@ class SocketSession {
     if (!parsed.success) {
       const t = (json as { t?: unknown })?.t;
       const message = FRAME_TYPES.has(t as string)
-        ? describeIssue(parsed.error)
+        ? describeIssue(parsed.error, json)
         : `Unknown frame type ${JSON.stringify(t ?? null)}`;
       return this.#replyError(new RelayError("invalid_request", message), ref);
     }

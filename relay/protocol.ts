@@ -26,6 +26,12 @@ export const signature = b64url.length(86, "must be a 64-byte signature in base6
 /** A group id: 16 bytes as 22 base64url chars. */
 export const groupId = b64url.length(22, "must be 16 bytes in base64url (22 chars)");
 
+/** A blob id: 1–64 base64url characters. */
+export const blobId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a blob id");
+
+/** An id the relay hands out with `randomId` (invites): base64url, 1–64 characters. */
+export const shortId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an id");
+
 export const RegisterBody = z.object({
   account: keyId,
   device: keyId,
@@ -45,13 +51,37 @@ export const LoginBody = z.object({
 });
 export type LoginBody = z.infer<typeof LoginBody>;
 
-/** Describes the first problem zod found as `field: problem`. */
-export function describeIssue(error: z.ZodError): string {
+/** The value at `path` inside `input`, or undefined when any step is missing. */
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** The JSON type name of a value, as an error message shows it. */
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+/**
+ * Describes the first problem zod found as `field: problem`. With `input` (what was parsed),
+ * a wrong type is told apart from a missing field by looking the field up — zod 4 does not
+ * report the input in its issues, so without it every type error would read as missing.
+ */
+export function describeIssue(error: z.ZodError, input?: unknown): string {
   const issue = error.issues[0];
   if (!issue) return "invalid request";
   const path = issue.path.join(".");
-  if (issue.code === "invalid_type" && issue.input === undefined) {
-    return `missing required field ${path}`;
+  if (issue.code === "invalid_type") {
+    const value = input === undefined ? issue.input : valueAt(input, issue.path);
+    if (value === undefined) return `missing required field ${path}`;
+    const problem = `expected ${issue.expected}, got ${jsonType(value)}`;
+    return path ? `${path}: ${problem}` : problem;
   }
   return path ? `${path}: ${issue.message}` : issue.message;
 }
@@ -66,7 +96,7 @@ export function describeIssue(error: z.ZodError): string {
  */
 export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const result = schema.safeParse(input);
-  if (!result.success) throw invalid(describeIssue(result.error));
+  if (!result.success) throw invalid(describeIssue(result.error, input));
   return result.data;
 }
 

@@ -59,3 +59,21 @@ export function shortId(id: string, n = 12): string {
 export function statusLabel(status: string): string {
   return status.replaceAll("_", " ");
 }
+
+/**
+ * Text a client chose (a device name, a platform), made safe to show: control and invisible
+ * format characters — bidi overrides and isolates such as U+202E, which would reorder the text
+ * around them, zero-width characters, C0/C1 controls — are shown as a visible `[U+202E]`
+ * instead of acting. The zero-width joiner inside emoji is kept.
+ *
+ * @example
+ * ```ts
+ * clientText("phone\u202Egnp.exe"); // "phone[U+202E]gnp.exe"
+ * ```
+ */
+export function clientText(text: string): string {
+  return text.replace(
+    /(?!\u200D)[\p{Cc}\p{Cf}\u2028\u2029]/gu,
+    (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`,
+  );
+}

@@ -3,10 +3,12 @@
  * `/admin/accounts/:id`: an account's devices and groups.
  */
 
+import { keyId } from "../../relay/protocol.ts";
+import { idParam } from "../params.ts";
 import type { Hono } from "hono";
 import { accountDetail } from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
-import { formatAgo, formatTime } from "../components/format.ts";
+import { clientText, formatAgo, formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";
 import { Badge, IdLink, Table } from "../components/ui.tsx";
 import { AccountGroupTable } from "../components/account_groups.tsx";
@@ -45,8 +47,8 @@ export function AccountView(props: { account: AccountDetail; now: number }) {
               <td>
                 <IdLink kind="devices" id={d.id} />
               </td>
-              <td>{d.name ?? "—"}</td>
-              <td>{d.platform ?? "—"}</td>
+              <td>{d.name ? clientText(d.name) : "—"}</td>
+              <td>{d.platform ? clientText(d.platform) : "—"}</td>
               <td>
                 <Badge status={d.status} />
               </td>
@@ -64,7 +66,7 @@ export function AccountView(props: { account: AccountDetail; now: number }) {
 /** Registers the account page. */
 export function accountPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.get("/accounts/:id", async (c) => {
-    const account = await accountDetail(deps, c.req.param("id"));
+    const account = await accountDetail(deps, idParam(c, "id", keyId));
     const csrf = c.get("session").csrf;
     return page(
       c,

@@ -7,7 +7,7 @@
 import type { Hono } from "hono";
 import { type AuditEntry, listAudit } from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
-import { formatTime } from "../components/format.ts";
+import { clientText, formatTime } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";
 import { Table } from "../components/ui.tsx";
 import { page } from "../render.ts";
@@ -16,7 +16,7 @@ import type { AdminDeps, AdminEnv } from "../types.ts";
 const PAGE = 100;
 
 function value(v: unknown): string {
-  return v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v);
+  return v === undefined ? "—" : clientText(typeof v === "string" ? v : JSON.stringify(v));
 }
 
 /** The audit table. */
@@ -60,7 +60,7 @@ export function AuditView(
                 <td>{value(before)}</td>
                 <td>{value(after)}</td>
                 <td>
-                  {Object.keys(rest).length > 0 && <code>{JSON.stringify(rest)}</code>}
+                  {Object.keys(rest).length > 0 && <code>{clientText(JSON.stringify(rest))}</code>}
                 </td>
               </tr>
             );

@@ -5,12 +5,14 @@
  * publishes the `revoked` bus event, so its live connections close with `4003` on every instance.
  */
 
+import { keyId } from "../../relay/protocol.ts";
+import { idParam } from "../params.ts";
 import type { Hono } from "hono";
 import type { ComponentChildren } from "preact";
 import { type DeviceDetail, deviceDetail } from "../queries.ts";
 import { adminRevokeDevice } from "../../relay/accounts/devices.ts";
 import { ASSET_URLS } from "../assets.ts";
-import { formatAgo, formatTime, shortId } from "../components/format.ts";
+import { clientText, formatAgo, formatTime, shortId } from "../components/format.ts";
 import { Csrf, Layout, Notice } from "../components/layout.tsx";
 import { Badge, IdLink } from "../components/ui.tsx";
 import { AccountGroupTable } from "../components/account_groups.tsx";
@@ -25,7 +27,7 @@ export function DeviceView(
   const href = `/admin/devices/${encodeURIComponent(d.id)}`;
   return (
     <>
-      <h1>Device {d.name ? `“${d.name}”` : <code>{shortId(d.id)}</code>}</h1>
+      <h1>Device {d.name ? `“${clientText(d.name)}”` : <code>{shortId(d.id)}</code>}</h1>
       {props.notice && <Notice>{props.notice}</Notice>}
       <dl class="facts">
         <dt>Device id</dt>
@@ -42,7 +44,7 @@ export function DeviceView(
           {props.online && " · connected now"}
         </dd>
         <dt>Platform</dt>
-        <dd>{d.platform ?? "—"}</dd>
+        <dd>{d.platform ? clientText(d.platform) : "—"}</dd>
         <dt>Registered</dt>
         <dd>{formatTime(d.created_at)}</dd>
         <dt>Last seen</dt>
@@ -70,7 +72,8 @@ export function DeviceView(
         {d.siblings.length === 0 && <li>none</li>}
         {d.siblings.map((s) => (
           <li>
-            <IdLink kind="devices" id={s.id} /> {s.name ?? ""} <Badge status={s.status} />
+            <IdLink kind="devices" id={s.id} /> {clientText(s.name ?? "")}{" "}
+            <Badge status={s.status} />
           </li>
         ))}
       </ul>
@@ -85,7 +88,8 @@ export function RevokeConfirm(props: { device: DeviceDetail; csrf: string }) {
     <>
       <h1>Revoke device?</h1>
       <p>
-        Device <code>{props.device.id}</code> {props.device.name && `(“${props.device.name}”)`}{" "}
+        Device <code>{props.device.id}</code>{" "}
+        {props.device.name && `(“${clientText(props.device.name)}”)`}{" "}
         will be refused from now on and its live connections will close. This cannot be undone: the
         device would have to register with a new key.
       </p>
@@ -105,7 +109,7 @@ export function devicePage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   );
 
   app.get("/devices/:id", async (c) => {
-    const device = await deviceDetail(deps, c.req.param("id"));
+    const device = await deviceDetail(deps, idParam(c, "id", keyId));
     if (!device) {
       return page(c, shell(c.get("session").csrf, "No such device", <h1>No such device</h1>), 404);
     }
@@ -128,14 +132,14 @@ export function devicePage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   });
 
   app.get("/devices/:id/revoke", async (c) => {
-    const device = await deviceDetail(deps, c.req.param("id"));
+    const device = await deviceDetail(deps, idParam(c, "id", keyId));
     const csrf = c.get("session").csrf;
     if (!device) return page(c, shell(csrf, "No such device", <h1>No such device</h1>), 404);
     return page(c, shell(csrf, "Revoke device", <RevokeConfirm device={device} csrf={csrf} />));
   });
 
   app.post("/devices/:id/revoke", async (c) => {
-    const id = c.req.param("id");
+    const id = idParam(c, "id", keyId);
     const found = await adminRevokeDevice(deps, id, c.get("actor"));
     if (!found) {
       return page(c, shell(c.get("session").csrf, "No such device", <h1>No such device</h1>), 404);

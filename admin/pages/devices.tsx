@@ -12,7 +12,7 @@ import {
   searchDevices,
 } from "../queries.ts";
 import { ASSET_URLS } from "../assets.ts";
-import { statusLabel } from "../components/format.ts";
+import { clientText, statusLabel } from "../components/format.ts";
 import { Layout } from "../components/layout.tsx";
 import { DeviceRows } from "../partials/device_rows.tsx";
 import { fragment, page, wantsFragment } from "../render.ts";
@@ -54,7 +54,7 @@ export function DeviceFilters(
         <select id="platform" name="platform">
           <option value="">any</option>
           {props.platforms.map((p) => (
-            <option key={p} value={p} selected={props.platform === p}>{p}</option>
+            <option key={p} value={p} selected={props.platform === p}>{clientText(p)}</option>
           ))}
         </select>
       </div>

@@ -5,6 +5,8 @@
  * members' devices (`deleted` event).
  */
 
+import { groupId } from "../../relay/protocol.ts";
+import { idParam } from "../params.ts";
 import type { Hono } from "hono";
 import type { ComponentChildren, VNode } from "preact";
 import { type GroupDetail, groupDetail } from "../queries.ts";
@@ -133,7 +135,7 @@ export function groupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
 
   app.get("/groups/:id", async (c) => {
     const csrf = c.get("session").csrf;
-    const group = await groupDetail(deps, c.req.param("id"));
+    const group = await groupDetail(deps, idParam(c, "id", groupId));
     if (!group) return page(c, ...missing(csrf));
     const notice = c.req.query("done") === "retention" ? "Retention changed." : undefined;
     return page(
@@ -143,7 +145,7 @@ export function groupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   });
 
   app.post("/groups/:id/retention", async (c) => {
-    const id = c.req.param("id");
+    const id = idParam(c, "id", groupId);
     const csrf = c.get("session").csrf;
     const form = await formFields(c);
     try {
@@ -164,13 +166,13 @@ export function groupPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
 
   app.get("/groups/:id/delete", async (c) => {
     const csrf = c.get("session").csrf;
-    const group = await groupDetail(deps, c.req.param("id"));
+    const group = await groupDetail(deps, idParam(c, "id", groupId));
     if (!group) return page(c, ...missing(csrf));
     return page(c, ...shell(csrf, "Delete group", <DeleteConfirm group={group} csrf={csrf} />));
   });
 
   app.post("/groups/:id/delete", async (c) => {
-    const id = c.req.param("id");
+    const id = idParam(c, "id", groupId);
     if (!(await adminDeleteGroup(deps, id, c.get("actor")))) {
       return page(c, ...missing(c.get("session").csrf));
     }

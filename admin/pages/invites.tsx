@@ -4,6 +4,8 @@
  * of the registration link — list and revoke them, and switch the registration mode.
  */
 
+import { shortId } from "../../relay/protocol.ts";
+import { idParam } from "../params.ts";
 import type { Hono } from "hono";
 import { recordAudit } from "../../relay/store/audit.ts";
 import { parseDuration } from "../../relay/config/config.ts";
@@ -236,7 +238,7 @@ export function invitesPage(app: Hono<AdminEnv>, deps: AdminDeps): void {
   });
 
   app.post("/invites/:id/revoke", async (c) => {
-    const id = c.req.param("id");
+    const id = idParam(c, "id", shortId);
     if (!(await revokeInvite(deps.db, deps.clock, id))) {
       return page(c, await render(c.get("session").csrf, { error: "No such invite." }), 404);
     }

@@ -5,7 +5,7 @@
  */
 
 import type { AdminDevice } from "../queries.ts";
-import { formatAgo } from "../components/format.ts";
+import { clientText, formatAgo } from "../components/format.ts";
 import { Badge, IdLink, Table } from "../components/ui.tsx";
 
 /** The matching devices (at most `limit`). */
@@ -36,8 +36,8 @@ export function DeviceRows(
                 <IdLink kind="devices" id={d.id} />
                 {props.online.has(d.id) && <span class="hint">online</span>}
               </td>
-              <td>{d.name ?? "—"}</td>
-              <td>{d.platform ?? "—"}</td>
+              <td>{d.name ? clientText(d.name) : "—"}</td>
+              <td>{d.platform ? clientText(d.platform) : "—"}</td>
               <td>
                 <IdLink kind="accounts" id={d.account} />
               </td>

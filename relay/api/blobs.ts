@@ -10,8 +10,8 @@
 
 import { Hono } from "hono";
 import type { BlobPolicy } from "../blobs/policy.ts";
-import { CreateBlobBody } from "../protocol.ts";
-import { type ApiEnv, type Auth, readBody } from "./context.ts";
+import { blobId, CreateBlobBody } from "../protocol.ts";
+import { type ApiEnv, type Auth, pathParam, readBody } from "./context.ts";
 
 /** The blob routes (mounted under `/v1`). */
 export function blobRoutes(blobs: BlobPolicy, auth: Auth): Hono<ApiEnv> {
@@ -23,7 +23,7 @@ export function blobRoutes(blobs: BlobPolicy, auth: Auth): Hono<ApiEnv> {
   });
 
   app.get("/blobs/:id", auth, async (c) => {
-    const url = await blobs.downloadUrl(c.get("principal"), c.req.param("id"));
+    const url = await blobs.downloadUrl(c.get("principal"), pathParam(c, "id", blobId, "blob"));
     return c.body(null, 302, { location: url, "cache-control": "no-store" });
   });
 
@@ -32,12 +32,12 @@ export function blobRoutes(blobs: BlobPolicy, auth: Auth): Hono<ApiEnv> {
       const { exp = "", sig = "" } = c.req.query();
       const length = c.req.header("content-length");
       const declared = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
-      await blobs.receive(c.req.param("id"), exp, sig, c.req.raw.body, declared);
+      await blobs.receive(pathParam(c, "id", blobId, "blob"), exp, sig, c.req.raw.body, declared);
       return c.body(null, 204);
     });
     app.get("/blobs/:id/data", async (c) => {
       const { exp = "", sig = "" } = c.req.query();
-      const { stream, size } = await blobs.open(c.req.param("id"), exp, sig);
+      const { stream, size } = await blobs.open(pathParam(c, "id", blobId, "blob"), exp, sig);
       return c.body(stream, 200, {
         "content-type": "application/octet-stream",
         "content-length": String(size),

@@ -10,7 +10,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { authenticateToken, type Principal } from "../authenticate.ts";
 import type { Deps } from "../deps.ts";
-import { invalid, RelayError } from "../errors.ts";
+import { invalid, notFound, RelayError } from "../errors.ts";
 import { parse } from "../protocol.ts";
 import { jsonProblem } from "../base/json.ts";
 import { UNKNOWN_ADDRESS } from "./client_address.ts";
@@ -40,6 +40,27 @@ export async function readBody<T extends z.ZodType>(
   const problem = jsonProblem(json);
   if (problem) throw invalid(`The body is out of bounds: ${problem}`);
   return parse(schema, json);
+}
+
+/**
+ * A path parameter validated by `schema`; one that cannot be valid (a NUL, the wrong length, a
+ * stray `%2F`) names nothing, so it answers `404 not_found` ("No such <what>") like an id that
+ * does not exist — and never reaches the database.
+ *
+ * @example
+ * ```ts
+ * const group = pathParam(c, "id", groupId, "group");
+ * ```
+ */
+export function pathParam<T extends z.ZodType<string>>(
+  c: Context<ApiEnv>,
+  name: string,
+  schema: T,
+  what: string,
+): z.infer<T> {
+  const result = schema.safeParse(c.req.param(name));
+  if (!result.success) throw notFound(`No such ${what}`);
+  return result.data;
 }
 
 /**

@@ -7,8 +7,8 @@ import { Hono } from "hono";
 import type { Deps } from "../deps.ts";
 import { listDevices, revokeDevice } from "../accounts/devices.ts";
 import { notFound } from "../errors.ts";
-import { isKeyId } from "../base/keys.ts";
-import type { ApiEnv, Auth } from "./context.ts";
+import { keyId } from "../protocol.ts";
+import { type ApiEnv, type Auth, pathParam } from "./context.ts";
 
 /** Hooks the device routes call into the live parts of the relay. */
 export type DeviceHooks = { onRevoked(device: string): Promise<void> };
@@ -17,15 +17,15 @@ export type DeviceHooks = { onRevoked(device: string): Promise<void> };
 export function deviceRoutes(deps: Deps, auth: Auth, hooks: DeviceHooks): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.get("/accounts/:account/devices", auth, async (c) => {
-    const account = c.req.param("account");
-    if (!isKeyId(account)) throw notFound("No such account");
+    const account = pathParam(c, "account", keyId, "account");
     const devices = await listDevices(deps, c.get("principal").account, account);
     return c.json({ devices });
   });
   app.delete("/devices/:device", auth, async (c) => {
-    const device = c.req.param("device");
-    if (device === "me") throw notFound("Use DELETE /v1/devices/me/push for push targets");
-    if (!isKeyId(device)) throw notFound("No such device in your account");
+    if (c.req.param("device") === "me") {
+      throw notFound("Use DELETE /v1/devices/me/push for push targets");
+    }
+    const device = pathParam(c, "device", keyId, "device in your account");
     await revokeDevice(deps, c.get("principal").account, device);
     await hooks.onRevoked(device);
     deps.log.info("device revoked", { device, by: c.get("principal").device });

@@ -4,7 +4,7 @@
  * remove member (or decline), delete.
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { Deps } from "../deps.ts";
 import { notFound } from "../errors.ts";
 import {
@@ -16,13 +16,12 @@ import {
   putMember,
   removeMember,
 } from "../accounts/groups.ts";
-import { isKeyId } from "../base/keys.ts";
-import { CreateGroupBody, PutMemberBody } from "../protocol.ts";
+import { CreateGroupBody, groupId, keyId, PutMemberBody } from "../protocol.ts";
 import { type ApiEnv, type Auth, readBody } from "./context.ts";
 
-/** A group id path parameter, or 404 for anything that cannot be one. */
+/** A group id path parameter (the `groupId` schema), or 404 for anything that cannot be one. */
 export function groupParam(value: string): string {
-  if (!/^[A-Za-z0-9_-]{22}$/.test(value)) throw notFound("No such group");
+  if (!groupId.safeParse(value).success) throw notFound("No such group");
   return value;
 }
 
@@ -48,19 +47,24 @@ export function groupRoutes(
   app.post("/groups/:id/accept", auth, async (c) => {
     return c.json(await acceptGroup(deps, c.get("principal"), groupParam(c.req.param("id"))));
   });
+  /** The `:account` of a member route; for one that cannot be an account id, non-members still
+   * get 404 for the group, members 404 for the account. */
+  const memberParam = async (c: Context<ApiEnv>, id: string): Promise<string> => {
+    const account = c.req.param("account") ?? "";
+    if (keyId.safeParse(account).success) return account;
+    await getGroup(deps, c.get("principal"), id);
+    throw notFound("No such account");
+  };
   app.put("/groups/:id/members/:account", auth, async (c) => {
     const id = groupParam(c.req.param("id"));
-    const account = c.req.param("account");
     const body = await readBody(c, PutMemberBody);
-    if (!isKeyId(account)) {
-      await getGroup(deps, c.get("principal"), id); // non-members still get 404 for the group
-      throw notFound("No such account");
-    }
+    const account = await memberParam(c, id);
     return c.json(await putMember(deps, c.get("principal"), id, account, body.role), 200);
   });
   app.delete("/groups/:id/members/:account", auth, async (c) => {
     const id = groupParam(c.req.param("id"));
-    await removeMember(deps, c.get("principal"), id, c.req.param("account"));
+    const account = await memberParam(c, id);
+    await removeMember(deps, c.get("principal"), id, account);
     return c.body(null, 204);
   });
   app.delete("/groups/:id", auth, async (c) => {

@@ -9,12 +9,10 @@
 import { Hono } from "hono";
 import { parseRate } from "../config/config.ts";
 import type { Deps } from "../deps.ts";
-import { notFound } from "../errors.ts";
 import { claimKeyPackages, keyPackageCounts, putKeyPackages } from "../accounts/key_packages.ts";
-import { isKeyId } from "../base/keys.ts";
-import { ClaimKeysBody, PutKeysBody } from "../protocol.ts";
+import { ClaimKeysBody, keyId, PutKeysBody } from "../protocol.ts";
 import { RateLimiter } from "../rate_limit.ts";
-import { type ApiEnv, type Auth, readBody } from "./context.ts";
+import { type ApiEnv, type Auth, pathParam, readBody } from "./context.ts";
 
 /** The key-package routes (mounted under `/v1`). */
 export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
@@ -44,9 +42,8 @@ export function keyPackageRoutes(deps: Deps, auth: Auth): Hono<ApiEnv> {
   app.post("/accounts/:account/keys/claim", auth, async (c) => {
     // Before anything else, so probing unknown accounts costs the same tokens as claiming.
     claimLimit.check(c.get("principal").device, "key-package claims");
-    const account = c.req.param("account");
     const body = await readBody(c, ClaimKeysBody);
-    if (!isKeyId(account)) throw notFound("No such account");
+    const account = pathParam(c, "account", keyId, "account");
     const packages = await claimKeyPackages(deps, account, body.kind, perTarget);
     deps.log.debug("key packages claimed", {
       account,

@@ -10,7 +10,7 @@
  * target is registered and again before each send (DNS can change); redirects are not followed.
  */
 
-import { parseIpv4, parseIpv6 } from "../base/ip.ts";
+import { parseIp, parseIpv4 } from "../base/ip.ts";
 
 /** Resolves a host name to its addresses (A and AAAA). */
 export type Resolver = (host: string) => Promise<string[]>;
@@ -24,7 +24,7 @@ export const resolveWithDns: Resolver = async (host) => {
   return [...v4, ...v6];
 };
 
-function privateIpv4([a, b, c]: number[]): boolean {
+function privateIpv4([a, b, c]: Iterable<number>): boolean {
   return a === 0 || a === 10 || a === 127 || a >= 224 || // this network, private, loopback, multicast+reserved
     (a === 100 && b >= 64 && b <= 127) || // CGNAT
     (a === 169 && b === 254) || // link-local (cloud metadata)
@@ -37,31 +37,41 @@ function privateIpv4([a, b, c]: number[]): boolean {
 
 /**
  * True when `ip` (IPv4 or IPv6 text) is not a public unicast address: loopback, private,
- * link-local, unique-local, CGNAT, multicast, unspecified, documentation or reserved — also
- * IPv4 addresses inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses. Unparseable text counts as
- * private (refused).
+ * link-local, unique-local, CGNAT, multicast, unspecified, documentation or reserved. IPv6
+ * forms that carry an IPv4 address are judged by it: IPv4-mapped (`::ffff:a.b.c.d`),
+ * IPv4-translated (`::ffff:0:a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`); the
+ * deprecated IPv4-compatible form (`::a.b.c.d`), local-use NAT64 (`64:ff9b:1::/48`) and the IETF
+ * block with Teredo (`2001::/23`, whose client address is obfuscated) are refused outright.
+ * Unparseable text counts as private (refused).
  *
  * @example
  * ```ts
  * isPrivateAddress("10.1.2.3"); // true
- * isPrivateAddress("::ffff:127.0.0.1"); // true
+ * isPrivateAddress("::127.0.0.1"); // true
  * isPrivateAddress("93.184.216.34"); // false
  * ```
  */
 export function isPrivateAddress(ip: string): boolean {
-  const v4 = parseIpv4(ip);
-  if (v4) return privateIpv4(v4);
-  const g = parseIpv6(ip);
-  if (!g) return true;
-  const embedded = () => [g[6] >> 8, g[6] & 255, g[7] >> 8, g[7] & 255];
-  if (g.slice(0, 7).every((x) => x === 0)) return true; // :: and ::1 (and ::x, deprecated)
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return privateIpv4(embedded()); // mapped
-  if (g[0] === 0x64 && g[1] === 0xff9b) return privateIpv4(embedded()); // NAT64
-  if (g[0] === 0x2002) return privateIpv4([g[1] >> 8, g[1] & 255, g[2] >> 8, g[2] & 255]); // 6to4
+  const bytes = parseIp(ip);
+  if (!bytes) return true;
+  if (bytes.length === 4) return privateIpv4(bytes); // also IPv4-mapped IPv6
+  const g = Array.from({ length: 8 }, (_, i) => (bytes[2 * i] << 8) | bytes[2 * i + 1]);
+  const tail = bytes.subarray(12, 16);
+  if (g.slice(0, 6).every((x) => x === 0)) return true; // ::, ::1, IPv4-compatible ::a.b.c.d
+  if (g.slice(0, 4).every((x) => x === 0) && g[4] === 0xffff && g[5] === 0) {
+    return privateIpv4(tail); // IPv4-translated
+  }
+  if (g[0] === 0x64 && g[1] === 0xff9b) {
+    if (g[2] === 1) return true; // local-use NAT64 (RFC 8215)
+    return privateIpv4(tail); // NAT64
+  }
+  if (g[0] === 0x2002) return privateIpv4(bytes.subarray(2, 6)); // 6to4
+  if (g[0] === 0x2001 && g[1] < 0x0200) return true; // IETF assignments: Teredo, ORCHID, benchmarking
   if ((g[0] & 0xfe00) === 0xfc00) return true; // unique local
   if ((g[0] & 0xffc0) === 0xfe80 || (g[0] & 0xffc0) === 0xfec0) return true; // link/site-local
   if ((g[0] & 0xff00) === 0xff00) return true; // multicast
   if (g[0] === 0x2001 && g[1] === 0x0db8) return true; // documentation
+  if (g[0] === 0x3fff && g[1] < 0x1000) return true; // documentation (RFC 9637)
   if (g[0] === 0x0100 && g[1] === 0 && g[2] === 0 && g[3] === 0) return true; // discard
   return false;
 }
@@ -105,11 +115,12 @@ export class AddressGuard {
     const literal = isIpLiteral(host);
     const addresses = literal ? [host] : await this.#resolve(host).catch(() => []);
     if (addresses.length === 0) return `its host ${host} does not resolve`;
-    const blocked = addresses.find(isPrivateAddress);
-    if (blocked) {
+    // The resolved address itself is not named: the refusal reaches the client, and would tell
+    // it what a name on the relay's network resolves to.
+    if (addresses.some(isPrivateAddress)) {
       return literal
         ? `its host ${host} is a private or loopback address`
-        : `its host ${host} resolves to the private or loopback address ${blocked}`;
+        : `its host ${host} resolves to a private or loopback address`;
     }
     return null;
   }

@@ -13,6 +13,7 @@
  * client is built HTTP/2-only so a server that offered only HTTP/1.1 fails loudly.
  */
 
+import { readCapped } from "../base/bounded_read.ts";
 import { SignJWT } from "jose";
 import type { Clock } from "../base/clock.ts";
 import {
@@ -103,7 +104,7 @@ export class ApnsSender implements PushSender {
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
         client: this.#client,
       });
-      text = await response.text();
+      text = await readCapped(response);
     } catch (error) {
       return { result: "retry", detail: networkDetail(error) };
     }

@@ -9,6 +9,7 @@
  * headers for FCM's iOS delivery. Google can read the data, so it never carries the group id.
  */
 
+import { readCapped } from "../base/bounded_read.ts";
 import { importPKCS8, SignJWT } from "jose";
 import type { Clock } from "../base/clock.ts";
 import {
@@ -125,7 +126,7 @@ export class FcmSender implements PushSender {
       signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
       client: this.#client,
     });
-    const text = await response.text();
+    const text = await readCapped(response);
     if (!response.ok) {
       throw new TokenError(response.status, text.slice(0, 200));
     }
@@ -174,7 +175,7 @@ export class FcmSender implements PushSender {
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
         client: this.#client,
       });
-      text = await response.text();
+      text = await readCapped(response);
     } catch (error) {
       return { result: "retry", detail: networkDetail(error) };
     }

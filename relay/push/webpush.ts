@@ -6,6 +6,7 @@
  * first; redirects are not followed. UnifiedPush (`unifiedpush.ts`) sends the same request.
  */
 
+import { readCapped } from "../base/bounded_read.ts";
 import { fromBase64Url, utf8 } from "../base/encoding.ts";
 import type { AddressGuard } from "./address_guard.ts";
 import { encryptAes128gcm } from "./encrypt.ts";
@@ -87,7 +88,7 @@ export async function postPushMessage(
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
       client: options.client,
     });
-    const text = (await response.text().catch(() => "")).trim();
+    const text = (await readCapped(response)).trim();
     return classifyStatus(
       response.status,
       `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
