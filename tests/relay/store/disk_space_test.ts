@@ -13,6 +13,14 @@ import { cipher, newDevice } from "../../helpers/accounts.ts";
 import { openTestDatabase, startTestRelay, testBothDatabases } from "../../helpers/relay.ts";
 import { startPostgres } from "../../helpers/postgres.ts";
 import { mountSmallFs, type SmallFs, smallFsUnavailable } from "../../helpers/small_fs.ts";
+import { RawSocket } from "../../helpers/ws.ts";
+
+/** base64url SHA-256 of `bytes`, as a blob declaration carries it. */
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_")
+    .replace(/=+$/, "");
+}
 
 const MIB = 1024 * 1024;
 
@@ -118,6 +126,10 @@ testBothDatabases(
         const sendUrl = `${t.url}/v1/groups/${group.id}/messages`;
         const blobBody = { group: group.id, size: 10, sha256: cipher(32) };
         assert.equal((await post(sendUrl, alice.token, { body: cipher(100) })).status, 201);
+        // A blob declared while there was room, uploaded after the disk filled.
+        const bytes = crypto.getRandomValues(new Uint8Array(10));
+        const declared = await alice.api.createBlob(group.id, 10, await sha256(bytes));
+        const ws = await RawSocket.authed(t.wsUrl, alice.token);
 
         await fs.fill(8 * MIB);
         const disk = t.relay.deps.disk!;
@@ -127,10 +139,25 @@ testBothDatabases(
         assert.equal(blob.body.error.code, "unavailable");
         assert.equal(blob.body.error.retry_after_ms, 30_000);
         assert.equal(blob.retryAfter, "30");
+        const upload = await fetch(declared.upload.url, {
+          method: "PUT",
+          headers: declared.upload.headers,
+          body: bytes,
+        });
+        assert.equal(upload.status, 503, "the relay's own upload URL writes to this disk");
+        assert.equal((await upload.json()).error.retry_after_ms, 30_000);
         const sent = await post(sendUrl, alice.token, { body: cipher(100) });
         // The embedded database lives on this disk; server Postgres does not.
         assert.equal(sent.status, kind === "pglite" ? 503 : 201, JSON.stringify(sent.body));
         if (kind === "pglite") assert.equal(sent.body.error.retry_after_ms, 30_000);
+        ws.send({ t: "send", ref: "w1", group: group.id, body: cipher(100) });
+        const answer = await ws.next((f) => f.ref === "w1");
+        if (kind === "pglite") {
+          assert.deepEqual(
+            [answer.t, answer.code, answer.retry_after_ms],
+            ["error", "unavailable", 30_000],
+          );
+        } else assert.equal(answer.t, "sent");
         // Ephemeral sends store nothing and still pass.
         const eph = await post(sendUrl, alice.token, { body: cipher(10), ephemeral: true });
         assert.equal(eph.status, 202);
@@ -150,6 +177,10 @@ testBothDatabases(
         await new Promise((resolve) => setTimeout(resolve, 1_100));
         assert.equal((await post(sendUrl, alice.token, { body: cipher(100) })).status, 201);
         assert.equal((await post(`${t.url}/v1/blobs`, alice.token, blobBody)).status, 201);
+        await alice.api.uploadBlob(declared.upload, bytes);
+        ws.send({ t: "send", ref: "w2", group: group.id, body: cipher(100) });
+        assert.equal((await ws.next((f) => f.ref === "w2")).t, "sent");
+        ws.close();
         assert.equal((await fetch(`${t.url}/readyz`)).status, 200);
         assert.ok(t.logs.some((l) => /disk space returned/.test(l)));
         assert.doesNotMatch(await overviewHtml(t.url), /data-warning="disk"/);
