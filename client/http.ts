@@ -61,7 +61,8 @@ export type Group = {
 export type StoredMessage = {
   group: string;
   seq: number;
-  from: { account: string; device: string };
+  /** Null for a sealed send: the relay does not know the sender (authenticate it inside). */
+  from: { account: string; device: string } | null;
   created_at: number;
   expires_at: number | null;
   body: string;

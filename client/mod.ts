@@ -18,6 +18,8 @@
 export * from "./keys.ts";
 export * from "./http.ts";
 export * from "./session.ts";
+export * from "./padding.ts";
+export * from "./sealed.ts";
 
 /** The wire protocol version this client speaks (the package's major version). */
 export const PROTOCOL_VERSION = 1;

@@ -13,6 +13,7 @@ import * as m0005 from "./0005_push.ts";
 import * as m0006 from "./0006_key_packages.ts";
 import * as m0007 from "./0007_commit_function.ts";
 import * as m0008 from "./0008_invitations.ts";
+import * as m0009 from "./0009_sealed_sends.ts";
 
 /** All migrations by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0006_key_packages": m0006,
   "0007_commit_function": m0007,
   "0008_invitations": m0008,
+  "0009_sealed_sends": m0009,
 };

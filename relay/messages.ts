@@ -20,10 +20,10 @@ export function messageFrame(message: StoredMessage): string {
 
 /** True when `device` may see `message`: untargeted, targeted at it, or sent by it. */
 export function visibleTo(
-  message: { to?: string[] | null; from: { device: string } },
+  message: { to?: string[] | null; from: { device: string } | null },
   device: string,
 ) {
-  return !message.to || message.from.device === device || message.to.includes(device);
+  return !message.to || message.from?.device === device || message.to.includes(device);
 }
 
 /**
@@ -36,8 +36,8 @@ const BODY = sql.raw(`translate(encode(m.body, 'base64'), '+/=' || chr(10), '-_'
 type MessageRow = {
   group_id: string;
   seq: number;
-  sender_account: string;
-  sender_device: string;
+  sender_account: string | null;
+  sender_device: string | null;
   /** base64url text (see {@link BODY}); bytes only from callers that select the raw column. */
   body: string | Uint8Array;
   blob_id: string | null;
@@ -52,7 +52,9 @@ export function fromRow(row: MessageRow): StoredMessage {
   const message: StoredMessage = {
     group: row.group_id,
     seq: row.seq,
-    from: { account: row.sender_account, device: row.sender_device },
+    from: row.sender_account === null || row.sender_device === null
+      ? null
+      : { account: row.sender_account, device: row.sender_device },
     created_at: row.created_at,
     expires_at: row.expires_at,
     body: typeof row.body === "string" ? row.body : toBase64Url(new Uint8Array(row.body)),

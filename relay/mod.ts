@@ -16,6 +16,7 @@ import { keyPackageRoutes } from "./api/key_packages.ts";
 import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
 import { wsRoutes } from "./api/ws.ts";
+import { sealedRoutes } from "./api/sealed.ts";
 import type { Bus } from "./bus/bus.ts";
 import type { BlobStore } from "./blobs/mod.ts";
 import { openBlobStore } from "./blobs/open.ts";
@@ -195,7 +196,11 @@ export function createRelay(options: RelayOptions): Relay {
     pushInfo: () => push.info(),
     ready,
     notReady: () => database.failure?.() ?? base.disk?.status()?.reason ?? null,
-    root: [wsRoutes(deps, () => draining), ...mounted.map((m) => m.routes)],
+    root: [
+      wsRoutes(deps, () => draining),
+      sealedRoutes(deps, () => draining),
+      ...mounted.map((m) => m.routes),
+    ],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),

@@ -17,6 +17,11 @@
  * refused at once with `unavailable` and a `retry_after_ms` (the client retries under the same
  * `client_id`), so memory stays bounded under overload and nothing acknowledged is lost. After
  * each commit the batch is published on the local bus, one event per group.
+ *
+ * A sealed send (issue 16) has no sender: instead of membership, the SHA-256 of the capability it
+ * presented must equal the group's `send_verifier`, checked in the same statement under the same
+ * row lock (`sealpost_commit` of migration 0009, so a rotation orders with sends); its
+ * `client_id` is unique per group; it is stored without a sender. The rest is the same path.
  */
 
 import { sql } from "kysely";
@@ -31,8 +36,11 @@ import type { StoredMessage } from "./messages.ts";
 /** A validated send waiting for its transaction. */
 export type PendingSend = {
   group: string;
-  account: string;
-  device: string;
+  /** Null for a sealed send. */
+  account: string | null;
+  device: string | null;
+  /** A sealed send: hex SHA-256 of the capability it presented. */
+  sealedVerifier?: string;
   clientId: string;
   /**
    * The body as the client sent it: canonical base64url, already size-checked. It is stored as
@@ -338,7 +346,8 @@ export class GroupCommit {
         ${batch.map((s) => s.blob?.size ?? null)}::bigint[],
         ${batch.map((s) => s.to?.join(",") ?? null)}::text[],
         ${now}::bigint, ${maxTtlMs}::bigint, ${announcement?.channel ?? null}::text,
-        ${announcement?.origin ?? null}::text)`.execute(db);
+        ${announcement?.origin ?? null}::text,
+        ${batch.map((s) => s.sealedVerifier ?? null)}::text[])`.execute(db);
 
     this.#release(batch);
     const perGroup = new Map<string, StoredMessage[]>();
@@ -369,7 +378,9 @@ export class GroupCommit {
       const message: StoredMessage = {
         group: send.group,
         seq: outcome.seq,
-        from: { account: send.account, device: send.device },
+        from: send.account === null || send.device === null
+          ? null
+          : { account: send.account, device: send.device },
         created_at: outcome.created_at,
         expires_at: outcome.expires_at,
         body: send.bodyText,

@@ -112,6 +112,23 @@ export const SendBody = z.object({
 });
 export type SendBody = z.infer<typeof SendBody>;
 
+/** A send capability: 32 bytes in base64url (43 characters). */
+export const capability = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be 32 bytes in base64url");
+
+/**
+ * `POST /v1/sealed/groups/:id/messages` and the sealed WebSocket's `send` (issue 16): a send
+ * without blob or `ephemeral`, carrying the group's send capability `cap`.
+ */
+export const SealedSendBody = SendBody.omit({ blob: true, ephemeral: true }).extend({
+  cap: capability,
+});
+export type SealedSendBody = z.infer<typeof SealedSendBody>;
+
+/** `PUT /v1/groups/:id/send_capability`: the SHA-256 of the group's new send capability. */
+export const PutCapabilityBody = z.object({
+  verifier: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be a SHA-256 digest in base64url"),
+});
+
 /** `POST /v1/blobs`: the group the blob belongs to, its exact size and SHA-256. */
 export const CreateBlobBody = z.object({
   group: groupId,
@@ -186,7 +203,8 @@ export type AuthFrame = z.infer<typeof AuthFrame>;
 export type StoredMessage = {
   group: string;
   seq: number;
-  from: { account: string; device: string };
+  /** Null for a sealed send: the relay never knew the sender. */
+  from: { account: string; device: string } | null;
   created_at: number;
   expires_at: number | null;
   /** base64url ciphertext. */
@@ -203,6 +221,13 @@ export type MembershipEvent =
   | "deleted"
   /** An invited account accepted (issue 16): its presence may now be shown to the group. */
   | "member_accepted";
+
+/** A frame of the sealed WebSocket: a sealed `send` or `ping`. */
+export const SealedFrame = z.discriminatedUnion("t", [
+  SealedSendBody.extend({ t: z.literal("send"), ref, group: groupId }),
+  z.object({ t: z.literal("ping"), ref }),
+]);
+export type SealedFrame = z.infer<typeof SealedFrame>;
 
 /** The `ref` a client put on a frame, echoed in the reply. */
 export type Ref = string | number;

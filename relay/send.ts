@@ -9,11 +9,11 @@
 import type { Principal } from "./authenticate.ts";
 import type { BlobPolicy } from "./blobs/policy.ts";
 import type { Deps } from "./deps.ts";
-import { base64UrlDecodedLength, randomId } from "./base/encoding.ts";
+import { base64UrlDecodedLength, fromBase64Url, randomId } from "./base/encoding.ts";
 import { invalid, notFound, RelayError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import type { GroupCommit, SendResult } from "./persist.ts";
-import type { SendBody } from "./protocol.ts";
+import type { SealedSendBody, SendBody } from "./protocol.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import { acceptMembership } from "./accounts/groups.ts";
 
@@ -67,6 +67,60 @@ export async function send(
   }
 }
 
+/** Throws unless `body` is canonical base64url of at most `max_message_bytes` decoded. */
+export function checkBodySize(deps: Deps, body: string): void {
+  // The schema already checked the alphabet; a length of 4n+1 is not base64url. The size is
+  // known from the length, so the body is never decoded here (Postgres stores it as bytes).
+  if (body.length % 4 === 1) throw invalid("body: must be base64url without padding");
+  const size = base64UrlDecodedLength(body);
+  if (size > deps.config.maxMessageBytes) {
+    throw new RelayError(
+      "too_large",
+      `The body is ${size} bytes; the limit is ${deps.config.maxMessageBytes} (use a blob)`,
+    );
+  }
+}
+
+/** The hex SHA-256 of a send capability (base64url): what a group's `send_verifier` holds. */
+export async function capabilityVerifier(capability: string): Promise<string> {
+  const bytes = new Uint8Array(fromBase64Url(capability) ?? []);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * A sealed send (issue 16): stored and delivered with no sender, allowed by the group's send
+ * capability instead of membership. The caller has checked the body size and then applied the
+ * per-address and per-capability rate limits (which, as for normal sends, count only sends that
+ * pass validation and the size check). A wrong or rotated-out capability answers `404`, as for a group that does not
+ * exist. Idempotent by `client_id` per group.
+ */
+export async function sendSealed(
+  deps: SendDeps,
+  group: string,
+  body: SealedSendBody,
+  verifier: string,
+): Promise<SendResult> {
+  try {
+    checkBodySize(deps, body.body);
+    return await deps.commit.submit({
+      group,
+      account: null,
+      device: null,
+      sealedVerifier: verifier,
+      clientId: body.client_id ?? randomId(12),
+      bodyText: body.body,
+      ttlS: body.ttl_s,
+      to: body.to,
+    });
+  } catch (error) {
+    deps.metrics.messagesRejected.inc({
+      reason: error instanceof RelayError ? error.code : "internal",
+    });
+    throw error;
+  }
+}
+
 async function sendUnchecked(
   deps: SendDeps,
   from: Principal,
@@ -74,16 +128,7 @@ async function sendUnchecked(
   body: SendBody,
   invited: boolean | undefined,
 ): Promise<Sent> {
-  // The schema already checked the alphabet; a length of 4n+1 is not base64url. The size is
-  // known from the length, so the body is never decoded here (Postgres stores it as bytes).
-  if (body.body.length % 4 === 1) throw invalid("body: must be base64url without padding");
-  const size = base64UrlDecodedLength(body.body);
-  if (size > deps.config.maxMessageBytes) {
-    throw new RelayError(
-      "too_large",
-      `The body is ${size} bytes; the limit is ${deps.config.maxMessageBytes} (use a blob)`,
-    );
-  }
+  checkBodySize(deps, body.body);
   if (body.blob !== undefined && !body.ephemeral && !deps.blobs) {
     throw notFound("No such blob");
   }

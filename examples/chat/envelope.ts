@@ -14,7 +14,7 @@
  */
 
 import { type ClientState, mlsExporter } from "ts-mls";
-import { b64url, fromB64url } from "../../client/mod.ts";
+import { b64url, fromB64url, pad, unpad } from "../../client/mod.ts";
 import type { OutboxEntry } from "./chat_group.ts";
 import { ciphersuite } from "./mls_identity.ts";
 
@@ -38,15 +38,15 @@ export type Payload =
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Serializes a payload for `createApplicationMessage`. */
+/** Serializes a payload for `createApplicationMessage`, padded to its size bucket. */
 export function encodePayload(payload: Payload): Uint8Array {
-  return encoder.encode(JSON.stringify(payload));
+  return pad(encoder.encode(JSON.stringify(payload)));
 }
 
 /** Parses a decrypted payload; null for anything that is not one. */
 export function decodePayload(bytes: Uint8Array): Payload | null {
   try {
-    const value = JSON.parse(decoder.decode(bytes));
+    const value = JSON.parse(decoder.decode(unpad(bytes)));
     if (typeof value?.t !== "string" || typeof value?.from !== "string") return null;
     return value as Payload;
   } catch {
@@ -108,7 +108,10 @@ export async function sealAttachment(
     "encrypt",
   ]);
   const iv = crypto.getRandomValues(new Uint8Array(12));
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, bytes));
+  // Padded inside the encryption, so the blob's size only tells its bucket.
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, pad(bytes)),
+  );
   const blob = new Uint8Array(12 + sealed.length);
   blob.set(iv, 0);
   blob.set(sealed, 12);
@@ -129,7 +132,7 @@ export async function openAttachment(
     aes,
     blob.slice(12),
   );
-  return new Uint8Array(plain);
+  return new Uint8Array(unpad(new Uint8Array(plain)));
 }
 
 /** The AES-GCM key for ephemeral bodies in the epoch of `state`: `MLS-Exporter(label, "", 32)`. */
@@ -158,7 +161,7 @@ export async function sealEphemeral(
     await crypto.subtle.encrypt(
       { name: "AES-GCM", iv },
       key,
-      encoder.encode(JSON.stringify(value)),
+      pad(encoder.encode(JSON.stringify(value))),
     ),
   );
   const out = new Uint8Array(8 + 12 + sealed.length);
@@ -183,7 +186,7 @@ export async function openEphemeral(body: string, key: CryptoKey): Promise<unkno
       key,
       bytes.slice(20),
     );
-    return JSON.parse(decoder.decode(plain));
+    return JSON.parse(decoder.decode(unpad(new Uint8Array(plain))));
   } catch {
     return null;
   }

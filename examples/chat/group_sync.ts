@@ -151,7 +151,7 @@ export class GroupSync {
     const { host } = this;
     try {
       if (message.to) {
-        if (message.to.includes(host.device) && message.from.device !== host.device) {
+        if (message.to.includes(host.device) && message.from?.device !== host.device) {
           await this.#onWelcome(message);
         }
         return;
@@ -167,7 +167,7 @@ export class GroupSync {
   /** Applies one group message in `seq` order (the caller holds the group lock). */
   async #apply(group: ChatGroup, message: Message): Promise<void> {
     if (message.seq <= group.seq || message.to) return;
-    if (message.from.device === this.host.device) await this.#applyOwn(group, message);
+    if (message.from?.device === this.host.device) await this.#applyOwn(group, message);
     else await this.#receive(group, message);
     group.advance(message.seq);
     await group.save(this.host.store);
@@ -232,9 +232,15 @@ export class GroupSync {
       const payload = decodePayload(result.message);
       if (!payload) return;
       host.learned(payload);
-      const verified = payload.from === message.from.account;
+      const verified = payload.from === message.from?.account;
       this.#record(group, {
-        ...entryOf(payload, pm.epoch, message.from, false, verified),
+        ...entryOf(
+          payload,
+          pm.epoch,
+          message.from ?? { account: payload.from, device: "" },
+          false,
+          verified,
+        ),
         seq: message.seq,
         at: message.created_at,
       });

@@ -367,6 +367,8 @@ export async function removeMember(
   }
   await deps.db.deleteFrom("group_members").where("group_id", "=", id)
     .where("account_id", "=", account).execute();
+  // A removed member may hold the send capability: sealed sends wait for a new one.
+  await deps.db.updateTable("groups").set({ send_verifier: null }).where("id", "=", id).execute();
   announce(deps, id, "member_removed", account, members);
 }
 

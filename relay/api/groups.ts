@@ -16,7 +16,8 @@ import {
   putMember,
   removeMember,
 } from "../accounts/groups.ts";
-import { CreateGroupBody, groupId, keyId, PutMemberBody } from "../protocol.ts";
+import { CreateGroupBody, groupId, keyId, PutCapabilityBody, PutMemberBody } from "../protocol.ts";
+import { setSendVerifier } from "../accounts/send_capability.ts";
 import { type ApiEnv, type Auth, readBody } from "./context.ts";
 
 /** A group id path parameter (the `groupId` schema), or 404 for anything that cannot be one. */
@@ -55,6 +56,16 @@ export function groupRoutes(
     await getGroup(deps, c.get("principal"), id);
     throw notFound("No such account");
   };
+  app.put("/groups/:id/send_capability", auth, async (c) => {
+    const body = await readBody(c, PutCapabilityBody);
+    const id = groupParam(c.req.param("id"));
+    await setSendVerifier(deps, c.get("principal"), id, body.verifier);
+    return c.body(null, 204);
+  });
+  app.delete("/groups/:id/send_capability", auth, async (c) => {
+    await setSendVerifier(deps, c.get("principal"), groupParam(c.req.param("id")), null);
+    return c.body(null, 204);
+  });
   app.put("/groups/:id/members/:account", auth, async (c) => {
     const id = groupParam(c.req.param("id"));
     const body = await readBody(c, PutMemberBody);

@@ -58,6 +58,7 @@ export const FEATURES: readonly string[] = [
   "bounded_bodies",
   "claim_per_target",
   "token_expiry",
+  "sealed_sends",
 ];
 
 /**

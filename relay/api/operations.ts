@@ -15,9 +15,11 @@ import {
   CreateBlobBody,
   CreateGroupBody,
   LoginBody,
+  PutCapabilityBody,
   PutKeysBody,
   PutMemberBody,
   RegisterBody,
+  SealedSendBody,
   SendBody,
 } from "../protocol.ts";
 import { PushTargetBody } from "../push/targets.ts";
@@ -58,6 +60,9 @@ const CERT =
 const NONCE = "3q2-7wAAAAAa7bJ0y9Vd1WkFQm6uVbZ0mJt0y4FVqCg";
 const TOKEN = "Xk0y3FvQn9rJ2wB8tLmZcD5eH7aP1sU4iG6oR0vY2xE";
 const GROUP = "Yq3b9xW2nL7tK1vM8pR4sA";
+/** An example send capability (32 bytes of 7) and its verifier, SHA-256 in base64url. */
+const CAP = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+const CAP_VERIFIER = "S7Bvjk46dxXSAdVz0KpCN2LlXavWGiwCJ4-lbMbSlOA";
 const T = 1_796_000_000_000;
 
 const group = {
@@ -289,6 +294,59 @@ export const OPERATIONS: Operation[] = [
     answers: { 200: success("The group", R.Group) },
     errors: [404, 409],
     example: { status: 200, answer: group },
+  },
+  {
+    method: "put",
+    path: "/v1/groups/:id/send_capability",
+    id: "setSendCapability",
+    tag: "groups",
+    summary: "Set the group's send capability for sealed sends: its SHA-256 (any member)",
+    access: "bearer",
+    body: PutCapabilityBody,
+    answers: { 204: success("Stored; the previous capability no longer works") },
+    errors: [400, 404],
+    example: { body: { verifier: CAP_VERIFIER }, status: 204 },
+  },
+  {
+    method: "delete",
+    path: "/v1/groups/:id/send_capability",
+    id: "clearSendCapability",
+    tag: "groups",
+    summary: "Remove the group's send capability: sealed sends are refused",
+    access: "bearer",
+    answers: { 204: success("Removed") },
+    errors: [404],
+    example: { status: 204 },
+  },
+  {
+    method: "post",
+    path: "/v1/sealed/groups/:id/messages",
+    id: "sealedSend",
+    tag: "messages",
+    summary: "Send without a sender, with the group's send capability instead of a token",
+    access: "public",
+    body: SealedSendBody,
+    answers: {
+      201: success("Stored with its seq, without a sender", R.Sent),
+      200: success("A repeat of an earlier client_id in this group: the original answer", R.Sent),
+    },
+    errors: [400, 404, 413, 429, 503],
+    example: {
+      body: { client_id: "s-0001", body: "c2VhbGVkIGNpcGhlcnRleHQ", cap: CAP },
+      status: 201,
+      answer: { seq: 1, created_at: T, expires_at: T + 2_592_000_000 },
+    },
+  },
+  {
+    method: "get",
+    path: "/v1/sealed/ws",
+    id: "sealedWebsocket",
+    tag: "messages",
+    summary: "Upgrade to the sealed WebSocket: `send` (with `cap`) and `ping` frames, no auth",
+    access: "public",
+    answers: { 101: { description: "Switching protocols; the relay sends `hello` first" } },
+    errors: [400, 503],
+    example: { status: 101 },
   },
   {
     method: "post",

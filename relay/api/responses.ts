@@ -105,7 +105,8 @@ export const GroupList = z.object({
 export const Message = z.object({
   group: groupId,
   seq: z.number().int().positive(),
-  from: z.object({ account: keyId, device: keyId }),
+  /** Null for a sealed send (issue 16): the relay never knew the sender. */
+  from: z.object({ account: keyId, device: keyId }).nullable(),
   created_at: time,
   expires_at: time.nullable(),
   body: b64,

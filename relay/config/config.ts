@@ -62,6 +62,10 @@ export type Config = {
   readonly trustedProxies?: TrustedProxies;
   /** Invitations one account may have pending (issue 16). */
   readonly maxPendingInvitations: number;
+  /** Sealed sends per send capability. */
+  readonly rateSealed: Rate;
+  /** Sealed sends per client address. */
+  readonly rateSealedAddress: Rate;
   /** Presence queries and events, server-wide. */
   readonly presence: "on" | "off";
   /** `last_seen_at` is rounded down to a multiple of this (ms). */

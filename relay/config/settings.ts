@@ -232,6 +232,20 @@ export const SETTINGS = {
     "group invitations an account may have waiting for its acceptance",
     parseCount,
   ),
+  rateSealed: setting(
+    "SEALPOST_RATE_SEALED",
+    "rate-sealed",
+    "100/min",
+    "sealed sends per group send capability",
+    parseRate,
+  ),
+  rateSealedAddress: setting(
+    "SEALPOST_RATE_SEALED_ADDRESS",
+    "rate-sealed-address",
+    "300/min",
+    "sealed sends per client IP",
+    parseRate,
+  ),
   presence: setting(
     "SEALPOST_PRESENCE",
     "presence",

@@ -187,6 +187,7 @@ async function removeAccount(
     }
     await tx.deleteFrom("group_members").where("group_id", "=", group)
       .where("account_id", "=", account).execute();
+    await tx.updateTable("groups").set({ send_verifier: null }).where("id", "=", group).execute();
     report.membershipsRemoved++;
     events.push({ kind: "membership", group, event: "member_removed", account, notify });
     if (role === "owner" && !others.some((m) => m.role === "owner")) {

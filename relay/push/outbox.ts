@@ -68,9 +68,10 @@ export class PushOutbox {
         let note = this.#notes.get(m.group);
         if (!note) this.#notes.set(m.group, note = { broadcastFrom: new Set(), direct: new Set() });
         if (m.to) {
-          for (const d of m.to) if (d !== m.from.device) note.direct.add(d);
+          for (const d of m.to) if (d !== m.from?.device) note.direct.add(d);
         } else {
-          note.broadcastFrom.add(m.from.device);
+          // A sealed message has no sender: "" is no device, so every device may be woken.
+          note.broadcastFrom.add(m.from?.device ?? "");
         }
       }
     }

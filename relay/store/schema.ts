@@ -64,6 +64,8 @@ export interface GroupsTable {
   /** Seconds; 0 keeps messages until deleted (only when the server's max TTL is forever). */
   retention_s: number;
   created_at: number;
+  /** SHA-256 of the group's send capability (sealed sends, migration 0009); null: none. */
+  send_verifier: Generated<Uint8Array | null>;
 }
 
 export interface GroupMembersTable {
@@ -81,8 +83,9 @@ export interface GroupMembersTable {
 export interface MessagesTable {
   group_id: string;
   seq: number;
-  sender_account: string;
-  sender_device: string;
+  /** Null for a sealed send (migration 0009): the relay never knew the sender. */
+  sender_account: string | null;
+  sender_device: string | null;
   client_id: string;
   body: Uint8Array;
   blob_id: string | null;

@@ -45,6 +45,7 @@ relaySuite("HTTP surface", {
     assert.equal(body.limits.rate_auth, null, "the test relay turns the auth limit off");
     assert.deepEqual(body.limits.rate_claim, { count: 60, per_s: 60 });
     assert.ok(body.features.includes("invitations"), "v1 additions are announced");
+    assert.ok(body.features.includes("sealed_sends"));
     assert.deepEqual(body.privacy, { presence: true, last_seen_granularity_s: 3600 });
     assert.deepEqual(body.limits.claim_per_target, { count: 30, per_s: 3600 });
     assert.equal(body.limits.max_body_bytes, 8 * 32 * 1024, "8 × max_message_bytes");

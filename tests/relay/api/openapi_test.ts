@@ -159,6 +159,13 @@ testBothDatabases("every documented example replays against a real relay", async
           replayed.push(id);
           continue;
         }
+        if (id === "sealedWebsocket") {
+          const sealed = await RawSocket.open(t.wsUrl.replace("/v1/ws", "/v1/sealed/ws"));
+          assert.equal(sealed.hello.sealed, true);
+          sealed.close();
+          replayed.push(id);
+          continue;
+        }
         let body = op.requestBody?.content?.["application/json"]?.example;
         if (id === "register") {
           const nonce = await freshNonce();
@@ -241,6 +248,8 @@ testBothDatabases("every documented example replays against a real relay", async
 
 /** Calls that need an earlier answer, or destroy state others need, run last in this order. */
 const LAST = [
+  "sealedSend",
+  "clearSendCapability",
   "downloadBlob",
   "readBlob",
   "deletePushTarget",

@@ -1,0 +1,139 @@
+/**
+ * @module
+ * Sealed group sends (issue 16), with no token: `POST /v1/sealed/groups/:id/messages` and the
+ * sealed WebSocket `GET /v1/sealed/ws` take the group's send capability (`cap`) instead of a
+ * device's credentials, so the relay stores and delivers the message without knowing its sender.
+ * Each send is rate limited per client address (`SEALPOST_RATE_SEALED_ADDRESS`) and then per
+ * capability (`SEALPOST_RATE_SEALED`); a wrong or rotated-out capability answers `404`, as for a
+ * group that does not exist. The WebSocket takes `send` and `ping` frames only (no auth, no
+ * subscriptions): a sender that wants to read connects as a device on `/v1/ws` separately.
+ */
+
+import { Hono } from "hono";
+import type { Deps } from "../deps.ts";
+import { RelayError } from "../errors.ts";
+import { publicLimits } from "../config/limits.ts";
+import { maxFrameBytes } from "../connect.ts";
+import { describeIssue, SealedFrame, SealedSendBody } from "../protocol.ts";
+import { RateLimiter } from "../rate_limit.ts";
+import { capabilityVerifier, checkBodySize, type SendDeps, sendSealed } from "../send.ts";
+import { PROTOCOL_VERSION, VERSION } from "../base/version.ts";
+import type { SendResult } from "../persist.ts";
+import { type ApiEnv, clientIp, readBody } from "./context.ts";
+import { groupParam } from "./groups.ts";
+
+/** The sealed send routes, mounted at the root (they need no token). */
+export function sealedRoutes(
+  deps: SendDeps & { sockets?: Set<WebSocket> },
+  draining: () => boolean,
+): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+  const limited = (limit: string) => () => deps.metrics.rateLimited.inc({ limit });
+  const byAddress = new RateLimiter(
+    deps.config.rateSealedAddress,
+    undefined,
+    deps.clock,
+    limited("sealed_address"),
+  );
+  const byCapability = new RateLimiter(
+    deps.config.rateSealed,
+    undefined,
+    deps.clock,
+    limited("sealed"),
+  );
+  const sealed = async (
+    address: string,
+    group: string,
+    body: SealedSendBody,
+  ): Promise<SendResult> => {
+    checkBodySize(deps, body.body);
+    byAddress.check(address, "sealed sends from this address");
+    const verifier = await capabilityVerifier(body.cap);
+    byCapability.check(verifier, "sealed sends with this capability");
+    return await sendSealed(deps, group, body, verifier);
+  };
+
+  app.post("/v1/sealed/groups/:id/messages", async (c) => {
+    const group = groupParam(c.req.param("id"));
+    const body = await readBody(c, SealedSendBody);
+    const sent = await sealed(clientIp(c), group, body);
+    const { seq, created_at, expires_at } = sent;
+    return c.json({ seq, created_at, expires_at }, sent.duplicate ? 200 : 201);
+  });
+
+  app.get("/v1/sealed/ws", (c) => {
+    if (draining()) throw new RelayError("unavailable", "The relay is restarting; retry shortly");
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
+    }
+    const address = clientIp(c);
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    handleSealedSocket(deps, socket, (group, body) => sealed(address, group, body));
+    return response;
+  });
+  return app;
+}
+
+/** Runs the sealed WebSocket: `hello`, then `send` → `sent` or `error`, `ping` → `pong`. */
+function handleSealedSocket(
+  deps: Deps & { sockets?: Set<WebSocket> },
+  socket: WebSocket,
+  sealed: (group: string, body: SealedSendBody) => Promise<SendResult>,
+): void {
+  const frameLimit = maxFrameBytes(deps.config.maxMessageBytes);
+  const reply = (frame: Record<string, unknown>) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  };
+  const fail = (error: unknown, ref: unknown) => {
+    const relay = error instanceof RelayError ? error : new RelayError("internal");
+    if (!(error instanceof RelayError)) deps.log.error("sealed frame failed", { error });
+    const frame: Record<string, unknown> = { t: "error", code: relay.code, message: relay.message };
+    if (typeof ref === "string" || typeof ref === "number") frame.ref = ref;
+    if (relay.retryAfterMs !== undefined) frame.retry_after_ms = relay.retryAfterMs;
+    reply(frame);
+  };
+  deps.sockets?.add(socket);
+  socket.onopen = () =>
+    reply({
+      t: "hello",
+      version: PROTOCOL_VERSION,
+      server: VERSION,
+      sealed: true,
+      limits: publicLimits(deps.config, deps.settings.current),
+    });
+  socket.onclose = () => deps.sockets?.delete(socket);
+  socket.onerror = () => {};
+  socket.onmessage = (event) => {
+    if (typeof event.data !== "string") {
+      return fail(new RelayError("invalid_request", "Only text frames are accepted"), undefined);
+    }
+    if (event.data.length > frameLimit) return socket.close(1009, "frame too large");
+    let json: unknown;
+    try {
+      json = JSON.parse(event.data);
+    } catch {
+      return fail(new RelayError("invalid_request", "The frame is not valid JSON"), undefined);
+    }
+    const ref = (json as { ref?: unknown })?.ref;
+    const parsed = SealedFrame.safeParse(json);
+    if (!parsed.success) {
+      return fail(new RelayError("invalid_request", describeIssue(parsed.error)), ref);
+    }
+    const frame = parsed.data;
+    if (frame.t === "ping") {
+      return reply(frame.ref === undefined ? { t: "pong" } : { t: "pong", ref: frame.ref });
+    }
+    const { t: _t, ref: frameRef, group, ...body } = frame;
+    sealed(group, body).then((sent) => {
+      const answer: Record<string, unknown> = {
+        t: "sent",
+        group,
+        seq: sent.seq,
+        created_at: sent.created_at,
+        expires_at: sent.expires_at,
+      };
+      if (frameRef !== undefined) answer.ref = frameRef;
+      reply(answer);
+    }, (error) => fail(error, frameRef));
+  };
+}
