@@ -32,6 +32,8 @@ const STATEMENTS: [string, RegExp][] = [
   ["update_groups", /update groups g set last_seq/],
   ["notify", /pg_notify/],
   ["commit", /^\s*commit/i],
+  // since migration 0007 the whole batch is this one statement
+  ["sealpost_commit", /sealpost_commit\(/],
 ];
 
 /** One forced batch size: its wall time and the mean time of each statement. */
@@ -144,6 +146,8 @@ export async function commitCeiling(
       log: silentLogger,
       maxTtlMs: null,
       windowMs: 1,
+      // as in the relay: half the pool's connections commit at once on Postgres
+      lanes: url ? 5 : 1,
       onBatch: (n) => batchSizes.push(n),
     });
     const bodyText = "A".repeat(88);

@@ -13,7 +13,10 @@
  * Several batches are in flight at once on server Postgres: sends are queued in lanes by group
  * (a group always maps to the same lane, each lane commits one batch at a time), so groups in
  * different lanes never contend and Postgres's WAL group commit absorbs the fsyncs. A lane's
- * batch size adapts to its commit time. The queue is bounded: past `maxQueuedBytes` a send is
+ * batch is everything that queued while its previous commit ran (up to `maxBatch`), so batch size
+ * follows the commit time by itself. (A cap that shrank on slow commits was tried and measured
+ * worse: a commit is slow mostly from fixed latency — a far primary, a starved CPU — so smaller
+ * batches only lowered throughput.) The queue is bounded: past `maxQueuedBytes` a send is
  * refused at once with `unavailable` and a `retry_after_ms` (the client retries under the same
  * `client_id`), so memory stays bounded under overload and nothing acknowledged is lost. After
  * each commit the batch is published on the local bus, one event per group.
@@ -103,10 +106,6 @@ export type GroupCommitOptions = {
 
 /** What a queued send costs besides its body: the object, its strings and closures. */
 export const SEND_OVERHEAD_BYTES = 512;
-/** The commit time a lane aims its batch size at. */
-const TARGET_COMMIT_MS = 50;
-/** The smallest batch cap adaptation goes down to. */
-const MIN_BATCH = 32;
 
 /**
  * Computes a message's expiry: `ttl_s` capped by the group's retention, capped by the server's
@@ -141,8 +140,6 @@ type Lane = {
   queue: Waiting[];
   timer: ReturnType<typeof setTimeout> | undefined;
   running: boolean;
-  /** The current batch cap, adapted to the commit time. */
-  cap: number;
 };
 
 type OutcomeRow = {
@@ -172,7 +169,7 @@ export class GroupCommit {
     const count = Math.max(1, Math.floor(options.lanes ?? 1));
     this.#lanes = Array.from(
       { length: count },
-      () => ({ queue: [], timer: undefined, running: false, cap: this.#maxBatch }),
+      () => ({ queue: [], timer: undefined, running: false }),
     );
   }
 
@@ -239,11 +236,11 @@ export class GroupCommit {
     lane.running = true;
     try {
       while (lane.queue.length > 0) {
-        const batch = lane.queue.splice(0, lane.cap);
+        const batch = lane.queue.splice(0, this.#maxBatch);
         const t0 = performance.now();
         await this.#commit(batch);
         const ms = performance.now() - t0;
-        this.#adapt(lane, batch.length, ms);
+        this.#observe(batch.length, ms);
       }
     } finally {
       lane.running = false;
@@ -252,18 +249,10 @@ export class GroupCommit {
     }
   }
 
-  /**
-   * Keeps a lane's commits near {@link TARGET_COMMIT_MS}: a slow commit halves the cap (so one
-   * lane never holds its connection and locks for long), a fast full one doubles it.
-   */
-  #adapt(lane: Lane, size: number, ms: number): void {
+  /** Tracks the commit rate, for `retry_after_ms`. */
+  #observe(size: number, ms: number): void {
     const rate = size / Math.max(ms, 0.1);
     this.#rate = this.#rate === 0 ? rate : this.#rate * 0.8 + rate * 0.2;
-    if (ms > TARGET_COMMIT_MS && size > MIN_BATCH) {
-      lane.cap = Math.max(MIN_BATCH, Math.floor(size / 2));
-    } else if (ms < TARGET_COMMIT_MS / 2 && size >= lane.cap) {
-      lane.cap = Math.min(this.#maxBatch, lane.cap * 2);
-    }
   }
 
   #commit(batch: Waiting[]): Promise<void> {
