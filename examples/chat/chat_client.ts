@@ -1,18 +1,15 @@
 /**
  * @module
- * An end-to-end-encrypted group chat device on Sealpost and MLS (RFC 9420, npm `ts-mls`),
- * following docs/mls.md; runs in browsers and in Deno. This is its public face: open a device,
- * create groups, invite and remove accounts, send text and images, typing and presence. The
- * relay only ever sees ciphertext: KeyPackages go through the key-package API
- * (`device_key_packages.ts`), Commits and application messages are group messages applied in
- * `seq` order, Welcomes are targeted messages (`group_sync.ts`), images are blobs encrypted with
- * a fresh key that travels inside the MLS message, and typing indicators are ephemeral messages
- * sealed with a key exported from the epoch (`envelope.ts`).
+ * An E2EE group chat device on Sealpost and MLS (RFC 9420, npm `ts-mls`) per docs/mls.md, for
+ * browsers and Deno: open a device, create groups, invite and remove accounts, send text and
+ * images, typing and presence. The relay sees only ciphertext: KeyPackages via the key-package
+ * API (`device_key_packages.ts`), Commits and messages as group messages in `seq` order, Welcomes
+ * as targeted ones (`group_sync.ts`), text sealed without a sender (`sealed_sends.ts`), images as
+ * blobs under a key carried by MLS, typing as ephemeral messages (`envelope.ts`), all padded.
  */
 
 import {
   type ClientState,
-  createApplicationMessage,
   createGroup,
   decodeMlsMessage,
   emptyPskIndex,
@@ -37,7 +34,6 @@ import {
   replenishKeyPackages,
 } from "./device_key_packages.ts";
 import {
-  encodePayload,
   entryOf,
   ephemeralEpoch,
   ephemeralKey,
@@ -49,6 +45,7 @@ import {
 } from "./envelope.ts";
 import { type ChatEvent, type CommitPlan, GroupSync, joinable } from "./group_sync.ts";
 import { ciphersuite, clientConfig, newKeyPackage } from "./mls_identity.ts";
+import { applicationMessage, deliver, publishCapability } from "./sealed_sends.ts";
 import { type ChatOptions, JOIN_WAIT_MS, type StoredIdentity, within } from "./chat_options.ts";
 
 export type { ChatEvent, ChatOptions, Member, TranscriptEntry };
@@ -295,6 +292,7 @@ export class ChatClient {
     await this.api.removeMember(groupId, account).catch((error) => {
       if (!(error instanceof SealpostError) || error.status !== 404) throw error;
     });
+    if (group.state) await publishCapability(this.api, groupId, group.state);
     return seq;
   }
 
@@ -384,7 +382,9 @@ export class ChatClient {
 
   async #commit(group: ChatGroup, plan: CommitPlan): Promise<number | null> {
     const result = await this.#sync.commit(group, plan);
-    return result === "rejected" ? null : result;
+    if (result === "rejected") return null;
+    await publishCapability(this.api, group.id, group.state!); // a new epoch's capability
+    return result;
   }
 
   async #sendPayload(group: ChatGroup, payload: Payload, blob?: string): Promise<number> {
@@ -393,11 +393,7 @@ export class ChatClient {
       await group.lock.run(async () => {
         const state = group.state;
         if (!state || group.removed) throw new Error("This device is not in that group");
-        const result = await createApplicationMessage(
-          state,
-          encodePayload(payload),
-          await ciphersuite(),
-        );
+        const result = await applicationMessage(this.identity.device, group.id, state, payload);
         body = b64url(encodeMlsMessage({
           privateMessage: result.privateMessage,
           wireformat: "mls_private_message",
@@ -408,8 +404,7 @@ export class ChatClient {
         group.outbox.set(body, entryOf(payload, state.groupContext.epoch, me, true, true));
         await group.save(this.options.store);
       });
-      const sent = await this.session.send(group.id, { body, ...(blob ? { blob } : {}) });
-      return sent.seq!;
+      return await deliver(this.api, this.session, group.id, group.state!, body, blob);
     });
   }
 
@@ -423,6 +418,7 @@ export class ChatClient {
     this.#emit({ type: "group", group: group.id });
     const report = (error: unknown) =>
       this.#emit({ type: "error", group: group.id, message: String(error) });
+    void this.api.acceptGroup(group.id).catch(report); // consent: joined by Welcome
     void this.replenishKeyPackages().catch(report);
     void this.#refreshPresence(group.id);
     void this.#commit(group, () => ({ proposals: [], welcomeTo: [] })).catch(report);

@@ -30,6 +30,7 @@ import {
 } from "../../client/mod.ts";
 import { ChatGroup, type TranscriptEntry } from "./chat_group.ts";
 import { welcomeKeyPackage } from "./device_key_packages.ts";
+import { sealedSender } from "./sealed_sends.ts";
 import {
   decodePayload,
   decodeWelcomeBody,
@@ -167,7 +168,11 @@ export class GroupSync {
   /** Applies one group message in `seq` order (the caller holds the group lock). */
   async #apply(group: ChatGroup, message: Message): Promise<void> {
     if (message.seq <= group.seq || message.to) return;
-    if (message.from?.device === this.host.device) await this.#applyOwn(group, message);
+    // Our own sealed messages come back with no sender: the outbox knows their bodies.
+    const own = message.from === null ? group.outbox.has(message.body) : (
+      message.from.device === this.host.device
+    );
+    if (own) await this.#applyOwn(group, message);
     else await this.#receive(group, message);
     group.advance(message.seq);
     await group.save(this.host.store);
@@ -232,12 +237,15 @@ export class GroupSync {
       const payload = decodePayload(result.message);
       if (!payload) return;
       host.learned(payload);
-      const verified = payload.from === message.from?.account;
+      // A sealed message (from: null) proves its sender inside the ciphertext (sealed_sends.ts).
+      const from = message.from ??
+        await sealedSender(payload, group.id, pm.epoch, result.newState.ratchetTree);
+      const verified = from !== null && payload.from === from.account;
       this.#record(group, {
         ...entryOf(
           payload,
           pm.epoch,
-          message.from ?? { account: payload.from, device: "" },
+          from ?? { account: payload.from, device: "" },
           false,
           verified,
         ),

@@ -5,7 +5,9 @@
  * decrypt on every side; typing and presence show; Carol is removed and can neither receive nor
  * decrypt what follows; Bob reloads and reads the history from the relay with his kept MLS
  * state. Finally every text and bytea column of every table, the blob store and the relay's
- * logs are scanned: none holds any plaintext string or the image's bytes.
+ * logs are scanned: none holds any plaintext string or the image's bytes. With issue 16 on: the
+ * invited accounts accept when their Welcome arrives, text goes as sealed sends (rows with no
+ * sender), every body is padded, and no log line names a device.
  */
 
 import assert from "node:assert/strict";
@@ -321,6 +323,18 @@ async function run(db: DbKind): Promise<void> {
     assert.ok(blobFiles >= 1, "the image blob is on disk");
     check("the relay's logs", encoder.encode(t.logs.join("\n")));
     assert.deepEqual(leaks, []);
+
+    // Issue 16: text went sealed, so those rows name no sender, and no log line names a device;
+    // the invited members accepted when their Welcome arrived (nobody is left invited).
+    const sealed = (await sql<{ a: string | null; d: string | null }>`
+        select sender_account as a, sender_device as d from messages where sender_device is null`
+      .execute(t.database.db)).rows;
+    assert.ok(sealed.length >= 3, `only ${sealed.length} sealed messages`);
+    assert.ok(sealed.every((r) => r.a === null && r.d === null), "sealed rows carry no sender");
+    assert.ok(!t.logs.some((line) => line.includes('"device":')), "no device id in the logs");
+    const states = (await sql<{ state: string }>`select state from group_members`
+      .execute(t.database.db)).rows.map((r) => r.state);
+    assert.ok(states.length >= 2 && states.every((s) => s === "accepted"), states.join(","));
   } finally {
     await browser.dispose();
     await chat.close();
