@@ -14,14 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  type Config,
-  ConfigError,
-  describeSettings,
-  loadConfig,
-  readEnv,
-  SETTINGS,
-} from "./relay/config/config.ts";
+import { type Config, ConfigError, loadConfig, readEnv, SETTINGS } from "./relay/config/config.ts";
 import { doctor } from "./commands/doctor.ts";
 import { createLogger, IDENTITY_FIELDS } from "./relay/base/log.ts";
 import { SchemaTooNewError } from "./relay/store/migrate.ts";
@@ -30,6 +23,7 @@ import { runAdminCli } from "./commands/admin.ts";
 import { serve } from "./commands/serve.ts";
 import { sweepCommand } from "./commands/sweep.ts";
 import { archiveCommand } from "./commands/archive.ts";
+import { commandHelp } from "./commands/help.ts";
 import { VERSION } from "./relay/base/version.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
@@ -38,7 +32,7 @@ Usage: sealpost [command] [--flags]
 
 Commands:
   serve      run the relay (default)
-  migrate    apply database migrations and exit
+  migrate    apply database migrations and exit; --to N moves the schema to migration N
   doctor     check configuration, database and blob store
   export FILE   write the database and blobs to an archive (a running embedded relay writes it)
   import FILE   load an archive into an empty database and blob store, then verify it
@@ -47,7 +41,8 @@ Commands:
   admin      manage devices, invites and the dashboard password ('sealpost admin help')
   sweep      expire messages, purge blobs, clean up idle devices once; --dry-run only counts
   version    print the version
-  help       show this help; 'sealpost serve --help' lists every setting
+  help       show this help; 'sealpost COMMAND --help' shows a command's flags and settings
+             ('sealpost serve --help' lists every setting)
 
 Every setting is an environment variable and a --flag; flags win.`;
 
@@ -71,10 +66,11 @@ const COMMANDS = [
 
 function parseFlags(
   args: string[],
-): { flags: Record<string, string>; help: boolean; dryRun: boolean } {
+): { flags: Record<string, string>; help: boolean; dryRun: boolean; to?: string } {
   const options: Record<string, { type: "string" } | { type: "boolean" }> = {
     help: { type: "boolean" },
     "dry-run": { type: "boolean" },
+    to: { type: "string" },
   };
   for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
   try {
@@ -85,8 +81,13 @@ function parseFlags(
       allowPositionals: true,
     });
     if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'`);
-    const { help, "dry-run": dryRun, ...flags } = values as Record<string, string | boolean>;
-    return { flags: flags as Record<string, string>, help: help === true, dryRun: dryRun === true };
+    const { help, "dry-run": dryRun, to, ...flags } = values as Record<string, string | boolean>;
+    return {
+      flags: flags as Record<string, string>,
+      help: help === true,
+      dryRun: dryRun === true,
+      to: typeof to === "string" ? to : undefined,
+    };
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const message = (error as Error).message.replace(/\. To specify.*$/s, "").replace(
@@ -127,21 +128,19 @@ async function main(argv: string[]): Promise<void> {
 
   const archive = ["export", "import", "backup", "restore"].includes(command);
   const file = archive && rest[0] && !rest[0].startsWith("-") ? rest[0] : undefined;
-  const { flags, help, dryRun } = parseFlags(file ? rest.slice(1) : rest);
+  const { flags, help, dryRun, to } = parseFlags(file ? rest.slice(1) : rest);
   if (archive && !file && !help) {
     throw new UsageError(`'${command}' needs a file: sealpost ${command} FILE`);
   }
   if (dryRun && command !== "sweep") throw new UsageError("--dry-run belongs to 'sweep'");
-  if (help) {
-    console.log(
-      `Usage: sealpost ${command} [--flags]\n\nSettings (flag, environment variable, meaning):\n${describeSettings()}`,
-    );
-    return;
-  }
+  if (to !== undefined && command !== "migrate") throw new UsageError("--to belongs to 'migrate'");
+  if (help) return console.log(commandHelp(command));
   const config = loadConfig(readEnv(), flags);
 
   if (command === "serve") return await serve(config, loggerFor(config));
-  if (command === "migrate") return await migrateCommand(config, (line) => console.log(line));
+  if (command === "migrate") {
+    return await migrateCommand(config, (line) => console.log(line), to);
+  }
   if (command === "sweep") {
     const ok = await sweepCommand(config, loggerFor(config), {
       dryRun,

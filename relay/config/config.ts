@@ -262,9 +262,10 @@ export function readEnv(): Record<string, string> {
   return Deno.env.toObject();
 }
 
-/** Lists every setting for `serve --help` and the configuration docs. */
-export function describeSettings(): string {
-  const lines = Object.values(SETTINGS).map((s) => {
+/** Lists every setting (or those of `keys`) for `--help` and the configuration docs. */
+export function describeSettings(keys?: readonly (keyof typeof SETTINGS)[]): string {
+  const rows = keys ? keys.map((key) => SETTINGS[key]) : Object.values(SETTINGS);
+  const lines = rows.map((s) => {
     // Long names still get a space after them.
     const left = `  --${s.flag} `.padEnd(26) + `${s.env} `.padEnd(28);
     const def = s.default === undefined ? "" : ` (default ${s.default})`;

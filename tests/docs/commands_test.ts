@@ -118,6 +118,11 @@ const RULES: Rule[] = [
     run: (c, ctx) => runSealpost(c.replace(" [--json]", " --json"), ctx),
   },
   { match: /^sealpost sweep --dry-run$/, run: runSealpost },
+  {
+    // In a data dir of its own: it leaves the schema behind the newest on purpose.
+    match: /^sealpost migrate --to \d+$/,
+    run: (c, ctx) => runSealpost(c, { ...ctx, dataDir: `${ctx.dataDir}/rolled-back` }),
+  },
   { match: /^curl -s (http:\/\/)?localhost:8080\//, run: runCurl },
   {
     match: /^(PORT=9000 SEALPOST_REGISTRATION=invite )?deno task start( --port 9000)?$/,
