@@ -82,10 +82,14 @@ export type GuardOptions = {
   resolve?: Resolver;
 };
 
+/** A guard's answer: why not, or the address that was checked (null when nothing is checked). */
+export type Verdict = { refusal: string } | { refusal: null; address: string | null };
+
 /**
  * Checks endpoints. Verdicts are not cached: a cached "public" would let a name re-pointed
- * inward pass. (A name can still change between this check and `fetch`'s own lookup; that
- * window is milliseconds, and operators who need more put the relay behind an egress proxy.)
+ * inward pass. A send then connects to the very address that was checked ({@link check} returns
+ * it; `pinned_fetch.ts` connects there), so a name that resolves differently a moment later (DNS
+ * rebinding) cannot redirect the request inward.
  */
 export class AddressGuard {
   readonly #resolve: Resolver;
@@ -107,22 +111,32 @@ export class AddressGuard {
    * ```
    */
   async refusal(endpoint: string): Promise<string | null> {
-    if (this.options.allowPrivate) return null;
+    return (await this.check(endpoint)).refusal;
+  }
+
+  /**
+   * Checks `endpoint` and returns the refusal, or the checked address to connect to (null when
+   * private addresses are allowed: then nothing is checked or pinned).
+   */
+  async check(endpoint: string): Promise<Verdict> {
+    if (this.options.allowPrivate) return { refusal: null, address: null };
     const host = new URL(endpoint).hostname.replace(/^\[|\]$/g, "").toLowerCase();
     if (host === "localhost" || host.endsWith(".localhost")) {
-      return `its host ${host} is a loopback name`;
+      return { refusal: `its host ${host} is a loopback name` };
     }
     const literal = isIpLiteral(host);
     const addresses = literal ? [host] : await this.#resolve(host).catch(() => []);
-    if (addresses.length === 0) return `its host ${host} does not resolve`;
+    if (addresses.length === 0) return { refusal: `its host ${host} does not resolve` };
     // The resolved address itself is not named: the refusal reaches the client, and would tell
     // it what a name on the relay's network resolves to.
     if (addresses.some(isPrivateAddress)) {
-      return literal
-        ? `its host ${host} is a private or loopback address`
-        : `its host ${host} resolves to a private or loopback address`;
+      return {
+        refusal: literal
+          ? `its host ${host} is a private or loopback address`
+          : `its host ${host} resolves to a private or loopback address`,
+      };
     }
-    return null;
+    return { refusal: null, address: addresses[0] };
   }
 }
 

@@ -12,6 +12,7 @@ import type { Clock } from "../base/clock.ts";
 import { type Config, ConfigError } from "../config/config.ts";
 import type { Db } from "../store/database.ts";
 import type { AddressGuard } from "./address_guard.ts";
+import { PinnedFetcher } from "./pinned_fetch.ts";
 import { ApnsSender } from "./apns.ts";
 import { FcmSender, parseServiceAccount } from "./fcm.ts";
 import type { PushKind, PushSender } from "./mod.ts";
@@ -183,14 +184,16 @@ async function openWebSenders(
   const client = endpoints.caCerts
     ? Deno.createHttpClient({ caCerts: endpoints.caCerts })
     : undefined;
-  senders.set("webpush", new WebPushSender({ vapid, guard, client }));
-  senders.set("unifiedpush", new UnifiedPushSender({ vapid, guard, client }));
+  const pinned = new PinnedFetcher({ caCerts: endpoints.caCerts });
+  senders.set("webpush", new WebPushSender({ vapid, guard, client, pinned }));
+  senders.set("unifiedpush", new UnifiedPushSender({ vapid, guard, client, pinned }));
   return {
     senders,
     vapidPublicKey: vapidKeys.publicKey,
     close: () => {
       for (const sender of senders.values()) sender.close();
       client?.close();
+      pinned.close();
     },
   };
 }

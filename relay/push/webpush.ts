@@ -9,6 +9,7 @@
 import { readCapped } from "../base/bounded_read.ts";
 import { fromBase64Url, utf8 } from "../base/encoding.ts";
 import type { AddressGuard } from "./address_guard.ts";
+import type { PinnedFetcher } from "./pinned_fetch.ts";
 import { encryptAes128gcm } from "./encrypt.ts";
 import {
   classifyStatus,
@@ -35,6 +36,8 @@ export type WebPushOptions = {
   guard: AddressGuard;
   /** An HTTP client (tests pass one trusting their CA). */
   client?: Deno.HttpClient;
+  /** Connects to the address the guard checked (absent: a plain fetch, for tests). */
+  pinned?: PinnedFetcher;
   timeoutMs?: number;
 };
 
@@ -48,8 +51,10 @@ export async function postPushMessage(
   keys: { p256dh: string; auth: string } | null,
   wake: WakeUp,
 ): Promise<PushOutcome> {
-  const refusal = await options.guard.refusal(endpoint);
-  if (refusal) return { result: "failed", detail: `endpoint refused: ${refusal}` };
+  const verdict = await options.guard.check(endpoint);
+  if (verdict.refusal !== null) {
+    return { result: "failed", detail: `endpoint refused: ${verdict.refusal}` };
+  }
   const headers: Record<string, string> = {
     ttl: String(WAKE_TTL_S),
     urgency: "normal",
@@ -79,21 +84,27 @@ export async function postPushMessage(
     body = utf8(JSON.stringify(wakePayload({})));
     headers["content-type"] = "application/json";
   }
-  try {
-    const response = await fetch(endpoint, {
-      method: "POST",
-      headers,
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-      client: options.client,
-    });
+  const request: RequestInit = {
+    method: "POST",
+    headers,
+    body,
+    redirect: "manual",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+  };
+  const judge = async (response: Response) => {
     const text = (await readCapped(response)).trim();
     return classifyStatus(
       response.status,
       `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
       { retryAfterMs: retryAfterMs(response.headers.get("retry-after")) },
     );
+  };
+  try {
+    // Connect to the address the guard checked, not to a fresh lookup (DNS rebinding).
+    if (verdict.address && options.pinned) {
+      return await options.pinned.fetch(endpoint, request, verdict.address, judge);
+    }
+    return await judge(await fetch(endpoint, { ...request, client: options.client }));
   } catch (error) {
     return { result: "retry", detail: networkDetail(error) };
   }
