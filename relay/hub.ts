@@ -100,11 +100,15 @@ export class Hub {
    * After events may have been missed: every subscription reads back from its `last` seq, and
    * `memberships` (account → groups, read fresh) brings each connection's group set up to date.
    */
-  resync(memberships: Map<string, string[]>): void {
+  resync(memberships: Map<string, string[]> & { invited?: Set<string> }): void {
     for (const conn of this.allConnections()) {
       const now = new Set(memberships.get(conn.account) ?? []);
       for (const group of [...conn.groups]) if (!now.has(group)) this.#dropGroup(conn, group);
       for (const group of now) {
+        // A missed member_accepted or invitation: whether its presence may show (issue 16).
+        const invited = memberships.invited?.has(`${conn.account} ${group}`);
+        if (invited === true) conn.invited.add(group);
+        else if (invited === false) conn.invited.delete(group);
         if (conn.groups.has(group)) continue;
         conn.groups.add(group);
         if (conn.subscribeAll) this.#startSubscription(conn, group, 0);

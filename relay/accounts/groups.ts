@@ -92,19 +92,21 @@ export async function isMember(deps: Deps, group: string, account: string): Prom
   return row !== undefined;
 }
 
+/** Groups by account; `invited` holds the `"<account> <group>"` memberships not accepted yet. */
+export type Memberships = Map<string, string[]> & { invited?: Set<string> };
+
 /** The groups of each of `accounts` (accounts in no group are absent). */
-export async function membershipsOf(
-  deps: Deps,
-  accounts: string[],
-): Promise<Map<string, string[]>> {
-  const memberships = new Map<string, string[]>();
+export async function membershipsOf(deps: Deps, accounts: string[]): Promise<Memberships> {
+  const memberships: Memberships = new Map<string, string[]>();
+  memberships.invited = new Set();
   if (accounts.length === 0) return memberships;
-  const rows = await deps.db.selectFrom("group_members").select(["account_id", "group_id"])
-    .where("account_id", "in", accounts).execute();
+  const rows = await deps.db.selectFrom("group_members")
+    .select(["account_id", "group_id", "state"]).where("account_id", "in", accounts).execute();
   for (const row of rows) {
     const list = memberships.get(row.account_id) ?? [];
     list.push(row.group_id);
     memberships.set(row.account_id, list);
+    if (row.state === "invited") memberships.invited.add(`${row.account_id} ${row.group_id}`);
   }
   return memberships;
 }

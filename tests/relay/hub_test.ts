@@ -91,6 +91,59 @@ Deno.test("Hub.add() refuses a device's connection past the limit and announces 
   hub.stop();
 });
 
+Deno.test("Hub announces presence only to accepted groups, and to one once it is accepted", () => {
+  const { bus, hub, events } = setup();
+  const conn = hub.add("acct", "dev", new RecordingSocket(), ["g", "h"], ["h"]);
+  assert.ok(conn);
+  const presence = () => events.filter((e) => e.kind === "presence");
+  assert.deepEqual(presence(), [
+    { kind: "presence", device: "dev", account: "acct", groups: ["g"], online: true },
+  ]);
+  bus.publish({
+    kind: "membership",
+    group: "h",
+    event: "member_accepted",
+    account: "acct",
+    notify: ["acct"],
+  });
+  assert.deepEqual(presence()[1], {
+    kind: "presence",
+    device: "dev",
+    account: "acct",
+    groups: ["h"],
+    online: true,
+  });
+  // After a bus gap, a fresh read marks a group invited again (a missed invitation).
+  const memberships = Object.assign(new Map([["acct", ["g", "h", "i"]]]), {
+    invited: new Set(["acct i"]),
+  });
+  hub.resync(memberships);
+  hub.remove(conn);
+  assert.deepEqual(presence()[2].kind === "presence" && presence()[2].groups, ["g", "h"]);
+  hub.stop();
+});
+
+Deno.test("Hub with presence off publishes no presence", () => {
+  const bus = new LocalBus();
+  const events: BusEvent[] = [];
+  bus.subscribe((event) => events.push(event));
+  const hub = new Hub({
+    read: () => Promise.resolve({ messages: [], last_seq: 0, has_more: false }),
+    bus,
+    clock: new ManualClock(1_000),
+    log: silentLogger,
+    instanceId: "here",
+    maxConnectionsPerDevice: 2,
+    maxBufferedBytes: 1_000,
+    cursorsOf: () => Promise.resolve(new Map()),
+    presence: false,
+  });
+  const conn = hub.add("acct", "dev", new RecordingSocket(), ["g"]);
+  hub.remove(conn!);
+  assert.deepEqual(events.filter((e) => e.kind === "presence"), []);
+  hub.stop();
+});
+
 Deno.test("Hub replays a subscription, says synced, then delivers committed messages live", async () => {
   const { bus, hub } = setup([message("g", 1), message("g", 2)]);
   const socket = new RecordingSocket();
