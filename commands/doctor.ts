@@ -25,6 +25,10 @@ const NOTIFY_TIMEOUT_MS = 3000;
 /** Host or port patterns of transaction-mode poolers that break LISTEN and session locks. */
 const POOLER = /-pooler\.|(^|\.)pgbouncer\.|:6543(\/|$)/;
 
+const POOLER_HINT = "this looks like a connection pooler (PgBouncer, Supavisor, a Neon -pooler " +
+  "host, Fly Managed Postgres' pgbouncer host): Sealpost needs a direct or session-mode URL for " +
+  'LISTEN/NOTIFY and advisory locks (docs/deploy-fly.md, "Which database URL")';
+
 /**
  * LISTENs on a fresh channel on one connection and NOTIFYs it from another, as the bus does
  * between instances; resolves with the round-trip time, or throws saying why none arrived.
@@ -102,7 +106,15 @@ export async function doctor(config: Config, print: (line: string) => void): Pro
           }); not opened here (its /readyz tells whether it is ready)`,
       });
     } else {
-      checks.push({ name: "database", ok: false, detail: (error as Error).message });
+      const message = (error as Error).message;
+      // PgBouncer refuses the startup parameters the relay sets (plan_cache_mode): say why.
+      const pooler = /unsupported startup parameter/i.test(message) ||
+        (config.databaseUrl !== undefined && POOLER.test(config.databaseUrl));
+      checks.push({
+        name: "database",
+        ok: false,
+        detail: pooler ? `${message}; ${POOLER_HINT}` : message,
+      });
     }
   }
 
