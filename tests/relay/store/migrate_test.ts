@@ -168,3 +168,37 @@ Deno.test("resolveTarget() takes a number or a name and names the choices otherw
   );
   assert.throws(() => resolveTarget("latest"), /Cannot migrate to 'latest'/);
 });
+
+testBothDatabases(
+  "0008 counts memberships made before it as accepted; 0009 keeps senders of earlier messages",
+  async (kind) => {
+    const { handle, dispose } = await emptyDatabase(kind);
+    try {
+      await migrateTo(handle.db, "0007_commit_function");
+      await sql`
+        insert into accounts (id, created_at) values ('acct-a', 1), ('acct-b', 1);
+      `.execute(handle.db);
+      await sql`insert into devices (id, account_id, cert, created_at, last_seen_at)
+        values ('dev-a', 'acct-a', 'c', 1, 1)`.execute(handle.db);
+      await sql`insert into groups (id, last_seq, retention_s, created_at)
+        values ('g', 1, 60, 1)`.execute(handle.db);
+      await sql`insert into group_members (group_id, account_id, role, added_at)
+        values ('g', 'acct-a', 'owner', 1), ('g', 'acct-b', 'member', 1)`.execute(handle.db);
+      await sql`insert into messages (group_id, seq, sender_account, sender_device, client_id,
+          body, created_at) values ('g', 1, 'acct-a', 'dev-a', 'c1', '\\x00', 1)`
+        .execute(handle.db);
+      await migrate(handle.db);
+      const states = await sql<{ account_id: string; state: string }>`
+        select account_id, state from group_members order by account_id`.execute(handle.db);
+      assert.deepEqual(states.rows, [
+        { account_id: "acct-a", state: "accepted" },
+        { account_id: "acct-b", state: "accepted" },
+      ]);
+      const sender = await sql<{ sender_device: string | null }>`
+        select sender_device from messages`.execute(handle.db);
+      assert.deepEqual(sender.rows, [{ sender_device: "dev-a" }]);
+    } finally {
+      await dispose();
+    }
+  },
+);
