@@ -18,6 +18,8 @@ import {
   generateKeyPair,
   HttpClient,
   type KeyPair,
+  newSendCapability,
+  setSendCapability,
 } from "../../client/mod.ts";
 import { AuthFrame, ClientFrame } from "../../relay/protocol.ts";
 import { call, nonce, registerBody, withRelay } from "../helpers/http.ts";
@@ -215,6 +217,29 @@ const ROWS: Record<string, Row> = {
     // Idempotent: members who already take part (the owner too) get 200.
     expect: bearer(NOT_FOUND, NOT_FOUND, 200, 200, 200),
   },
+  "PUT /v1/groups/:id/send_capability": {
+    build: async (w) => ({
+      path: `/v1/groups/${(await G(w)).id}/send_capability`,
+      body: { verifier: "A".repeat(43) },
+    }),
+    // Any member may set it (any member may send).
+    expect: bearer(NOT_FOUND, NOT_FOUND, 204, 204, 204),
+  },
+  "DELETE /v1/groups/:id/send_capability": {
+    build: async (w) => ({ path: `/v1/groups/${(await G(w)).id}/send_capability` }),
+    expect: bearer(NOT_FOUND, NOT_FOUND, 204, 204, 204),
+  },
+  // The capability is the permission: whoever calls, with or without a token, the same answer.
+  "POST /v1/sealed/groups/:id/messages": {
+    build: async (w) => {
+      const { id } = await G(w);
+      const cap = newSendCapability();
+      await setSendCapability(w.p("owner").api, id, cap);
+      return { path: `/v1/sealed/groups/${id}/messages`, body: { cap, body: "AAAA" } };
+    },
+    expect: anyone(201),
+  },
+  "GET /v1/sealed/ws": { build: () => ({ path: "/v1/sealed/ws" }), expect: anyone(INVALID) },
   "DELETE /v1/groups/:id": {
     build: async (w) => ({ path: `/v1/groups/${(await G(w)).id}` }),
     expect: bearer(NOT_FOUND, NOT_FOUND, FORBIDDEN, FORBIDDEN, 204),
