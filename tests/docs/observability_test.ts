@@ -29,7 +29,10 @@ Deno.test({
       p.targets.map((t) => t.expr)
     );
     const doc = await Deno.readTextFile(`${ROOT}docs/observability.md`);
-    const alerts = doc.split("```yaml")[2].split("```")[0];
+    // The alert rules are the yaml block that starts with `groups:` (others are scrape configs).
+    const alerts = doc.split("```yaml").map((block) => block.split("```")[0])
+      .find((block) => block.trimStart().startsWith("groups:"));
+    assert.ok(alerts, "docs/observability.md has a yaml block of alert rules");
     const rules = [
       "groups:",
       "  - name: dashboard",

@@ -20,9 +20,11 @@ testBothDatabases("a restarted relay still knows its devices, tokens and setting
     await kept.api.revokeDevice(lost.me.device.id);
     await first.relay.deps.settings.set("registration", "invite", "test");
     const { code } = await createInvite(first.relay.deps.db, first.clock, { maxUses: 1 });
-    first.clock.advance(60_000);
+    // Two hours on: last_seen_at is kept rounded down to the hour (SEALPOST_LAST_SEEN_GRANULARITY),
+    // so only a flush of this later activity can show this hour.
+    first.clock.advance(2 * 3_600_000);
     await kept.api.devices(root.id); // activity not yet flushed…
-    const seenAt = first.clock.now();
+    const seenAt = Math.floor(first.clock.now() / 3_600_000) * 3_600_000;
     await first.stop(); // …until the relay stops.
 
     const second = await startTestRelay({ db, dataDir, databaseUrl: first.databaseUrl });
