@@ -15,7 +15,7 @@ import { groupRoutes } from "./api/groups.ts";
 import { keyPackageRoutes } from "./api/key_packages.ts";
 import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
-import { wsRoutes } from "./api/ws.ts";
+import { PendingSockets, wsRoutes } from "./api/ws.ts";
 import { sealedRoutes } from "./api/sealed.ts";
 import type { Bus } from "./bus/bus.ts";
 import type { BlobStore } from "./blobs/mod.ts";
@@ -183,6 +183,16 @@ export function createRelay(options: RelayOptions): Relay {
   let draining = false;
   const jobs: ReturnType<typeof setInterval>[] = [];
   const ready = () => isReady(db, draining);
+  // Sockets not (yet) authenticated, device and sealed alike, share one set of caps.
+  const pendingSockets = new PendingSockets(
+    config.maxPendingSockets,
+    config.maxPendingSocketsPerIp,
+  );
+  metrics.gauge(
+    "sealpost_websocket_pending",
+    "WebSockets open but not authenticated (sealed sockets included).",
+    () => pendingSockets.total,
+  );
   const app = createApi(base, {
     hooks: {
       // The push target goes before the answer, so a revoked device is never woken again.
@@ -197,8 +207,8 @@ export function createRelay(options: RelayOptions): Relay {
     ready,
     notReady: () => database.failure?.() ?? base.disk?.status()?.reason ?? null,
     root: [
-      wsRoutes(deps, () => draining),
-      sealedRoutes(deps, () => draining),
+      wsRoutes(deps, () => draining, pendingSockets),
+      sealedRoutes(deps, () => draining, pendingSockets),
       ...mounted.map((m) => m.routes),
     ],
     v1: [

@@ -6,7 +6,9 @@
  * Each send is rate limited per client address (`SEALPOST_RATE_SEALED_ADDRESS`) and then per
  * capability (`SEALPOST_RATE_SEALED`); a wrong or rotated-out capability answers `404`, as for a
  * group that does not exist. The WebSocket takes `send` and `ping` frames only (no auth, no
- * subscriptions): a sender that wants to read connects as a device on `/v1/ws` separately.
+ * subscriptions): a sender that wants to read connects as a device on `/v1/ws` separately. A
+ * sealed socket never authenticates, so it counts against the caps on unauthenticated sockets
+ * (`api/ws.ts`) while it is open.
  */
 
 import { Hono } from "hono";
@@ -21,11 +23,14 @@ import { PROTOCOL_VERSION, VERSION } from "../base/version.ts";
 import type { SendResult } from "../persist.ts";
 import { type ApiEnv, clientIp, readBody } from "./context.ts";
 import { groupParam } from "./groups.ts";
+import type { PendingSockets } from "./ws.ts";
+import { jsonProblem } from "../base/json.ts";
 
 /** The sealed send routes, mounted at the root (they need no token). */
 export function sealedRoutes(
   deps: SendDeps & { sockets?: Set<WebSocket> },
   draining: () => boolean,
+  pending?: PendingSockets,
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const limited = (limit: string) => () => deps.metrics.rateLimited.inc({ limit });
@@ -67,9 +72,23 @@ export function sealedRoutes(
       throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
     }
     const address = clientIp(c);
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    handleSealedSocket(deps, socket, (group, body) => sealed(address, group, body));
-    return response;
+    // A sealed socket never authenticates: it counts against the caps on unauthenticated
+    // sockets (per address and in total) for as long as it is open.
+    const release = pending?.admit(address) ?? (() => {});
+    let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
+    try {
+      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    handleSealedSocket(
+      deps,
+      upgraded.socket,
+      (group, body) => sealed(address, group, body),
+      release,
+    );
+    return upgraded.response;
   });
   return app;
 }
@@ -79,6 +98,7 @@ function handleSealedSocket(
   deps: Deps & { sockets?: Set<WebSocket> },
   socket: WebSocket,
   sealed: (group: string, body: SealedSendBody) => Promise<SendResult>,
+  release: () => void,
 ): void {
   const frameLimit = maxFrameBytes(deps.config.maxMessageBytes);
   const reply = (frame: Record<string, unknown>) => {
@@ -101,7 +121,10 @@ function handleSealedSocket(
       sealed: true,
       limits: publicLimits(deps.config, deps.settings.current),
     });
-  socket.onclose = () => deps.sockets?.delete(socket);
+  socket.onclose = () => {
+    deps.sockets?.delete(socket);
+    release();
+  };
   socket.onerror = () => {};
   socket.onmessage = (event) => {
     if (typeof event.data !== "string") {
@@ -115,9 +138,13 @@ function handleSealedSocket(
       return fail(new RelayError("invalid_request", "The frame is not valid JSON"), undefined);
     }
     const ref = (json as { ref?: unknown })?.ref;
+    const problem = jsonProblem(json);
+    if (problem) {
+      return fail(new RelayError("invalid_request", `The frame is out of bounds: ${problem}`), ref);
+    }
     const parsed = SealedFrame.safeParse(json);
     if (!parsed.success) {
-      return fail(new RelayError("invalid_request", describeIssue(parsed.error)), ref);
+      return fail(new RelayError("invalid_request", describeIssue(parsed.error, json)), ref);
     }
     const frame = parsed.data;
     if (frame.t === "ping") {

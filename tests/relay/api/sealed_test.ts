@@ -192,3 +192,36 @@ relaySuite("sealed sends per address", {
     await assertRejects(sealed.send(group.id, cap, { body: cipher() }), 429, "rate_limited");
   },
 });
+
+relaySuite("sealed sockets and the caps on unauthenticated sockets", {
+  env: { SEALPOST_MAX_PENDING_SOCKETS_PER_IP: "2" },
+}, {
+  "sealed sockets count as unauthenticated; their frames are bounded like any": async (t) => {
+    const url = t.wsUrl.replace("/v1/ws", "/v1/sealed/ws");
+    const first = await RawSocket.open(url);
+    const second = await RawSocket.open(t.wsUrl);
+    const refused = await fetch(url.replace("ws:", "http:"), {
+      headers: {
+        upgrade: "websocket",
+        connection: "upgrade",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": btoa("0123456789abcdef"),
+      },
+    });
+    await refused.body?.cancel();
+    assert.equal(refused.status, 429, "a third unauthenticated socket from one address");
+    first.send(`{"t":"ping","ref":1,"x":${"[".repeat(20_000)}${"]".repeat(20_000)}}`);
+    const deep = await first.next((f) => f.t === "error");
+    assert.equal(deep.code, "invalid_request");
+    assert.match(String(deep.message), /nested deeper than 32 levels/);
+    first.send({ t: "send", group: 5, cap: newSendCapability(), body: cipher() });
+    assert.match(String((await first.next((f) => f.t === "error")).message), /group: expected/);
+    first.close();
+    second.close();
+    await first.closed;
+    const again = await RawSocket.open(url);
+    again.send({ t: "ping", ref: 2 });
+    assert.deepEqual(await again.next((f) => f.t === "pong"), { t: "pong", ref: 2 });
+    again.close();
+  },
+});
