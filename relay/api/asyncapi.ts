@@ -9,7 +9,7 @@
  */
 
 import { z } from "zod";
-import { AuthFrame, ClientFrame } from "../protocol.ts";
+import { AuthFrame, ClientFrame, SealedFrame } from "../protocol.ts";
 import { PROTOCOL_VERSION } from "../base/version.ts";
 import { componentSchemas, type Json, namedSchemas } from "./openapi.ts";
 import { SERVER_FRAMES } from "./responses.ts";
@@ -64,6 +64,8 @@ export function asyncApiDocument(
   const frames = new Map(named);
   for (const [t, schema] of client) if (!frames.has(schema)) frames.set(schema, frameName("", t));
   for (const [t, schema] of server) frames.set(schema, frameName("Relay", t));
+  const sealedSend = SealedFrame.options[0] as z.ZodType;
+  frames.set(sealedSend, "SealedSendFrame");
   const schemas = componentSchemas(frames, "draft-7");
 
   const messages: Json = {};
@@ -79,12 +81,23 @@ export function asyncApiDocument(
   };
   for (const [t, schema] of client) message(`client.${t}`, schema, CLIENT_SUMMARIES[t] ?? t);
   for (const [t, schema] of server) message(`relay.${t}`, schema, SERVER_SUMMARIES[t]);
+  const sessionMessages = { ...channelMessages };
+  message("client.sealed_send", sealedSend, "A sealed send: the group's capability `cap`, no auth");
+  // The sealed socket (issue 16): hello (with "sealed": true), then send → sent/error, ping → pong.
+  const sealedKeys = ["client.sealed_send", "client.ping", "relay.hello", "relay.sent"];
+  sealedKeys.push("relay.error", "relay.pong");
+  const sealedMessages = Object.fromEntries(sealedKeys.map((k) => [k, channelMessages[k]]));
 
-  const operation = (action: "send" | "receive", keys: string[], summary: string) => ({
+  const operation = (
+    action: "send" | "receive",
+    keys: string[],
+    summary: string,
+    channel = "session",
+  ) => ({
     action,
     summary,
-    channel: { $ref: "#/channels/session" },
-    messages: keys.map((key) => ({ $ref: `#/channels/session/messages/${key}` })),
+    channel: { $ref: `#/channels/${channel}` },
+    messages: keys.map((key) => ({ $ref: `#/channels/${channel}/messages/${key}` })),
   });
   return {
     asyncapi: "3.0.0",
@@ -110,7 +123,12 @@ export function asyncApiDocument(
       session: {
         address: "/v1/ws",
         title: "A device's WebSocket session",
-        messages: channelMessages,
+        messages: sessionMessages,
+      },
+      sealed: {
+        address: "/v1/sealed/ws",
+        title: "Sealed sends without auth (docs/protocol.md, sealed group sends)",
+        messages: sealedMessages,
       },
     },
     operations: {
@@ -123,6 +141,18 @@ export function asyncApiDocument(
         "send",
         server.map(([t]) => `relay.${t}`),
         "Frames the relay sends: hello first, ready after auth, then replies and deliveries",
+      ),
+      receiveSealedFrames: operation(
+        "receive",
+        ["client.sealed_send", "client.ping"],
+        "Frames a sealed-send client sends: no auth, sends carry the group's capability",
+        "sealed",
+      ),
+      sendSealedRelayFrames: operation(
+        "send",
+        ["relay.hello", "relay.sent", "relay.error", "relay.pong"],
+        "Frames the relay sends on the sealed socket",
+        "sealed",
       ),
     },
     components: { schemas, messages },

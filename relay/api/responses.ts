@@ -157,6 +157,8 @@ export const SERVER_FRAMES = {
     version: z.number().int(),
     server: z.string(),
     limits: Limits,
+    /** True on the sealed socket (`/v1/sealed/ws`), which takes no auth. */
+    sealed: z.boolean().optional(),
   }),
   ready: z.object({ t: z.literal("ready"), account: keyId, device: keyId }),
   msg: Message.extend({ t: z.literal("msg") }),

@@ -20,6 +20,7 @@ import { describeIssue, SealedFrame, SealedSendBody } from "../protocol.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { capabilityVerifier, checkBodySize, type SendDeps, sendSealed } from "../send.ts";
 import { PROTOCOL_VERSION, VERSION } from "../base/version.ts";
+import { randomId } from "../base/encoding.ts";
 import type { SendResult } from "../persist.ts";
 import { type ApiEnv, clientIp, readBody } from "./context.ts";
 import { groupParam } from "./groups.ts";
@@ -116,6 +117,8 @@ function handleSealedSocket(
   socket.onopen = () =>
     reply({
       t: "hello",
+      // The session's hello shape; nothing is signed on this socket, so the nonce goes unused.
+      nonce: randomId(32),
       version: PROTOCOL_VERSION,
       server: VERSION,
       sealed: true,

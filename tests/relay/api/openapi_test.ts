@@ -160,8 +160,17 @@ testBothDatabases("every documented example replays against a real relay", async
           continue;
         }
         if (id === "sealedWebsocket") {
+          // The sealed socket's frames against the AsyncAPI document's `sealed` channel.
           const sealed = await RawSocket.open(t.wsUrl.replace("/v1/ws", "/v1/sealed/ws"));
           assert.equal(sealed.hello.sealed, true);
+          assert.ok(asyncapi.channels.sealed.messages["client.sealed_send"]);
+          checkFrame("/components/messages/relay.hello/payload", sealed.hello, "sealed hello");
+          const cap = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"; // operations.ts's example
+          const send = { t: "send", ref: 1, group, cap, body: "AAAA", client_id: "ws-sealed" };
+          checkFrame("/components/messages/client.sealed_send/payload", send, "sealed send");
+          sealed.send(send);
+          const answer = await sealed.next((f) => f.t === "sent" || f.t === "error");
+          checkFrame(`/components/messages/relay.${answer.t}/payload`, answer, "sealed answer");
           sealed.close();
           replayed.push(id);
           continue;
