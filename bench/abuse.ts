@@ -15,6 +15,7 @@
 
 import { createDeviceIdentity, HttpClient } from "../client/mod.ts";
 import { startRelay } from "./relay_process.ts";
+import { SETTINGS } from "../relay/config/settings.ts";
 import { Latencies, type LatencySummary, pool, round, sleep } from "./stats.ts";
 import { loadAverage, mib, rssBytes } from "./system.ts";
 
@@ -70,7 +71,14 @@ function streamedBody(prefix: string, bytes: number): ReadableStream<Uint8Array>
 export async function abuseScenario(options: AbuseOptions): Promise<AbuseResult> {
   const loadavg = loadAverage()[0];
   const relay = await startRelay({
-    env: options.spread ? { SEALPOST_MAX_PENDING_SOCKETS_PER_IP: String(options.sockets) } : {},
+    // The default caps (relay_process lifts them for the other scenarios); `spread` lifts only
+    // the per-address one.
+    env: {
+      SEALPOST_MAX_PENDING_SOCKETS: SETTINGS.maxPendingSockets.default!,
+      SEALPOST_MAX_PENDING_SOCKETS_PER_IP: options.spread
+        ? String(options.sockets)
+        : SETTINGS.maxPendingSocketsPerIp.default!,
+    },
   });
   const ws = relay.url.replace(/^http/, "ws") + "/v1/ws";
   const sockets: WebSocket[] = [];

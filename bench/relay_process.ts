@@ -64,6 +64,10 @@ export async function startRelay(options: RelayProcessOptions = {}): Promise<Rel
       SEALPOST_LOG_LEVEL: "warn",
       SEALPOST_LOG_FORMAT: "json",
       SEALPOST_ADMIN_PASSWORD: "bench-only-password",
+      // Every bench client connects from this one machine, up to 100 sockets at once before
+      // `auth`: the per-address cap on unauthenticated sockets is for the internet, not for it.
+      SEALPOST_MAX_PENDING_SOCKETS: "100000",
+      SEALPOST_MAX_PENDING_SOCKETS_PER_IP: "100000",
       ...options.env,
     },
     stdin: "null",
