@@ -4,9 +4,10 @@
  * Postgres): frames built from the PROTOCOL.md shapes (`sub`, `unsub`, `send`, `ack`,
  * `presence`, `ping`, `auth`) and mutated — wrong types, huge and fractional numbers, deep and
  * wide JSON, bad base64url, unicode edge cases, damaged JSON text, binary and oversized frames —
- * on authenticated sockets and as the first frame of fresh ones. Every frame the relay answers
- * must be a documented frame, every `error` a documented code other than `internal`; an
- * authenticated socket stays open (answering a `ping` after each batch) except for the
+ * on authenticated sockets, as the first frame of fresh ones, and on the sealed socket
+ * (`/v1/sealed/ws`: `send` with a capability, `ping`). Every frame the relay answers must be a
+ * documented frame, every `error` a documented code other than `internal`; a session socket
+ * stays open (answering a `ping` after each batch) except for the
  * documented `1009` after an oversized frame; a bad first frame closes `4001`. Afterwards a
  * valid send is delivered. The seed is printed; replay a failure with `SEALPOST_FUZZ_SEED=…`.
  */
@@ -24,6 +25,7 @@ import {
   toJson,
 } from "../helpers/fuzz.ts";
 import { withRelay } from "../helpers/http.ts";
+import { newSendCapability, setSendCapability } from "../../client/mod.ts";
 import { testBothDatabases } from "../helpers/relay.ts";
 import { maxFrameBytes } from "../../relay/connect.ts";
 
@@ -35,6 +37,8 @@ const SOCKETS = 4;
 const BATCH = 20;
 /** Share of frames spent as the first frame of a fresh, unauthenticated socket. */
 const FIRST_FRAME_SHARE = 0.06;
+/** Share of frames sent on the sealed WebSocket (`/v1/sealed/ws`, no auth, a capability). */
+const SEALED_SHARE = 0.1;
 
 /** Frame types the relay may send (PROTOCOL.md "WebSocket"). */
 const SERVER_FRAMES = new Set([
@@ -59,11 +63,15 @@ type World = {
   theirs: string;
   foreign: string;
   probe: string;
+  /** The send capability of `mine`, for the sealed socket. */
+  cap: string;
 };
 
 /** A socket with every frame it received and how it closed. */
 class FuzzSocket {
   readonly received: unknown[] = [];
+  /** Successful sends (`sent` frames) seen on this socket. */
+  sentFrames = 0;
   readonly problems: string[] = [];
   closed: { code: number; reason: string } | null = null;
   readonly #socket: WebSocket;
@@ -77,7 +85,9 @@ class FuzzSocket {
         return;
       }
       try {
-        this.received.push(JSON.parse(e.data));
+        const frame = JSON.parse(e.data);
+        if (frame?.t === "sent") this.sentFrames++;
+        this.received.push(frame);
       } catch {
         this.problems.push(`the relay sent a frame that is not JSON: ${describeCase(e.data)}`);
       }
@@ -188,6 +198,23 @@ function frameShapes(w: World, rng: Rng): (() => Record<string, unknown>)[] {
   ];
 }
 
+/** Valid frames of the sealed WebSocket: a `send` with the capability, and `ping`. */
+function sealedShapes(w: World, rng: Rng): (() => Record<string, unknown>)[] {
+  return [
+    () => ({
+      t: "send",
+      ref: rng.int(1e6),
+      group: rng.pick([w.mine, w.foreign]),
+      cap: rng.chance(0.8) ? w.cap : "A".repeat(43),
+      body: rng.pick(["", "AAAA"]),
+      client_id: `s${rng.int(1e9)}`,
+      ttl_s: 60,
+    }),
+    () => ({ t: "ping", ref: `r${rng.int(1e6)}` }),
+    () => ({ t: "sub", groups: null }),
+  ];
+}
+
 /** One hostile frame: a shape, mutated, its text sometimes damaged; or binary. */
 function buildFrame(
   rng: Rng,
@@ -230,7 +257,9 @@ async function buildWorld(url: string): Promise<World> {
   const foreign = (await peer.api.createGroup()).id;
   const probe = (await keeper.api.createGroup()).id;
   for (let i = 0; i < 3; i++) await me.api.send(mine, { body: "AAAA" });
-  return { me, peer, keeper, mine, theirs, foreign, probe };
+  const cap = newSendCapability();
+  await setSendCapability(me.api, mine, cap);
+  return { me, peer, keeper, mine, theirs, foreign, probe, cap };
 }
 
 testBothDatabases(
@@ -249,17 +278,25 @@ testBothDatabases(
       let reconnects = 0;
       let firstFrames = 0;
       const started = performance.now();
-      const authedFrames = Math.ceil(FRAMES * (1 - FIRST_FRAME_SHARE) / SOCKETS);
+      const authedFrames = Math.ceil(FRAMES * (1 - FIRST_FRAME_SHARE - SEALED_SHARE) / SOCKETS);
+      const sealedUrl = t.wsUrl.replace(/\/v1\/ws$/, "/v1/sealed/ws");
 
-      const authedWorker = async (wrng: Rng) => {
-        const shapes = frameShapes(w, wrng);
-        let socket = await open(t.wsUrl, w.me.token);
+      /** Fuzzes one session: authenticated (`token`) or sealed (`shapes` of the sealed socket). */
+      const sessionWorker = async (
+        wrng: Rng,
+        url: string,
+        token: string | undefined,
+        shapes: (() => Record<string, unknown>)[],
+        count: number,
+      ) => {
+        let socket = await open(url, token);
+        let accepted = 0;
         let sent = 0;
         let probe = 0;
-        while (sent < authedFrames && problems.length < 20) {
+        while (sent < count && problems.length < 20) {
           const batch: string[] = [];
           let oversized = false;
-          for (let i = 0; i < BATCH && sent < authedFrames; i++, sent++, frames++) {
+          for (let i = 0; i < BATCH && sent < count; i++, sent++, frames++) {
             let frame = buildFrame(wrng, shapes);
             // Most oversized frames (wide JSON) are redrawn: each one costs the rest of its batch.
             while (typeof frame === "string" && frame.length > frameLimit && wrng.chance(0.8)) {
@@ -286,12 +323,14 @@ testBothDatabases(
                 `socket closed ${closed.code} ${closed.reason} after ${batch.join(" ")}`,
               );
             }
+            accepted += socket.sentFrames;
             socket.close();
-            socket = await open(t.wsUrl, w.me.token);
+            socket = await open(url, token);
             reconnects++;
           }
         }
         socket.close();
+        return accepted + socket.sentFrames;
       };
 
       const firstFrameWorker = async (wrng: Rng, count: number) => {
@@ -321,21 +360,34 @@ testBothDatabases(
         }
       };
 
-      await Promise.all([
-        ...Array.from({ length: SOCKETS }, () => authedWorker(rng.fork())),
-        firstFrameWorker(rng.fork(), Math.ceil(FRAMES * FIRST_FRAME_SHARE)),
+      const accepted = await Promise.all([
+        ...Array.from({ length: SOCKETS }, () => {
+          const wrng = rng.fork();
+          return sessionWorker(wrng, t.wsUrl, w.me.token, frameShapes(w, wrng), authedFrames);
+        }),
+        (() => {
+          const wrng = rng.fork();
+          const count = Math.ceil(FRAMES * SEALED_SHARE);
+          return sessionWorker(wrng, sealedUrl, undefined, sealedShapes(w, wrng), count);
+        })(),
+        firstFrameWorker(rng.fork(), Math.ceil(FRAMES * FIRST_FRAME_SHARE)).then(() => 0),
       ]);
+      const sealedSent = accepted[SOCKETS];
       const seconds = (performance.now() - started) / 1000;
       console.log(
         `fuzz_ws [${db}]: ${frames} frames (${firstFrames} as first frames) in ${
           seconds.toFixed(1)
-        } s; ${reconnects} reconnects after 1009`,
+        } s; ${reconnects} reconnects after 1009; ${
+          accepted.slice(0, SOCKETS).reduce((a, b) => a + b, 0)
+        } sends and ${sealedSent} sealed sends accepted`,
       );
       assert.deepEqual(problems, [], `seed ${seed}: frames broke the contract`);
       assert.ok(frames >= FRAMES, `only ${frames} frames ran`);
+      assert.ok(sealedSent > 0, "some sealed sends got through (the capability path was reached)");
       await assertAlive(t.url.replace(/^http/, "ws") + "/v1/ws", w, "at the end");
       const failures = t.logs.filter((line) =>
-        /"(websocket frame failed|websocket auth failed unexpectedly|unhandled error)"/.test(line)
+        /"(websocket frame failed|websocket auth failed unexpectedly|sealed frame failed|unhandled error)"/
+          .test(line)
       );
       assert.deepEqual(failures.slice(0, 3), [], `seed ${seed}: the relay logged failures`);
     }),
