@@ -226,7 +226,7 @@ export class Session {
   subscribe(groups: string[] | null, since?: Record<string, number>): void {
     if (groups === null) this.#groups = null;
     else if (this.#groups !== null) this.#groups = [...new Set([...this.#groups, ...groups])];
-    this.#connection.send({ t: "sub", groups, ...(since ? { since } : {}) });
+    this.#connection.send({ t: "sub", groups, batch: true, ...(since ? { since } : {}) });
   }
 
   /** Stops following groups. */
@@ -299,6 +299,8 @@ export class Session {
     socket.send(JSON.stringify({
       t: "sub",
       groups: this.#groups,
+      // Replays in `msgs` frames (feature `batched_replay`); a relay without it ignores this.
+      batch: true,
       ...(this.seen.size > 0 ? { since } : {}),
       ...(this.#presence ? { presence: true } : {}),
     }));
@@ -313,6 +315,12 @@ export class Session {
     switch (frame.t) {
       case "msg":
         return this.#delivery.message(frame as unknown as Message, generation);
+      case "msgs": {
+        // A batched replay (`sub` with `batch: true`): each message as if it came in its own frame.
+        const messages = Array.isArray(frame.messages) ? frame.messages as Message[] : [];
+        for (const message of messages) this.#delivery.message(message, generation);
+        return;
+      }
       case "synced":
         return this.#delivery.synced(String(frame.group), Number(frame.seq), generation);
       case "sent":

@@ -29,6 +29,8 @@ export class Connection {
   invited = new Set<string>();
   subscribeAll = false;
   presence = false;
+  /** The client asked for replays in `msgs` frames (`sub` with `batch: true`). */
+  batch = false;
   #closed = false;
 
   constructor(

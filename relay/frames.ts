@@ -40,6 +40,7 @@ export async function handleFrame(
       conn.sendJson(frame.ref === undefined ? { t: "pong" } : { t: "pong", ref: frame.ref });
       return;
     case "sub": {
+      if (frame.batch === true) conn.batch = true;
       const refused = await deps.hub.subscribe(
         conn,
         frame.groups,

@@ -25,6 +25,9 @@ import type { BacklogReader } from "./backlog.ts";
 import type { Clock } from "./base/clock.ts";
 import { Deadlines } from "./base/deadlines.ts";
 
+/** Largest `msgs` frame a batched replay builds (characters), unless one message is larger. */
+const BATCH_FRAME_BYTES = 256 * 1024;
+
 /** How often the hub looks for connections whose token expired. */
 const EXPIRY_TICK_MS = 1000;
 
@@ -53,6 +56,8 @@ export type HubOptions = {
   onClose?(code: number): void;
   /** Counts message frames written (metrics). */
   onDeliver?(path: "live" | "replay", bytes: number, message: StoredMessage): void;
+  /** Called for each batched replay frame sent, with its size and how many messages it held. */
+  onDeliverMany?(path: "replay", bytes: number, count: number): void;
   /** A device's first connection here opened, or its last one closed. */
   onPresence?(device: string, online: boolean): void;
   /** False turns presence events off server-wide (`SEALPOST_PRESENCE=off`); default true. */
@@ -274,6 +279,9 @@ export class Hub {
           if (sent) this.options.onDeliver?.("replay", frame.length, message);
           return sent;
         },
+        replayMany: conn.batch
+          ? (messages) => this.#replayBatched(conn, group, messages)
+          : undefined,
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),
@@ -287,6 +295,34 @@ export class Hub {
     conn.subs.set(group, sub);
     index(this.#byGroup, group, conn);
     sub.start();
+  }
+
+  /**
+   * Sends replayed messages as `msgs` frames of at most {@link BATCH_FRAME_BYTES} each (or one
+   * message, if it is larger), each message serialized once, the frame joined as text.
+   */
+  async #replayBatched(conn: Connection, group: string, messages: StoredMessage[]) {
+    const head = `{"t":"msgs","group":${JSON.stringify(group)},"messages":[`;
+    let parts: string[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      const frame = head + parts.join(",") + "]}";
+      const count = parts.length;
+      parts = [];
+      bytes = 0;
+      if (!(await conn.sendPaced(frame))) return false;
+      this.options.onDeliverMany?.("replay", frame.length, count);
+      return true;
+    };
+    for (const message of messages) {
+      const json = JSON.stringify(message);
+      if (parts.length > 0 && bytes + json.length > BATCH_FRAME_BYTES) {
+        if (!(await flush())) return false;
+      }
+      parts.push(json);
+      bytes += json.length + 1;
+    }
+    return parts.length === 0 || await flush();
   }
 
   /** Stops delivering `groups` (or all) to a connection. */

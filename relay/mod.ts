@@ -331,6 +331,10 @@ function liveConnections(
         metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
       }
     },
+    onDeliverMany: (path, bytes, count) => {
+      metrics.deliveries.inc({ path }, count);
+      metrics.bytesOut.inc(bytes);
+    },
     onPresence: (device, online) => registry.deviceOnline(device, online),
   });
   const registry = new InstanceRegistry({

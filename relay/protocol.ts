@@ -181,6 +181,8 @@ export const ClientFrame = z.discriminatedUnion("t", [
     groups: z.array(groupId).max(10_000).nullable(),
     since: z.record(z.string(), z.number().int().nonnegative()).optional(),
     presence: z.boolean().optional(),
+    /** Replay in `msgs` frames of many messages (v1 addition `batched_replay`). */
+    batch: z.boolean().optional(),
   }),
   z.object({ t: z.literal("unsub"), ref, groups: z.array(groupId).nullable() }),
   SendBody.extend({ t: z.literal("send"), ref, group: groupId }),
@@ -250,6 +252,8 @@ export type ServerFrame =
   | { t: "pong"; ref?: Ref }
   | { t: "synced"; group: string; seq: number }
   | ({ t: "msg" } & StoredMessage)
+  /** Replayed messages of one group, `seq` ascending, to connections that asked (`batch`). */
+  | { t: "msgs"; group: string; messages: StoredMessage[] }
   | {
     t: "eph";
     group: string;

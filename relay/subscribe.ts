@@ -19,6 +19,11 @@ export interface SubscriptionSink {
   deliver(message: StoredMessage): boolean;
   /** Sends one replayed message, waiting while the client reads; false when it gave up. */
   replay(message: StoredMessage): Promise<boolean>;
+  /**
+   * Sends a page of replayed messages at once (`msgs` frames), when the client asked for
+   * batches; false when it gave up.
+   */
+  replayMany?: (messages: StoredMessage[]) => Promise<boolean>;
   /** Tells the client the replay reached the group's latest `seq`. */
   synced(group: string, seq: number): void;
   /** True while the connection is open. */
@@ -146,10 +151,18 @@ export class Subscription {
           known,
         );
         if (this.#closed || !this.sink.open) return;
-        for (const message of page.messages) {
-          if (message.seq <= this.last) continue;
-          this.last = message.seq;
-          if (!(await this.sink.replay(message)) || this.#closed) return;
+        if (this.sink.replayMany) {
+          const fresh = page.messages.filter((m) => m.seq > this.last);
+          if (fresh.length > 0) {
+            this.last = fresh[fresh.length - 1].seq;
+            if (!(await this.sink.replayMany(fresh)) || this.#closed) return;
+          }
+        } else {
+          for (const message of page.messages) {
+            if (message.seq <= this.last) continue;
+            this.last = message.seq;
+            if (!(await this.sink.replay(message)) || this.#closed) return;
+          }
         }
         if (page.has_more) continue;
         if (page.last_seq > this.last) this.last = page.last_seq;

@@ -29,6 +29,7 @@ const SERVER_SUMMARIES: Record<keyof typeof SERVER_FRAMES, string> = {
   hello: "Sent first on every connection: the nonce to sign, protocol version and limits",
   ready: "Authentication succeeded",
   msg: "A stored message (replay or live); deduplicate by (group, seq)",
+  msgs: "Replayed messages of one group, seq ascending, to a sub with batch: true (batched_replay)",
   synced: "A subscription's replay is complete up to seq",
   sent: "The answer to send: seq for stored messages, delivered for ephemeral ones",
   eph: "An ephemeral message (not stored)",

@@ -59,6 +59,7 @@ export const FEATURES: readonly string[] = [
   "claim_per_target",
   "token_expiry",
   "sealed_sends",
+  "batched_replay",
 ];
 
 /**

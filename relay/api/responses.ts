@@ -162,6 +162,8 @@ export const SERVER_FRAMES = {
   }),
   ready: z.object({ t: z.literal("ready"), account: keyId, device: keyId }),
   msg: Message.extend({ t: z.literal("msg") }),
+  /** Replay to a `sub` with `batch: true` (feature `batched_replay`): many messages a frame. */
+  msgs: z.object({ t: z.literal("msgs"), group: groupId, messages: z.array(Message) }),
   synced: z.object({ t: z.literal("synced"), group: groupId, seq: z.number().int() }),
   sent: z.object({
     t: z.literal("sent"),

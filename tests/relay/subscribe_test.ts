@@ -166,3 +166,69 @@ async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+testBothDatabases(
+  "sub with batch: true replays in msgs frames (many messages each), then synced, then live — the seam holds",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_RATE_SEND: "off" } });
+    try {
+      const info = await (await fetch(`${t.url}/v1/info`)).json();
+      assert.ok(info.features.includes("batched_replay"), "announced in /v1/info");
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const stored = 600; // more than one replay page (500)
+      const live = 60;
+      const sendRange = async (from: number, to: number) => {
+        for (let i = from; i < to; i += 20) {
+          await Promise.all(
+            Array.from(
+              { length: Math.min(20, to - i) },
+              (_, k) => alice.api.send(group.id, { body: cipher(16), client_id: `x${i + k}` }),
+            ),
+          );
+        }
+      };
+      await sendRange(0, stored);
+      const since = 7;
+      const ws = await RawSocket.authed(t.wsUrl, bob.token);
+      ws.send({ t: "sub", groups: [group.id], since: { [group.id]: since }, batch: true });
+      const sending = sendRange(stored, stored + live);
+      const seqs: number[] = [];
+      const kinds: string[] = [];
+      let syncedSeq = -1;
+      let seenAtSynced = -1;
+      for (let frames = 0; frames < 10_000 && seqs.length < stored + live - since; frames++) {
+        const f = await ws.next((f) => ["msg", "msgs", "synced"].includes(f.t), 20_000);
+        kinds.push(f.t);
+        if (f.t === "msg") seqs.push(Number(f.seq));
+        if (f.t === "msgs") {
+          assert.equal(f.group, group.id);
+          const messages = f.messages as { seq: number; group: string; body: string }[];
+          assert.ok(messages.every((m) => m.group === group.id && m.body.length > 0));
+          seqs.push(...messages.map((m) => m.seq));
+        }
+        if (f.t === "synced") {
+          syncedSeq = Number(f.seq);
+          seenAtSynced = seqs.length === 0 ? since : seqs[seqs.length - 1];
+        }
+      }
+      await sending;
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: stored + live - since }, (_, i) => since + i + 1),
+        "every message once, in order, across replay frames and live ones",
+      );
+      assert.ok(kinds.includes("msgs"), "the replay came in msgs frames");
+      assert.ok(
+        kinds.filter((k) => k === "msgs").length < (stored - since) / 10,
+        `far fewer frames than messages (${kinds.length} frames)`,
+      );
+      assert.equal(syncedSeq, seenAtSynced, "synced marks the end of the replay");
+      assert.ok(await ws.none((f) => f.t === "msg" || f.t === "msgs", 200), "no duplicates");
+      ws.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
