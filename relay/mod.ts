@@ -15,8 +15,8 @@ import { groupRoutes } from "./api/groups.ts";
 import { keyPackageRoutes } from "./api/key_packages.ts";
 import { type MessageDeps, messageRoutes } from "./api/messages.ts";
 import { createApi } from "./api/mod.ts";
-import { PendingSockets, wsRoutes } from "./api/ws.ts";
-import { sealedRoutes } from "./api/sealed.ts";
+import { PendingSockets } from "./api/ws.ts";
+import { socketRoutes } from "./api/sealed.ts";
 import type { Bus } from "./bus/bus.ts";
 import type { BlobStore } from "./blobs/mod.ts";
 import { openBlobStore } from "./blobs/open.ts";
@@ -206,11 +206,7 @@ export function createRelay(options: RelayOptions): Relay {
     pushInfo: () => push.info(),
     ready,
     notReady: () => database.failure?.() ?? base.disk?.status()?.reason ?? null,
-    root: [
-      wsRoutes(deps, () => draining, pendingSockets),
-      sealedRoutes(deps, () => draining, pendingSockets),
-      ...mounted.map((m) => m.routes),
-    ],
+    root: [...socketRoutes(deps, () => draining, pendingSockets), ...mounted.map((m) => m.routes)],
     v1: [
       (auth) => groupRoutes(base, auth, (device) => cursors.pending(device)),
       (auth) => messageRoutes(deps, auth),
@@ -327,9 +323,8 @@ function liveConnections(
     onDeliver: (path, bytes, message) => {
       metrics.deliveries.inc({ path });
       metrics.bytesOut.inc(bytes);
-      if (path === "live") {
-        metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
-      }
+      if (path !== "live") return;
+      metrics.deliverSeconds.observe(Math.max(0, clock.now() - message.created_at) / 1000);
     },
     onDeliverMany: (path, bytes, count) => {
       metrics.deliveries.inc({ path }, count);

@@ -24,8 +24,18 @@ import { randomId } from "../base/encoding.ts";
 import type { SendResult } from "../persist.ts";
 import { type ApiEnv, clientIp, readBody } from "./context.ts";
 import { groupParam } from "./groups.ts";
-import type { PendingSockets } from "./ws.ts";
+import { type PendingSockets, wsRoutes } from "./ws.ts";
+import type { ConnectDeps } from "../connect.ts";
 import { jsonProblem } from "../base/json.ts";
+
+/** Both WebSocket endpoints, the device session `/v1/ws` and the sealed one, sharing `pending`. */
+export function socketRoutes(
+  deps: ConnectDeps,
+  draining: () => boolean,
+  pending: PendingSockets,
+): Hono<ApiEnv>[] {
+  return [wsRoutes(deps, draining, pending), sealedRoutes(deps, draining, pending)];
+}
 
 /** The sealed send routes, mounted at the root (they need no token). */
 export function sealedRoutes(
