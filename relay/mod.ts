@@ -48,16 +48,7 @@ import { RateLimiter } from "./rate_limit.ts";
 import { BackupSchedule } from "./jobs/backup_schedule.ts";
 import { Sweeper } from "./jobs/sweep.ts";
 import { watchDataDir } from "./store/disk_space.ts";
-
-/** How long `/readyz` waits for the database before answering 503. */
-const READY_TIMEOUT_MS = 1500;
-
-/** `promise`'s value, or `fallback` if it takes longer than `ms`. */
-function within<T>(ms: number, promise: Promise<T>, fallback: T): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((resolve) => timer = setTimeout(() => resolve(fallback), ms));
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
-}
+import { isReady } from "./store/ready.ts";
 
 /** What a relay is built from. */
 export type RelayOptions = {
@@ -489,16 +480,4 @@ function relayParts(
     live: hub,
     blobUsage: () => blobs.usage(),
   };
-}
-
-/**
- * A database that is down may not even refuse connections quickly: readiness answers within
- * READY_TIMEOUT_MS either way, so load balancers and probes see 503 at once.
- */
-async function isReady(db: Db, draining: boolean): Promise<boolean> {
-  return !draining && await within(
-    READY_TIMEOUT_MS,
-    (async () => await ping(db) && await isMigrated(db).catch(() => false))(),
-    false,
-  );
 }

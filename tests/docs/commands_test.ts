@@ -66,12 +66,16 @@ function commandsOf(markdown: string): string[] {
 type Context = { dataDir: string; url: string };
 
 /** How a documented command is proven: run here, or done elsewhere for a stated reason. */
-type Rule = { match: RegExp; why?: string; run?: (command: string, ctx: Context) => Promise<void> };
+type Rule = {
+  match: RegExp;
+  why?: string;
+  run?: (command: string, ctx: Context) => void | Promise<void>;
+};
 
 const BY_ENV = new Map(Object.values(SETTINGS).map((s) => [s.env, s]));
 
 /** `VAR=value` lines: each value must parse with the relay's parser for that setting. */
-async function checkAssignment(command: string): Promise<void> {
+function checkAssignment(command: string): void {
   const [, name, raw] = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(command)!;
   const value = raw.replace(/^(['"])(.*)\1$/, "$2");
   const setting = BY_ENV.get(name);
