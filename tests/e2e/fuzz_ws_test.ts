@@ -53,6 +53,7 @@ const SERVER_FRAMES = new Set([
   "group",
   "eph",
   "accepted",
+  "msgs",
 ]);
 
 type World = {
@@ -177,6 +178,7 @@ function frameShapes(w: World, rng: Rng): (() => Record<string, unknown>)[] {
       groups: rng.chance(0.3) ? null : [group()],
       since: { [w.mine]: rng.int(3) },
       presence: rng.chance(0.5),
+      ...(rng.chance(0.3) ? { batch: true } : {}),
     }),
     () => ({ t: "unsub", groups: rng.chance(0.3) ? null : [group()] }),
     () => ({
