@@ -106,7 +106,7 @@ class FuzzSocket {
   }
 
   /** Waits until `done()` holds or the socket closes; false after `ms`. */
-  async until(done: () => boolean, ms = 15_000): Promise<boolean> {
+  async until(done: () => boolean, ms = 30_000): Promise<boolean> {
     const deadline = Date.now() + ms;
     while (!done() && !this.closed) {
       const left = deadline - Date.now();
@@ -319,7 +319,7 @@ testBothDatabases(
           for (const p of socket.drain()) problems.push(`${p} (after ${batch.join(" ")})`);
           if (!ponged) {
             const closed = socket.closed;
-            if (!closed) problems.push(`no pong within 15 s after ${batch.join(" ")}`);
+            if (!closed) problems.push(`no pong within 30 s after ${batch.join(" ")}`);
             else if (!oversized) {
               problems.push(
                 `socket closed ${closed.code} ${closed.reason} after ${batch.join(" ")}`,
@@ -345,7 +345,7 @@ testBothDatabases(
           const socket = await open(t.wsUrl);
           const frame = buildFrame(wrng, auths);
           socket.send(frame);
-          await socket.until(() => !!socket.find((f) => f.t === "ready"), 10_000);
+          await socket.until(() => !!socket.find((f) => f.t === "ready"), 20_000);
           const ready = socket.find((f) => f.t === "ready");
           for (const p of socket.drain()) {
             problems.push(`${p} (first frame ${describeCase(frame)})`);
@@ -353,7 +353,7 @@ testBothDatabases(
           if (!ready) {
             const closed = socket.closed;
             if (!closed) {
-              problems.push(`no close within 10 s after first frame ${describeCase(frame)}`);
+              problems.push(`no close within 20 s after first frame ${describeCase(frame)}`);
             } else if (closed.code !== 4001 && closed.code !== 1009) {
               problems.push(`first frame ${describeCase(frame)} closed ${closed.code}, not 4001`);
             }
