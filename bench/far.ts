@@ -2,11 +2,13 @@
  * @module
  * Far from the primary: the relay talks to Postgres through {@link startDelayProxy}, which adds
  * `delayMs` each way (40 ms ≈ ams↔iad, the Fly multi-region setup), and one device sends
- * `sends` messages one after another over HTTP; each send's time to its `201` is measured. The
- * same runs first against a relay connected directly, for the baseline. With one round trip per
- * commit a send costs about one round trip (2 × `delayMs`) plus the local time.
+ * `sends` messages one after another over HTTP (time to its `201`), then as many over a WebSocket
+ * session (time to its `sent`). The same runs first against a relay connected directly, for the
+ * baseline. A commit is one round trip (2 × `delayMs`); an HTTP send adds its token lookup and the
+ * invitation check, a WebSocket send (authenticated once) adds nothing.
  */
 
+import { Session } from "../client/mod.ts";
 import { startDelayProxy } from "./delay_proxy.ts";
 import { registerDevices } from "./fleet.ts";
 import { startRelay } from "./relay_process.ts";
@@ -22,6 +24,9 @@ export type FarRun = {
   latency: LatencySummary;
   /** p50 divided by the round trip (2 × delay): the round trips a send waits for. */
   round_trips_p50: number | null;
+  /** The same over one WebSocket session: time to the `sent` frame, ms. */
+  ws_latency: LatencySummary;
+  ws_round_trips_p50: number | null;
 };
 
 /** Runs `sends` sequential HTTP sends through a relay on `databaseUrl`, delayed by `delayMs`. */
@@ -50,12 +55,29 @@ export async function farRun(
       if (sent.status !== 201) throw new Error(`send ${i} answered ${sent.status}`);
     }
     const latency = latencies.summary();
+    const session = new Session(device.api, { groups: [group.id] });
+    const wsLatencies = new Latencies();
+    try {
+      await session.ready();
+      for (let i = 0; i < 3; i++) await session.send(group.id, { body, client_id: `wswarm${i}` });
+      for (let i = 0; i < sends; i++) {
+        const t0 = performance.now();
+        await session.send(group.id, { body, client_id: `ws${i}` });
+        wsLatencies.add(performance.now() - t0);
+      }
+    } finally {
+      session.close();
+    }
+    const ws = wsLatencies.summary();
+    const trips = (ms: number) => delayMs > 0 ? Math.round(ms / (2 * delayMs) * 10) / 10 : null;
     return {
       delay_ms_each_way: delayMs,
       loadavg_before: loadavg,
       sends,
       latency,
-      round_trips_p50: delayMs > 0 ? Math.round(latency.p50_ms / (2 * delayMs) * 10) / 10 : null,
+      round_trips_p50: trips(latency.p50_ms),
+      ws_latency: ws,
+      ws_round_trips_p50: trips(ws.p50_ms),
     };
   } finally {
     await relay.stop();

@@ -196,10 +196,12 @@ function positive(text: string): number {
 
 function farLine(run: FarRun): string {
   const l = run.latency;
-  return `  delay ${run.delay_ms_each_way} ms each way: p50 ${l.p50_ms} ms, p95 ${l.p95_ms} ms, ` +
-    `max ${l.max_ms} ms over ${l.count} sends` +
+  const w = run.ws_latency;
+  return `  delay ${run.delay_ms_each_way} ms each way: HTTP p50 ${l.p50_ms} ms, p95 ${l.p95_ms} ms` +
     (run.round_trips_p50 === null ? "" : ` (${run.round_trips_p50} round trips)`) +
-    ` (load ${run.loadavg_before})`;
+    `; WebSocket p50 ${w.p50_ms} ms, p95 ${w.p95_ms} ms` +
+    (run.ws_round_trips_p50 === null ? "" : ` (${run.ws_round_trips_p50} round trips)`) +
+    `; ${l.count} sends each (load ${run.loadavg_before})`;
 }
 
 async function waitForQuiet(threshold: number, maxS: number): Promise<number> {
