@@ -4,15 +4,16 @@
  * SHA-256 of a secret its members share inside their encryption — and a send that presents the
  * secret is stored without a sender. This migration adds `groups.send_verifier`, makes the sender
  * columns of `messages` nullable (null for sealed messages), makes a sealed send's `client_id`
- * unique per group, and replaces `sealpost_commit` (migration 0007) with a version taking one more
- * array, `p_verifier`: for a sealed send (account and device null) the hex SHA-256 of the
+ * unique per group, and adds beside `sealpost_commit` of migration 0007 an overload taking one
+ * more array, `p_verifier`: for a sealed send (account and device null) the hex SHA-256 of the
  * capability it presented, which must equal the group's verifier — checked under the group's row
  * lock like membership, so order and durability are those of every send. Everything else in the
- * function is 0007's. Frozen once released.
+ * function is 0007's. 0007's function stays (expand, then contract: a relay of the version
+ * before this one keeps committing during a rolling deploy); a later migration may drop it once
+ * no such relay runs. Frozen once released.
  */
 
 import { type Kysely, sql } from "kysely";
-import { up as commitFunction0007 } from "./0007_commit_function.ts";
 
 /** Runs statements one at a time: drivers' extended protocol takes one statement per query. */
 async function run(db: Kysely<unknown>, script: string): Promise<void> {
@@ -20,9 +21,6 @@ async function run(db: Kysely<unknown>, script: string): Promise<void> {
     await sql.raw(statement).execute(db);
   }
 }
-
-const OLD_SIGNATURE = `sealpost_commit(text[], text[], text[], text[], text[], bigint[], text[],
-  bigint[], text[], bigint, bigint, text, text)`;
 
 const FUNCTION = `
 create function sealpost_commit(
@@ -171,7 +169,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       where sender_device is null
   `,
   );
-  await sql.raw(`drop function ${OLD_SIGNATURE}`).execute(db);
   await sql.raw(FUNCTION).execute(db);
 }
 
@@ -188,7 +185,4 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     alter table groups drop column send_verifier
   `,
   );
-  // 0007's function (and its result type) as 0007 made them.
-  await sql.raw(`drop type sealpost_send_outcome`).execute(db);
-  await commitFunction0007(db);
 }

@@ -17,6 +17,8 @@ function sourceFiles(): string[] {
   const walk = (dir: string) => {
     for (const entry of Deno.readDirSync(`${ROOT}${dir}`)) {
       const path = `${dir}/${entry.name}`;
+      // Installed packages and build output (client/node_modules, client/dist) are not ours.
+      if (entry.isDirectory && ["node_modules", "dist"].includes(entry.name)) continue;
       if (entry.isDirectory) walk(path);
       else if (/\.tsx?$/.test(entry.name)) files.push(path);
     }
