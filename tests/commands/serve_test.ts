@@ -209,8 +209,9 @@ Deno.test("serve runs with exactly the permissions of deno task start (no --allo
     stderr: "piped",
   }).spawn();
   try {
+    // A fresh data directory runs PGlite's initdb first: on a loaded machine that takes a while.
     let ready = 0;
-    for (let i = 0; i < 150 && ready !== 200; i++) {
+    for (let i = 0; i < 300 && ready !== 200; i++) {
       await new Promise((r) => setTimeout(r, 200));
       ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => {
         await r.body?.cancel();

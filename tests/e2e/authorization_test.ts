@@ -548,6 +548,14 @@ async function runFrameCell(
     socket.send(JSON.stringify(sent));
     if (isAuth) await until(() => frames.some((f) => f.t === "ready"));
     else {
+      // Unauthenticated, the relay closes at the first frame: a second frame sent into that
+      // close can make the relay's kernel reset the connection (unread data at close), and the
+      // client then sees an abnormal closure instead of the close code. Wait for the close first.
+      if (who === "none") {
+        const deadline = Date.now() + 2000;
+        await until(() => frames.length > 0 || Date.now() > deadline);
+        if (closed !== null) return `close:${closed}`;
+      }
       socket.send(JSON.stringify({ t: "ping", ref: "end" }));
       await until(() => frames.some((f) => f.t === "pong" && f.ref === "end"));
       // A reply that needs the database (a send's commit) may come after the pong: give the

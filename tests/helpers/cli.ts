@@ -85,7 +85,7 @@ async function collect(stream: ReadableStream<Uint8Array>, into: string[], onLin
  */
 export async function startServe(
   env: Record<string, string>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<ServeProcess> {
   const child = command(["serve"], {
     SEALPOST_HOST: "127.0.0.1",
