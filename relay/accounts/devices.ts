@@ -43,11 +43,6 @@ export function deviceStatus(
   return now - lastSeenAt >= inactiveAfterMs ? "inactive" : "active";
 }
 
-/** True when `viewer` may see `account`'s devices: the same account or a shared group. */
-export async function canSeeAccount(deps: Deps, viewer: string, account: string): Promise<boolean> {
-  return (await exposureOf(deps, viewer, account)) !== "none";
-}
-
 /**
  * Lists an account's devices for `viewer`, or throws `404` when the viewer may not see them
  * (the same answer as for an account that does not exist: no existence oracle). For a viewer

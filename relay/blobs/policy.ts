@@ -4,14 +4,14 @@
  * (`413 too_large`), the per-account quota (`413 quota_exceeded`), membership (a non-member gets
  * `404`, as for a blob that does not exist), the declared size and SHA-256 (a body that differs
  * is rejected and never served), and lifetimes: a blob nobody referenced is purged an hour after
- * it was declared; a referenced one lives as long as its longest-lived message (group commit
- * extends `expires_at` in the committing transaction); a deleted group's blobs go with it.
+ * it was declared; a referenced one lives as long as its longest-lived message (group commit's
+ * `sealpost_commit`, migration 0007, extends `expires_at` in the committing transaction); a
+ * deleted group's blobs go with it.
  */
 
 import { createHash } from "node:crypto";
 import { sql } from "kysely";
 import type { Principal } from "../authenticate.ts";
-import type { Db } from "../store/database.ts";
 import type { Deps } from "../deps.ts";
 import { randomId, toBase64Url } from "../base/encoding.ts";
 import { invalid, notFound, RelayError } from "../errors.ts";
@@ -319,58 +319,4 @@ export class BlobPolicy {
       .where("uploaded_at", "is not", null).executeTakeFirstOrThrow();
     return { blobs: row.blobs, bytes: Number(row.bytes) };
   }
-}
-
-/**
- * Group commit, inside its transaction and before it assigns any `seq`: locks the live blobs the
- * batch references (so the sweeper cannot delete one under the commit) and returns each one's
- * group. A blob missing from the answer expired or lost its group: its send fails with `404`.
- */
-export async function lockLiveBlobs(
-  tx: Db,
-  sends: { blob?: { id: string } }[],
-  now: number,
-): Promise<Map<string, string | null>> {
-  const ids = [...new Set(sends.flatMap((s) => s.blob ? [s.blob.id] : []))].sort();
-  if (ids.length === 0) return new Map();
-  const live = await sql<{ id: string; group_id: string | null }>`
-    select id, group_id from blobs
-    where id = any(${ids}::text[]) and (expires_at is null or expires_at > ${now})
-    order by id for no key update`.execute(tx);
-  return new Map(live.rows.map((b) => [b.id, b.group_id]));
-}
-
-/**
- * Group commit, after inserting messages: each referenced blob now lives as long as its
- * longest-lived message (null: forever). The first reference replaces the orphan grace.
- */
-export async function extendBlobLives(
-  tx: Db,
-  rows: { blob_id: string | null; expires_at: number | null }[],
-  now: number,
-): Promise<void> {
-  const lives = new Map<string, number | null>();
-  for (const row of rows) {
-    if (!row.blob_id) continue;
-    const before = lives.get(row.blob_id);
-    lives.set(
-      row.blob_id,
-      before === undefined
-        ? row.expires_at
-        : before === null || row.expires_at === null
-        ? null
-        : Math.max(before, row.expires_at),
-    );
-  }
-  if (lives.size === 0) return;
-  const ids = [...lives.keys()];
-  await sql`
-    update blobs b set
-      expires_at = case
-        when b.referenced_at is null then u.life
-        when b.expires_at is null or u.life is null then null
-        else greatest(b.expires_at, u.life) end,
-      referenced_at = coalesce(b.referenced_at, ${now})
-    from unnest(${ids}::text[], ${ids.map((id) => lives.get(id) ?? null)}::bigint[]) as u(id, life)
-    where b.id = u.id`.execute(tx);
 }
