@@ -13,7 +13,7 @@ import type { Deps } from "../deps.ts";
 import { describeError, RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";
 import { RateLimiter } from "../rate_limit.ts";
-import { NAME, VERSION } from "../base/version.ts";
+import { FEATURES, NAME, VERSION } from "../base/version.ts";
 import { asyncApiDocument } from "./asyncapi.ts";
 import { openApiDocument } from "./openapi.ts";
 import { sameSecret } from "../base/encoding.ts";
@@ -49,18 +49,6 @@ let requestCounter = 0;
 function isTruncatedBody(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource && /request body/i.test(error.message);
 }
-
-/** v1 additions this relay implements, announced in `/v1/info` as `features`. */
-export const FEATURES: readonly string[] = [
-  "openapi",
-  "asyncapi",
-  "invitations",
-  "bounded_bodies",
-  "claim_per_target",
-  "token_expiry",
-  "sealed_sends",
-  "batched_replay",
-];
 
 /**
  * Builds the HTTP app.

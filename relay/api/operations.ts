@@ -23,6 +23,7 @@ import {
   SendBody,
 } from "../protocol.ts";
 import { PushTargetBody } from "../push/targets.ts";
+import { FEATURES, NAME, VERSION } from "../base/version.ts";
 import * as R from "./responses.ts";
 
 /** Who may call a route. */
@@ -125,8 +126,8 @@ export const OPERATIONS: Operation[] = [
     example: {
       status: 200,
       answer: {
-        name: "sealpost",
-        version: "0.1.0",
+        name: NAME,
+        version: VERSION,
         registration: "open",
         limits: {
           max_message_bytes: 65536,
@@ -143,15 +144,9 @@ export const OPERATIONS: Operation[] = [
           rate_claim: byteCount(60),
           claim_per_target: { count: 30, per_s: 3600 },
         },
+        privacy: { presence: true, last_seen_granularity_s: 3600 },
         push: { unifiedpush: true, apns: false, fcm: false },
-        features: [
-          "openapi",
-          "asyncapi",
-          "invitations",
-          "bounded_bodies",
-          "claim_per_target",
-          "token_expiry",
-        ],
+        features: [...FEATURES],
       },
     },
   },
