@@ -24,7 +24,7 @@ import { randomId } from "../base/encoding.ts";
 import type { SendResult } from "../persist.ts";
 import { type ApiEnv, clientIp, readBody } from "./context.ts";
 import { groupParam } from "./groups.ts";
-import { type PendingSockets, wsRoutes } from "./ws.ts";
+import { type PendingSockets, upgradeCounted, wsRoutes } from "./ws.ts";
 import type { ConnectDeps } from "../connect.ts";
 import { jsonProblem } from "../base/json.ts";
 
@@ -38,10 +38,10 @@ export function socketRoutes(
 }
 
 /** The sealed send routes, mounted at the root (they need no token). */
-export function sealedRoutes(
+function sealedRoutes(
   deps: SendDeps & { sockets?: Set<WebSocket> },
   draining: () => boolean,
-  pending?: PendingSockets,
+  pending: PendingSockets,
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const limited = (limit: string) => () => deps.metrics.rateLimited.inc({ limit });
@@ -78,28 +78,12 @@ export function sealedRoutes(
   });
 
   app.get("/v1/sealed/ws", (c) => {
-    if (draining()) throw new RelayError("unavailable", "The relay is restarting; retry shortly");
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
-    }
     const address = clientIp(c);
     // A sealed socket never authenticates: it counts against the caps on unauthenticated
     // sockets (per address and in total) for as long as it is open.
-    const release = pending?.admit(address) ?? (() => {});
-    let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
-    try {
-      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    } catch (error) {
-      release();
-      throw error;
-    }
-    handleSealedSocket(
-      deps,
-      upgraded.socket,
-      (group, body) => sealed(address, group, body),
-      release,
-    );
-    return upgraded.response;
+    const { socket, response, release } = upgradeCounted(c, draining, pending, address);
+    handleSealedSocket(deps, socket, (group, body) => sealed(address, group, body), release);
+    return response;
   });
   return app;
 }

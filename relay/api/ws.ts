@@ -8,7 +8,7 @@
  * cannot hold the relay's memory (each may buffer a frame before it is read).
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { type ConnectDeps, handleSocket } from "../connect.ts";
 import { RelayError } from "../errors.ts";
 import { type ApiEnv, clientIp } from "./context.ts";
@@ -65,6 +65,32 @@ export class PendingSockets {
   }
 }
 
+/**
+ * What both WebSocket routes (`/v1/ws`, `/v1/sealed/ws`) do before they run a socket: refuse
+ * while draining (`503`) or without an upgrade header (`400`), admit one pending socket for
+ * `address` (or throw), then upgrade. `release` frees the pending slot; a failed upgrade frees it
+ * at once.
+ */
+export function upgradeCounted(
+  c: Context<ApiEnv>,
+  draining: () => boolean,
+  pending: PendingSockets,
+  address: string,
+): { socket: WebSocket; response: Response; release: () => void } {
+  if (draining()) throw new RelayError("unavailable", "The relay is restarting; retry shortly");
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
+  }
+  const release = pending.admit(address);
+  try {
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    return { socket, response, release };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
 /** The WebSocket route. */
 export function wsRoutes(
   deps: ConnectDeps,
@@ -73,20 +99,9 @@ export function wsRoutes(
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.get("/v1/ws", (c) => {
-    if (draining()) throw new RelayError("unavailable", "The relay is restarting; retry shortly");
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      throw new RelayError("invalid_request", "Expected a WebSocket upgrade");
-    }
-    const release = pending.admit(clientIp(c));
-    let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
-    try {
-      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    } catch (error) {
-      release();
-      throw error;
-    }
-    handleSocket(deps, upgraded.socket, release);
-    return upgraded.response;
+    const { socket, response, release } = upgradeCounted(c, draining, pending, clientIp(c));
+    handleSocket(deps, socket, release);
+    return response;
   });
   return app;
 }
