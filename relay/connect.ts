@@ -54,6 +54,37 @@ export function maxFrameBytes(maxMessageBytes: number): number {
   return Math.ceil(maxMessageBytes * 4 / 3) + 64 * 1024;
 }
 
+/** A text frame read by {@link readFrame}: its JSON, or why it was refused. */
+export type FrameRead =
+  | { json: unknown }
+  | { tooLarge: true }
+  | { refused: string; ref?: Ref };
+
+/**
+ * The bounds every WebSocket frame passes before its schema, on `/v1/ws` and `/v1/sealed/ws`
+ * alike: text only, at most `limit` characters (bigger closes the socket `1009`), valid JSON
+ * within the depth and width bounds of `base/json.ts`. A refusal carries the frame's `ref` when
+ * it is echoable.
+ */
+export function readFrame(data: unknown, limit: number): FrameRead {
+  if (typeof data !== "string") return { refused: "Only text frames are accepted" };
+  if (data.length > limit) return { tooLarge: true };
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    return { refused: "The frame is not valid JSON" };
+  }
+  const problem = jsonProblem(json);
+  if (problem) {
+    return {
+      refused: `The frame is out of bounds: ${problem}`,
+      ref: echoableRef((json as { ref?: unknown })?.ref),
+    };
+  }
+  return { json };
+}
+
 /**
  * Runs the protocol on an upgraded socket.
  *
@@ -142,31 +173,12 @@ class SocketSession {
 
   /** A frame's JSON, or undefined when it was refused (error frame, or close before auth). */
   #read(data: unknown): unknown {
-    if (typeof data !== "string") {
-      this.#refuse("Only text frames are accepted");
-      return undefined;
-    }
     // Before auth only a small `auth` frame is expected: anything bigger is refused at once.
-    if (data.length > (this.#conn ? this.#frameLimit : AUTH_FRAME_BYTES)) {
-      this.#close("too_large", "frame too large");
-      return undefined;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      this.#refuse("The frame is not valid JSON");
-      return undefined;
-    }
-    const problem = jsonProblem(json);
-    if (problem) {
-      this.#refuse(
-        `The frame is out of bounds: ${problem}`,
-        echoableRef((json as { ref?: unknown })?.ref),
-      );
-      return undefined;
-    }
-    return json;
+    const read = readFrame(data, this.#conn ? this.#frameLimit : AUTH_FRAME_BYTES);
+    if ("json" in read) return read.json;
+    if ("tooLarge" in read) this.#close("too_large", "frame too large");
+    else this.#refuse(read.refused, read.ref);
+    return undefined;
   }
 
   /** A malformed frame: an error frame once authenticated, a close before. */

@@ -15,8 +15,8 @@ import { Hono } from "hono";
 import type { Deps } from "../deps.ts";
 import { RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";
-import { maxFrameBytes } from "../connect.ts";
-import { describeIssue, SealedFrame, SealedSendBody } from "../protocol.ts";
+import { echoableRef, maxFrameBytes, readFrame } from "../connect.ts";
+import { describeIssue, type Ref, SealedFrame, SealedSendBody } from "../protocol.ts";
 import { RateLimiter } from "../rate_limit.ts";
 import { capabilityVerifier, checkBodySize, type SendDeps, sendSealed } from "../send.ts";
 import { PROTOCOL_VERSION, VERSION } from "../base/version.ts";
@@ -26,7 +26,6 @@ import { type ApiEnv, clientIp, readBody } from "./context.ts";
 import { groupParam } from "./groups.ts";
 import { type PendingSockets, upgradeCounted, wsRoutes } from "./ws.ts";
 import type { ConnectDeps } from "../connect.ts";
-import { jsonProblem } from "../base/json.ts";
 
 /** Both WebSocket endpoints, the device session `/v1/ws` and the sealed one, sharing `pending`. */
 export function socketRoutes(
@@ -99,11 +98,11 @@ function handleSealedSocket(
   const reply = (frame: Record<string, unknown>) => {
     if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
   };
-  const fail = (error: unknown, ref: unknown) => {
+  const fail = (error: unknown, ref: Ref | undefined) => {
     const relay = error instanceof RelayError ? error : new RelayError("internal");
     if (!(error instanceof RelayError)) deps.log.error("sealed frame failed", { error });
     const frame: Record<string, unknown> = { t: "error", code: relay.code, message: relay.message };
-    if (typeof ref === "string" || typeof ref === "number") frame.ref = ref;
+    if (ref !== undefined) frame.ref = ref;
     if (relay.retryAfterMs !== undefined) frame.retry_after_ms = relay.retryAfterMs;
     reply(frame);
   };
@@ -124,21 +123,11 @@ function handleSealedSocket(
   };
   socket.onerror = () => {};
   socket.onmessage = (event) => {
-    if (typeof event.data !== "string") {
-      return fail(new RelayError("invalid_request", "Only text frames are accepted"), undefined);
-    }
-    if (event.data.length > frameLimit) return socket.close(1009, "frame too large");
-    let json: unknown;
-    try {
-      json = JSON.parse(event.data);
-    } catch {
-      return fail(new RelayError("invalid_request", "The frame is not valid JSON"), undefined);
-    }
-    const ref = (json as { ref?: unknown })?.ref;
-    const problem = jsonProblem(json);
-    if (problem) {
-      return fail(new RelayError("invalid_request", `The frame is out of bounds: ${problem}`), ref);
-    }
+    const read = readFrame(event.data, frameLimit);
+    if ("tooLarge" in read) return socket.close(1009, "frame too large");
+    if ("refused" in read) return fail(new RelayError("invalid_request", read.refused), read.ref);
+    const json = read.json;
+    const ref = echoableRef((json as { ref?: unknown })?.ref);
     const parsed = SealedFrame.safeParse(json);
     if (!parsed.success) {
       return fail(new RelayError("invalid_request", describeIssue(parsed.error, json)), ref);

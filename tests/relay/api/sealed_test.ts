@@ -168,6 +168,11 @@ relaySuite("sealed group sends", {
     assert.equal((await ws.next((f) => f.t === "error")).code, "invalid_request", "send only");
     ws.send({ t: "ping", ref: "p" });
     assert.deepEqual(await ws.next((f) => f.t === "pong"), { t: "pong", ref: "p" });
+    // A ref beyond the documented 128 characters is not echoed, as on /v1/ws.
+    ws.send({ t: "ping", ref: "r".repeat(129) });
+    const long = await ws.next((f) => f.t === "error");
+    assert.equal(long.code, "invalid_request");
+    assert.equal("ref" in long, false);
     ws.close();
     const [stored] = (await alice.api.messages(group.id)).messages;
     assert.equal(stored.from, null);
