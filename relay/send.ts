@@ -9,7 +9,7 @@
 import type { Principal } from "./authenticate.ts";
 import type { BlobPolicy } from "./blobs/policy.ts";
 import type { Deps } from "./deps.ts";
-import { base64UrlDecodedLength, fromBase64Url, randomId } from "./base/encoding.ts";
+import { base64UrlDecodedLength, fromBase64Url, randomId, toHex } from "./base/encoding.ts";
 import { invalid, notFound, RelayError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import type { GroupCommit, SendResult } from "./persist.ts";
@@ -85,7 +85,7 @@ export function checkBodySize(deps: Deps, body: string): void {
 export async function capabilityVerifier(capability: string): Promise<string> {
   const bytes = new Uint8Array(fromBase64Url(capability) ?? []);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(digest);
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * @module
- * Binary encodings of the wire: base64url without padding, UTF-8, and SHA-256 hashing of secrets
- * (tokens, invite codes) so they are stored only as hashes.
+ * Binary encodings of the wire: base64url without padding, hex, UTF-8, and SHA-256 hashing of
+ * secrets (tokens, invite codes) so they are stored only as hashes.
  */
 
 type Base64Options = { alphabet: "base64url" | "base64"; lastChunkHandling?: "strict" | "loose" };
@@ -56,6 +56,11 @@ export function fromBase64Url(text: string): Uint8Array | null {
 /** Decoded byte length of a base64url string, without decoding it. */
 export function base64UrlDecodedLength(text: string): number {
   return Math.floor((text.length * 3) / 4);
+}
+
+/** Bytes as lowercase hex (SigV4 digests, a group's `send_verifier`). */
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** `n` cryptographically random bytes as base64url. */

@@ -12,7 +12,7 @@
  */
 
 import { AwsClient } from "aws4fetch";
-import { fromBase64, fromBase64Url, toBase64, toBase64Url } from "../base/encoding.ts";
+import { fromBase64, fromBase64Url, toBase64, toBase64Url, toHex } from "../base/encoding.ts";
 import type { BlobExpectation, BlobStore, ObjectInfo, SignedRequest, UrlWindow } from "./mod.ts";
 
 /** How to reach the bucket. */
@@ -42,10 +42,6 @@ function bucketBase(endpoint: URL, bucket: string, pathStyle: S3Options["pathSty
     ? `${endpoint.origin}/${bucket}`
     : `${endpoint.protocol}//${bucket}.${endpoint.host}`;
   return origin + endpoint.pathname.replace(/\/$/, "");
-}
-
-function hex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** SigV4's timestamp format (`20260101T000000Z`) for a time in ms. */
@@ -104,7 +100,7 @@ export class S3BlobStore implements BlobStore {
     // The client must send these; content-length comes from the body itself (fetch sets it).
     const headers = {
       "x-amz-checksum-sha256": toBase64(digest),
-      "x-amz-content-sha256": hex(digest),
+      "x-amz-content-sha256": toHex(digest),
     };
     const url = await this.#presign("PUT", key, window, {
       ...headers,

@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { sameSecret } from "../../../relay/base/encoding.ts";
+import { sameSecret, toHex } from "../../../relay/base/encoding.ts";
 
 Deno.test("sameSecret() is true only for equal strings, whatever their lengths", async () => {
   assert.equal(await sameSecret("Bearer s3cr3t", "Bearer s3cr3t"), true);
@@ -11,4 +11,9 @@ Deno.test("sameSecret() is true only for equal strings, whatever their lengths",
   assert.equal(await sameSecret("", "Bearer s3cr3t"), false);
   assert.equal(await sameSecret("Bearer s3cr3t-and-more", "Bearer s3cr3t"), false);
   assert.equal(await sameSecret("", ""), true);
+});
+
+Deno.test("toHex() writes two lowercase digits a byte, leading zeros kept", () => {
+  assert.equal(toHex(new Uint8Array([0, 1, 0x0f, 0xab, 0xff])), "00010fabff");
+  assert.equal(toHex(new Uint8Array()), "");
 });
