@@ -9,17 +9,10 @@ import type { Clock } from "../base/clock.ts";
 import type { Db } from "../store/database.ts";
 import { randomId, sha256 } from "../base/encoding.ts";
 import { RelayError } from "../errors.ts";
-import type { Database } from "../store/schema.ts";
+import type { Database, InvitesTable } from "../store/schema.ts";
 
-/** An invite as admins see it (never the code, except right after creation). */
-export type InviteInfo = {
-  id: string;
-  max_uses: number;
-  uses: number;
-  expires_at: number | null;
-  note: string | null;
-  created_at: number;
-  revoked_at: number | null;
+/** An invite as admins see it: its row without the code's hash, and its status. */
+export type InviteInfo = Omit<InvitesTable, "code_hash"> & {
   status: "active" | "used_up" | "expired" | "revoked";
 };
 

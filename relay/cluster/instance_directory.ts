@@ -9,19 +9,13 @@
 
 import type { Clock } from "../base/clock.ts";
 import type { InstanceRegistry } from "./instances.ts";
+import type { InstancesTable } from "../store/schema.ts";
 
-/** One running instance. */
-export type InstanceInfo = {
-  id: string;
-  region: string | null;
-  version: string;
-  started_at: number;
-  /** When the instance last reported; now for this instance. */
-  heartbeat_at: number;
-  connections: number;
-  /** True for the instance answering this request. */
-  self: boolean;
-};
+/**
+ * One running instance: its registry row (`heartbeat_at` is now for this instance) without the
+ * leader flag, and `self`, true for the instance answering this request.
+ */
+export type InstanceInfo = Omit<InstancesTable, "leader"> & { self: boolean };
 
 /** Lists running instances. */
 export interface InstanceDirectory {
