@@ -284,7 +284,7 @@ export const SETTINGS = {
   maxPendingSocketsPerIp: setting(
     "SEALPOST_MAX_PENDING_SOCKETS_PER_IP",
     "max-pending-sockets-per-ip",
-    "20",
+    "64",
     "WebSockets open but not yet authenticated, per client address",
     parseCount,
   ),
