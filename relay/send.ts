@@ -68,7 +68,7 @@ export async function send(
 }
 
 /** Throws unless `body` is canonical base64url of at most `max_message_bytes` decoded. */
-export function checkBodySize(deps: Deps, body: string): void {
+function checkBodySize(deps: Deps, body: string): void {
   // The schema already checked the alphabet; a length of 4n+1 is not base64url. The size is
   // known from the length, so the body is never decoded here (Postgres stores it as bytes).
   if (body.length % 4 === 1) throw invalid("body: must be base64url without padding");
@@ -82,7 +82,7 @@ export function checkBodySize(deps: Deps, body: string): void {
 }
 
 /** The hex SHA-256 of a send capability (base64url): what a group's `send_verifier` holds. */
-export async function capabilityVerifier(capability: string): Promise<string> {
+async function capabilityVerifier(capability: string): Promise<string> {
   const bytes = new Uint8Array(fromBase64Url(capability) ?? []);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return toHex(digest);
@@ -90,19 +90,22 @@ export async function capabilityVerifier(capability: string): Promise<string> {
 
 /**
  * A sealed send (issue 16): stored and delivered with no sender, allowed by the group's send
- * capability instead of membership. The caller has checked the body size and then applied the
- * per-address and per-capability rate limits (which, as for normal sends, count only sends that
- * pass validation and the size check). A wrong or rotated-out capability answers `404`, as for a group that does not
- * exist. Idempotent by `client_id` per group.
+ * capability instead of membership. After the size check, `admit` applies the caller's rate
+ * limits (per address, then per capability `verifier`), so, as for normal sends, they count only
+ * sends that pass validation and the size check; a refusal of either is counted in
+ * `messages_rejected` like any other. A wrong or rotated-out capability answers `404`, as for a
+ * group that does not exist. Idempotent by `client_id` per group.
  */
 export async function sendSealed(
   deps: SendDeps,
   group: string,
   body: SealedSendBody,
-  verifier: string,
+  admit: (verifier: string) => void,
 ): Promise<SendResult> {
   try {
     checkBodySize(deps, body.body);
+    const verifier = await capabilityVerifier(body.cap);
+    admit(verifier);
     return await deps.commit.submit({
       group,
       account: null,

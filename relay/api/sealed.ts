@@ -18,7 +18,7 @@ import { publicLimits } from "../config/limits.ts";
 import { echoableRef, maxFrameBytes, readFrame } from "../connect.ts";
 import { describeIssue, type Ref, SealedFrame, SealedSendBody } from "../protocol.ts";
 import { RateLimiter } from "../rate_limit.ts";
-import { capabilityVerifier, checkBodySize, type SendDeps, sendSealed } from "../send.ts";
+import { type SendDeps, sendSealed } from "../send.ts";
 import { PROTOCOL_VERSION, VERSION } from "../base/version.ts";
 import { randomId } from "../base/encoding.ts";
 import type { SendResult } from "../persist.ts";
@@ -56,17 +56,11 @@ function sealedRoutes(
     deps.clock,
     limited("sealed"),
   );
-  const sealed = async (
-    address: string,
-    group: string,
-    body: SealedSendBody,
-  ): Promise<SendResult> => {
-    checkBodySize(deps, body.body);
-    byAddress.check(address, "sealed sends from this address");
-    const verifier = await capabilityVerifier(body.cap);
-    byCapability.check(verifier, "sealed sends with this capability");
-    return await sendSealed(deps, group, body, verifier);
-  };
+  const sealed = (address: string, group: string, body: SealedSendBody): Promise<SendResult> =>
+    sendSealed(deps, group, body, (verifier) => {
+      byAddress.check(address, "sealed sends from this address");
+      byCapability.check(verifier, "sealed sends with this capability");
+    });
 
   app.post("/v1/sealed/groups/:id/messages", async (c) => {
     const group = groupParam(c.req.param("id"));

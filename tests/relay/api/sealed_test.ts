@@ -146,6 +146,15 @@ relaySuite("sealed group sends", {
       "rate_limited",
     );
     assert.ok((limited.retryAfterMs ?? 0) > 0);
+    // Sealed refusals count in messages_rejected like any send's (this relay saw no other).
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const rejected = (reason: string) =>
+      Number(
+        new RegExp(`^sealpost_messages_rejected_total\\{reason="${reason}"\\} (\\d+)$`, "m")
+          .exec(metrics)?.[1] ?? 0,
+      );
+    assert.equal(rejected("too_large"), 1);
+    assert.equal(rejected("rate_limited"), 1);
   },
 
   "the sealed WebSocket sends without a token and answers sent, error and pong": async (t) => {
