@@ -124,7 +124,7 @@ export interface Relay {
  * @example
  * ```ts
  * const relay = createRelay({ config, database, clock: systemClock, log });
- * relay.start();
+ * await relay.start();
  * Deno.serve((req, info) => relay.fetch(req, info));
  * ```
  */

@@ -91,11 +91,11 @@ export function upgradeCounted(
   }
 }
 
-/** The WebSocket route. */
+/** The WebSocket route; `pending` is shared with the sealed socket (`api/sealed.ts`). */
 export function wsRoutes(
   deps: ConnectDeps,
   draining: () => boolean,
-  pending = new PendingSockets(deps.config.maxPendingSockets, deps.config.maxPendingSocketsPerIp),
+  pending: PendingSockets,
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.get("/v1/ws", (c) => {
