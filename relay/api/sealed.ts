@@ -13,7 +13,7 @@
 
 import { Hono } from "hono";
 import type { Deps } from "../deps.ts";
-import { RelayError } from "../errors.ts";
+import { closeCode, describeError, RelayError } from "../errors.ts";
 import { publicLimits } from "../config/limits.ts";
 import { echoableRef, maxFrameBytes, readFrame } from "../connect.ts";
 import { describeIssue, type Ref, SealedFrame, SealedSendBody } from "../protocol.ts";
@@ -93,8 +93,9 @@ function handleSealedSocket(
     if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
   };
   const fail = (error: unknown, ref: Ref | undefined) => {
-    const relay = error instanceof RelayError ? error : new RelayError("internal");
-    if (!(error instanceof RelayError)) deps.log.error("sealed frame failed", { error });
+    // The mapping /v1/ws and HTTP share: an outage is `unavailable` with a retry, not `internal`.
+    const { error: relay, unexpected } = describeError(error);
+    if (unexpected) deps.log.error("sealed frame failed", { error });
     const frame: Record<string, unknown> = { t: "error", code: relay.code, message: relay.message };
     if (ref !== undefined) frame.ref = ref;
     if (relay.retryAfterMs !== undefined) frame.retry_after_ms = relay.retryAfterMs;
@@ -118,7 +119,7 @@ function handleSealedSocket(
   socket.onerror = () => {};
   socket.onmessage = (event) => {
     const read = readFrame(event.data, frameLimit);
-    if ("tooLarge" in read) return socket.close(1009, "frame too large");
+    if ("tooLarge" in read) return socket.close(closeCode("too_large"), "frame too large");
     if ("refused" in read) return fail(new RelayError("invalid_request", read.refused), read.ref);
     const json = read.json;
     const ref = echoableRef((json as { ref?: unknown })?.ref);
