@@ -8,6 +8,7 @@
 
 import { sql } from "kysely";
 import type { Deps } from "../relay/deps.ts";
+import type { DevicesTable } from "../relay/store/schema.ts";
 
 /** A device's status as admins see it (`pending_deletion`: past `delete_after`, not swept yet). */
 export type AdminDeviceStatus = "active" | "inactive" | "pending_deletion" | "revoked";
@@ -251,15 +252,7 @@ export async function deviceDetail(deps: Deps, id: string): Promise<DeviceDetail
   };
 }
 
-type DeviceRow = {
-  id: string;
-  account_id: string;
-  name: string | null;
-  platform: string | null;
-  created_at: number;
-  last_seen_at: number;
-  revoked_at: number | null;
-};
+type DeviceRow = Omit<DevicesTable, "cert">;
 
 /** A device row as the dashboard shows it: last seen including unflushed activity, and status. */
 function adminDevice(

@@ -10,7 +10,7 @@
 
 import { sql } from "kysely";
 import type { BlobPolicy } from "../blobs/policy.ts";
-import { cleanup, type LifecycleHooks } from "./cleanup.ts";
+import { cleanup, type CleanupReport, type LifecycleHooks } from "./cleanup.ts";
 import type { Deps } from "../deps.ts";
 import { recordAudit } from "../store/audit.ts";
 import { eraseAuditAddresses, expireCredentials, expireMessages } from "./expire.ts";
@@ -18,8 +18,8 @@ import { eraseAuditAddresses, expireCredentials, expireMessages } from "./expire
 /** The advisory lock key of sweeper runs: "sweep" in ASCII. */
 const SWEEP_LOCK = 0x7377656570;
 
-/** What one run removed (or, with `dryRun`, would remove). */
-export type SweepReport = {
+/** What one run removed (or, with `dryRun`, would remove), the cleanup pass included. */
+export type SweepReport = CleanupReport & {
   dryRun: boolean;
   expiredMessages: number;
   expiredCredentials: number;
@@ -28,11 +28,6 @@ export type SweepReport = {
   /** Of `blobsDeleted`: never referenced within the hour, and of deleted groups. */
   orphanBlobs: number;
   groupBlobs: number;
-  devicesInactive: number;
-  devicesDeleted: number;
-  accountsDeleted: number;
-  membershipsRemoved: number;
-  groupsDeleted: number;
   /** Audit-log rows whose client address was erased after its retention. */
   auditAddressesErased: number;
   durationMs: number;
