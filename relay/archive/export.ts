@@ -19,7 +19,7 @@ import {
 } from "./format.ts";
 import type { BlobStore } from "../blobs/mod.ts";
 import type { Db } from "../store/database.ts";
-import { toBase64Url } from "../base/encoding.ts";
+import { concatBytes, toBase64Url } from "../base/encoding.ts";
 import { appliedMigrations } from "../store/migrate.ts";
 import type { Database } from "../store/schema.ts";
 import { VERSION } from "../base/version.ts";
@@ -193,7 +193,7 @@ async function streamBlob(
   let part = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    const data = concat(pending, pendingBytes);
+    const data = concatBytes(...pending);
     await writer.write({ blob: id, part: part++, data: toBase64Url(data) });
     pending = [];
     pendingBytes = 0;
@@ -207,14 +207,4 @@ async function streamBlob(
   }
   await flush();
   return { size, sha256: toBase64Url(new Uint8Array(hash.digest())) };
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

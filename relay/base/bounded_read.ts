@@ -7,6 +7,8 @@
  * relay looks at goes through {@link readCapped}; bodies it does not need are cancelled unread.
  */
 
+import { concatBytes } from "./encoding.ts";
+
 /** The most of any outbound response body the relay reads (error texts and token answers). */
 export const OUTBOUND_BODY_BYTES = 64 * 1024;
 
@@ -38,11 +40,5 @@ export async function readCapped(response: Response, max = OUTBOUND_BODY_BYTES):
   } finally {
     reader.cancel().catch(() => {});
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(out);
+  return new TextDecoder().decode(concatBytes(...chunks));
 }

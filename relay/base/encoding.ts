@@ -1,7 +1,7 @@
 /**
  * @module
- * Binary encodings of the wire: base64url without padding, hex, UTF-8, and SHA-256 hashing of
- * secrets (tokens, invite codes) so they are stored only as hashes.
+ * Binary encodings of the wire: base64url without padding, hex, UTF-8, byte concatenation, and
+ * SHA-256 hashing of secrets (tokens, invite codes) so they are stored only as hashes.
  */
 
 type Base64Options = { alphabet: "base64url" | "base64"; lastChunkHandling?: "strict" | "loose" };
@@ -61,6 +61,17 @@ export function base64UrlDecodedLength(text: string): number {
 /** Bytes as lowercase hex (SigV4 digests, a group's `send_verifier`). */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The byte arrays one after another in a new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** `n` cryptographically random bytes as base64url. */

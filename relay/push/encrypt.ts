@@ -9,7 +9,7 @@
  * few HKDF and AES-GCM calls, so it is written here and checked against the RFC's Appendix A.
  */
 
-import { utf8 } from "../base/encoding.ts";
+import { concatBytes, utf8 } from "../base/encoding.ts";
 
 /** The record size written in the header; one record holds any wake-up. */
 const RECORD_SIZE = 4096;
@@ -23,17 +23,6 @@ export type EncryptOptions = {
   /** Pads the plaintext to this many bytes so every wake-up has the same length. */
   padTo?: number;
 };
-
-/** Concatenates byte arrays. */
-export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** HKDF-SHA-256 of `ikm` with `salt` and `info`, `length` bytes. */
 export async function hkdf(
@@ -86,7 +75,7 @@ export async function deriveKeys(
   asPublic: Uint8Array,
   salt: Uint8Array<ArrayBuffer>,
 ): Promise<{ cek: Uint8Array<ArrayBuffer>; nonce: Uint8Array<ArrayBuffer> }> {
-  const keyInfo = concat(utf8("WebPush: info\0"), uaPublic, asPublic);
+  const keyInfo = concatBytes(utf8("WebPush: info\0"), uaPublic, asPublic);
   const ikm = await hkdf(authSecret, ecdhSecret, keyInfo, 32);
   const cek = await hkdf(salt, ikm, utf8("Content-Encoding: aes128gcm\0"), 16);
   const nonce = await hkdf(salt, ikm, utf8("Content-Encoding: nonce\0"), 12);
@@ -138,5 +127,5 @@ export async function encryptAes128gcm(
   new DataView(header.buffer).setUint32(16, RECORD_SIZE);
   header[20] = asPublic.length;
   header.set(asPublic, 21);
-  return concat(header, sealed);
+  return concatBytes(header, sealed);
 }

@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { sameSecret, toHex } from "../../../relay/base/encoding.ts";
+import { concatBytes, sameSecret, toHex } from "../../../relay/base/encoding.ts";
 
 Deno.test("sameSecret() is true only for equal strings, whatever their lengths", async () => {
   assert.equal(await sameSecret("Bearer s3cr3t", "Bearer s3cr3t"), true);
@@ -16,4 +16,10 @@ Deno.test("sameSecret() is true only for equal strings, whatever their lengths",
 Deno.test("toHex() writes two lowercase digits a byte, leading zeros kept", () => {
   assert.equal(toHex(new Uint8Array([0, 1, 0x0f, 0xab, 0xff])), "00010fabff");
   assert.equal(toHex(new Uint8Array()), "");
+});
+
+Deno.test("concatBytes() joins arrays in order, empty ones included", () => {
+  const joined = concatBytes(new Uint8Array([1, 2]), new Uint8Array(), new Uint8Array([3]));
+  assert.deepEqual([...joined], [1, 2, 3]);
+  assert.equal(concatBytes().length, 0);
 });
