@@ -81,6 +81,11 @@ function checkBodySize(deps: Deps, body: string): void {
   }
 }
 
+/** A stored message grows the embedded database: none while the disk is below its reserve. */
+function assertRoomToStore(deps: Deps): void {
+  if (deps.dbKind === "pglite") deps.disk?.assertRoom();
+}
+
 /** The hex SHA-256 of a send capability (base64url): what a group's `send_verifier` holds. */
 async function capabilityVerifier(capability: string): Promise<string> {
   const bytes = new Uint8Array(fromBase64Url(capability) ?? []);
@@ -106,6 +111,7 @@ export async function sendSealed(
     checkBodySize(deps, body.body);
     const verifier = await capabilityVerifier(body.cap);
     admit(verifier);
+    assertRoomToStore(deps);
     return await deps.commit.submit({
       group,
       account: null,
@@ -156,8 +162,7 @@ async function sendUnchecked(
     return { ephemeral: true, delivered };
   }
 
-  // A stored message grows the embedded database: none while the disk is below its reserve.
-  if (deps.dbKind === "pglite") deps.disk?.assertRoom();
+  assertRoomToStore(deps);
   const blob = body.blob === undefined || !deps.blobs
     ? undefined
     : await deps.blobs.attach(from, body.blob, group);

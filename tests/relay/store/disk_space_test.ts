@@ -14,6 +14,8 @@ import { openTestDatabase, startTestRelay, testBothDatabases } from "../../helpe
 import { startPostgres } from "../../helpers/postgres.ts";
 import { mountSmallFs, type SmallFs, smallFsUnavailable } from "../../helpers/small_fs.ts";
 import { RawSocket } from "../../helpers/ws.ts";
+import { call } from "../../helpers/http.ts";
+import { newSendCapability, setSendCapability } from "../../../client/mod.ts";
 
 /** base64url SHA-256 of `bytes`, as a blob declaration carries it. */
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -123,6 +125,8 @@ testBothDatabases(
       try {
         const alice = await newDevice(t.url, "alice");
         const group = await alice.api.createGroup();
+        const cap = newSendCapability();
+        await setSendCapability(alice.api, group.id, cap);
         const sendUrl = `${t.url}/v1/groups/${group.id}/messages`;
         const blobBody = { group: group.id, size: 10, sha256: cipher(32) };
         assert.equal((await post(sendUrl, alice.token, { body: cipher(100) })).status, 201);
@@ -158,6 +162,11 @@ testBothDatabases(
             ["error", "unavailable", 30_000],
           );
         } else assert.equal(answer.t, "sent");
+        // A sealed send stores a message too.
+        const sealed = await call(t.url, "POST", `/v1/sealed/groups/${group.id}/messages`, {
+          body: { body: cipher(100), cap },
+        });
+        assert.equal(sealed.status, kind === "pglite" ? 503 : 201, JSON.stringify(sealed.body));
         // Ephemeral sends store nothing and still pass.
         const eph = await post(sendUrl, alice.token, { body: cipher(10), ephemeral: true });
         assert.equal(eph.status, 202);
@@ -214,6 +223,8 @@ Deno.test({
       try {
         const alice = await newDevice(t.url, "alice");
         const group = await alice.api.createGroup();
+        const cap = newSendCapability();
+        await setSendCapability(alice.api, group.id, cap);
         const sendUrl = `${t.url}/v1/groups/${group.id}/messages`;
         await fs.fill(2 * MIB);
         const statuses = new Map<number, number>();
