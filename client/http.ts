@@ -4,31 +4,10 @@
  * {@link SealpostError} carrying the protocol error code, status and retry hint.
  */
 
-import { codeOfStatus, SealpostError } from "./errors.ts";
+import { readAnswer, SealpostError } from "./errors.ts";
 import { b64url, type DeviceIdentity, proveNonce } from "./keys.ts";
 
 export { SealpostError } from "./errors.ts";
-
-/**
- * The JSON of a relay's answer. A proxy in front of the relay (nginx, haproxy, Fly) may answer
- * an error itself with an HTML page: that becomes a {@link SealpostError} with the proxy's
- * status and the protocol's code for it (`unavailable` for 502/503/504, so callers retry it like
- * the relay's own 503) and its `Retry-After`, never a `SyntaxError`.
- */
-// deno-lint-ignore no-explicit-any
-function parseBody(text: string, response: Response): any {
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new SealpostError(
-      response.status,
-      response.ok ? "internal" : codeOfStatus(response.status),
-      `${response.statusText || "Unexpected answer"} (not a Sealpost JSON body)`,
-      Number(response.headers.get("retry-after")) * 1000 || undefined,
-    );
-  }
-}
 
 /** A device as the directory shows it. */
 export type Device = {
@@ -162,17 +141,7 @@ export class HttpClient {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: options.signal,
     });
-    const text = await response.text();
-    const data = parseBody(text, response);
-    if (!response.ok) {
-      const error = data?.error ?? {};
-      throw new SealpostError(
-        response.status,
-        error.code ?? "internal",
-        error.message ?? response.statusText,
-        error.retry_after_ms,
-      );
-    }
+    const data = await readAnswer(response);
     return { status: response.status, data: data as T };
   }
 

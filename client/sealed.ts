@@ -19,7 +19,8 @@
  * ```
  */
 
-import { type HttpClient, SealpostError } from "./http.ts";
+import type { HttpClient } from "./http.ts";
+import { readAnswer } from "./errors.ts";
 import { b64url, fromB64url } from "./keys.ts";
 
 /** A new random send capability: 32 bytes in base64url. */
@@ -85,16 +86,7 @@ export class SealedSender {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ ...message, cap: capability }),
     });
-    const data = await response.json().catch(() => null);
-    if (!response.ok) {
-      const error = data?.error ?? {};
-      throw new SealpostError(
-        response.status,
-        error.code ?? "internal",
-        error.message ?? response.statusText,
-        error.retry_after_ms,
-      );
-    }
+    const data = await readAnswer(response);
     return { ...data, duplicate: response.status === 200 };
   }
 }
