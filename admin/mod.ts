@@ -13,7 +13,7 @@
  */
 
 import { Hono } from "hono";
-import { createSetupToken, hasStoredPassword } from "./auth.ts";
+import { createSetupToken, hasStoredPassword, purgeExpiredAdminSessions } from "./auth.ts";
 import type { ApiEnv } from "../relay/api/context.ts";
 import { assetRoutes } from "./assets.ts";
 import { accountPage } from "./pages/account.tsx";
@@ -43,15 +43,30 @@ export type { AdminDeps, LiveView } from "./types.ts";
 export function mountAdmin(parts: RelayParts): Mount {
   const history = new MetricsHistory(parts.metrics, parts.clock);
   const deps: AdminDeps = { ...parts, history };
+  let purging: ReturnType<typeof setInterval> | undefined;
+  // Expired sessions and setup tokens are refused when used; this removes their rows.
+  const purge = () =>
+    purgeExpiredAdminSessions(deps.db, deps.clock).catch((error) =>
+      deps.log.warn("purging expired admin sessions failed", { error })
+    );
   return {
     routes: createAdmin(deps),
     start: async () => {
       history.start();
+      await purge();
+      purging = setInterval(purge, PURGE_INTERVAL_MS);
+      Deno.unrefTimer(purging);
       await announceSetupLink(deps);
     },
-    stop: () => history.stop(),
+    stop: () => {
+      clearInterval(purging);
+      history.stop();
+    },
   };
 }
+
+/** How often expired admin sessions and setup tokens are deleted (also once at start). */
+const PURGE_INTERVAL_MS = 60 * 60_000;
 
 /** Paths under `/admin` that need no session. */
 const PUBLIC = /^\/admin\/(login|setup|assets\/[^/]+)$/;

@@ -59,3 +59,39 @@ testBothDatabases(
     }
   },
 );
+
+testBothDatabases(
+  "expired admin sessions and setup tokens are deleted when the dashboard starts",
+  async (kind) => {
+    const first = await startTestRelay({ db: kind });
+    let second: Awaited<ReturnType<typeof startTestRelay>> | null = null;
+    try {
+      const db = first.database.db;
+      const { token: live } = await createAdminSession(db, first.clock, "127.0.0.1");
+      await db.insertInto("admin_sessions").values({
+        token_hash: "expired-session",
+        created_at: 0,
+        expires_at: 1,
+        last_used_at: 0,
+        ip: null,
+      }).execute();
+      await db.insertInto("admin_setup_tokens")
+        .values({ token_hash: "expired-setup", expires_at: 1 }).execute();
+      await first.stop();
+      second = await startTestRelay({
+        db: kind,
+        dataDir: first.dataDir,
+        databaseUrl: first.databaseUrl,
+      });
+      const sessions = await second.database.db.selectFrom("admin_sessions").select("token_hash")
+        .execute();
+      assert.equal(sessions.length, 1, "only the live session is left");
+      assert.ok(await findAdminSession(second.database.db, second.clock, live));
+      const setup = await second.database.db.selectFrom("admin_setup_tokens")
+        .select("token_hash").where("token_hash", "=", "expired-setup").execute();
+      assert.deepEqual(setup, []);
+    } finally {
+      await second?.stop();
+    }
+  },
+);
