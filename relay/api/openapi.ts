@@ -1,7 +1,7 @@
 /**
  * @module
  * Builds the OpenAPI 3.1 document served at `GET /v1/openapi.json` from the route table
- * (`operations.ts`): request bodies are the zod schemas the handlers validate with, answers the
+ * (`operations/mod.ts`): request bodies are the zod schemas the handlers validate with, answers the
  * schemas of `responses.ts`, both turned into JSON Schema 2020-12 by zod's `toJSONSchema` (the
  * dialect OpenAPI 3.1 uses), so the document cannot drift from the validation. Every error
  * answer is the one error body of `relay/errors.ts`.
@@ -13,7 +13,7 @@ import { PushTargetBody } from "../push/targets.ts";
 import { ERRORS } from "../errors.ts";
 import { PROTOCOL_VERSION } from "../base/version.ts";
 import * as responses from "./responses.ts";
-import { type Operation, OPERATIONS } from "./operations.ts";
+import { type Operation, OPERATIONS } from "./operations/mod.ts";
 
 /** JSON as the documents hold it. */
 export type Json = Record<string, unknown>;

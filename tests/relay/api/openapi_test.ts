@@ -1,5 +1,5 @@
 /**
- * Tests of the API as data (relay/api/openapi.ts, asyncapi.ts, operations.ts): the served
+ * Tests of the API as data (relay/api/openapi.ts, asyncapi.ts, operations/): the served
  * OpenAPI 3.1 and AsyncAPI 3.0 documents pass real validators from npm; the OpenAPI paths are
  * exactly the app's routes as Hono lists them (a route missing from the document, or a
  * documented route the relay lacks, fails); every documented example is replayed against a
@@ -87,7 +87,7 @@ Deno.test({
       assert.ok(routes.size > 20, `only ${routes.size} routes listed`);
       const undocumented = [...routes].filter((r) => !documented.has(r)).sort();
       const missing = [...documented].filter((r) => !routes.has(r)).sort();
-      assert.deepEqual(undocumented, [], "routes missing from relay/api/operations.ts");
+      assert.deepEqual(undocumented, [], "routes missing from relay/api/operations/");
       assert.deepEqual(missing, [], "documented routes the relay does not have");
     }),
 });
@@ -165,7 +165,7 @@ testBothDatabases("every documented example replays against a real relay", async
           assert.equal(sealed.hello.sealed, true);
           assert.ok(asyncapi.channels.sealed.messages["client.sealed_send"]);
           checkFrame("/components/messages/relay.hello/payload", sealed.hello, "sealed hello");
-          const cap = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"; // operations.ts's example
+          const cap = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"; // operations/examples.ts
           const send = { t: "send", ref: 1, group, cap, body: "AAAA", client_id: "ws-sealed" };
           checkFrame("/components/messages/client.sealed_send/payload", send, "sealed send");
           sealed.send(send);
