@@ -5,30 +5,13 @@
  */
 
 import assert from "node:assert/strict";
+import { overviewHtml } from "../helpers/admin.ts";
 import { newAccount } from "../helpers/accounts.ts";
 import { dbUnavailable, startTestRelay } from "../helpers/relay.ts";
 import { RawSocket } from "../helpers/ws.ts";
 
 const PASSWORD = "correct horse battery staple";
 const why = dbUnavailable("postgres");
-
-async function overviewHtml(url: string): Promise<string> {
-  const login = await fetch(`${url}/admin/login`);
-  const pre = login.headers.getSetCookie()[0].split(";")[0];
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1];
-  const session = await fetch(`${url}/admin/login`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { cookie: pre, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: csrf, password: PASSWORD }),
-  });
-  const cookie = session.headers.getSetCookie()[0].split(";")[0];
-  const page = await fetch(`${url}/admin/partials/overview`, {
-    headers: { cookie, "hx-request": "true" },
-  });
-  assert.equal(page.status, 200);
-  return await page.text();
-}
 
 Deno.test({
   name: "the overview lists every live instance of the cluster with its connections",

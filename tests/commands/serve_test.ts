@@ -23,6 +23,18 @@ import { mountSmallFs, smallFsUnavailable } from "../helpers/small_fs.ts";
 const MIB = 1024 * 1024;
 const why = smallFsUnavailable();
 
+/** A data directory under `dir` holding a copy of an already migrated PGlite database. */
+async function migratedDataDirIn(dir: string): Promise<string> {
+  const { handle, dataDir: template } = await openTestDatabase("pglite");
+  await handle.close();
+  const dataDir = `${dir}/data`;
+  await Deno.mkdir(dataDir);
+  const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
+    .output();
+  assert.ok(copy.success);
+  return dataDir;
+}
+
 Deno.test({
   name:
     "sealpost serve on PGlite on a full disk answers 503 instead of hanging, exits 75, and a restart keeps every acknowledged message",
@@ -32,13 +44,7 @@ Deno.test({
   fn: async () => {
     const fs = await mountSmallFs(160);
     try {
-      const { handle, dataDir: template } = await openTestDatabase("pglite");
-      await handle.close();
-      const dataDir = `${fs.dir}/data`;
-      await Deno.mkdir(dataDir);
-      const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
-        .output();
-      assert.ok(copy.success);
+      const dataDir = await migratedDataDirIn(fs.dir);
       const env = {
         SEALPOST_DATA_DIR: dataDir,
         SEALPOST_RATE_SEND: "off",
@@ -107,13 +113,7 @@ Deno.test({
   fn: async () => {
     const fs = await mountSmallFs(96);
     try {
-      const { handle, dataDir: template } = await openTestDatabase("pglite");
-      await handle.close();
-      const dataDir = `${fs.dir}/data`;
-      await Deno.mkdir(dataDir);
-      const copy = await new Deno.Command("cp", { args: ["-a", `${template}/pg`, `${dataDir}/pg`] })
-        .output();
-      assert.ok(copy.success);
+      const dataDir = await migratedDataDirIn(fs.dir);
       await fs.fill(8 * MIB);
       const started = performance.now();
       const serving = startServe({ SEALPOST_DATA_DIR: dataDir, SEALPOST_DISK_RESERVE: "24MiB" });

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../../relay/base/clock.ts";
 import { toBase64Url } from "../../../relay/base/encoding.ts";
 import { pushOverview } from "../../../relay/push/stats.ts";
+import { overviewHtml } from "../../helpers/admin.ts";
 import { cipher, newAccount, newDevice } from "../../helpers/accounts.ts";
 import { assertErrorBody, call } from "../../helpers/http.ts";
 import { testCertificates, WebPushService } from "../../helpers/push.ts";
@@ -22,25 +23,6 @@ async function p256dh(): Promise<string> {
     "deriveBits",
   ]) as CryptoKeyPair;
   return toBase64Url(new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)));
-}
-
-/** Logs in to the dashboard and fetches the overview fragment. */
-async function overviewHtml(url: string): Promise<string> {
-  const login = await fetch(`${url}/admin/login`);
-  const pre = login.headers.getSetCookie()[0].split(";")[0];
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1];
-  const session = await fetch(`${url}/admin/login`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { cookie: pre, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: csrf, password: PASSWORD }),
-  });
-  const cookie = session.headers.getSetCookie()[0].split(";")[0];
-  const page = await fetch(`${url}/admin/partials/overview`, {
-    headers: { cookie, "hx-request": "true" },
-  });
-  assert.equal(page.status, 200);
-  return await page.text();
 }
 
 testBothDatabases(

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { DiskSpace } from "../../../relay/store/disk_space.ts";
 import { RelayError } from "../../../relay/errors.ts";
+import { overviewHtml } from "../../helpers/admin.ts";
 import { cipher, newDevice } from "../../helpers/accounts.ts";
 import { openTestDatabase, startTestRelay, testBothDatabases } from "../../helpers/relay.ts";
 import { startPostgres } from "../../helpers/postgres.ts";
@@ -88,26 +89,6 @@ async function post(url: string, token: string, body: unknown) {
 
 const smallFs = smallFsUnavailable();
 const PASSWORD = "correct horse battery staple";
-
-/** The admin overview fragment, after logging in with {@link PASSWORD}. */
-async function overviewHtml(url: string): Promise<string> {
-  const login = await fetch(`${url}/admin/login`);
-  const pre = login.headers.getSetCookie()[0].split(";")[0];
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1];
-  const session = await fetch(`${url}/admin/login`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { cookie: pre, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: csrf, password: PASSWORD }),
-  });
-  await session.body?.cancel();
-  const cookie = session.headers.getSetCookie()[0].split(";")[0];
-  const page = await fetch(`${url}/admin/partials/overview`, {
-    headers: { cookie, "hx-request": "true" },
-  });
-  assert.equal(page.status, 200);
-  return await page.text();
-}
 
 testBothDatabases(
   "below the disk reserve sends and blob uploads answer 503 with retry_after_ms, /readyz says why, and both resume when space returns",
