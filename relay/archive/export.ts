@@ -14,6 +14,7 @@ import {
   BLOB_PART_BYTES,
   encodeRow,
   Progress,
+  recordsOf,
   ROWS_PER_RECORD,
   TRANSIENT_TABLES,
 } from "./format.ts";
@@ -124,7 +125,9 @@ export async function exportArchive(options: ExportOptions): Promise<ArchiveTrai
           } ${where} order by ${keyList} limit ${ROWS_PER_RECORD}`
             .execute(tx);
           if (page.rows.length === 0) break;
-          await writer.write({ table: table.name, rows: page.rows.map(encodeRow) });
+          for (const record of recordsOf(table.name, page.rows.map(encodeRow))) {
+            await writer.write(record);
+          }
           done += page.rows.length;
           const lastRow = page.rows[page.rows.length - 1];
           last = table.key.map((k) => lastRow[k]);

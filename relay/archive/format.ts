@@ -101,13 +101,57 @@ export class ArchiveWriter {
   }
 }
 
-/** Reads records from a gzip'd JSON-lines stream, one at a time. */
+/**
+ * The longest line {@link ArchiveReader} accepts, in characters. The writer keeps table records
+ * near {@link RECORD_TARGET_CHARS} and blob parts are 1 MiB, so only a single row larger than this
+ * (a message body over ~190 MiB) could reach it; a longer line is a corrupt or hostile file.
+ */
+export const MAX_LINE_CHARS = 256 * 1024 * 1024;
+/** About how long a table record grows before the writer starts another. */
+export const RECORD_TARGET_CHARS = 8 * 1024 * 1024;
+
+/**
+ * Splits encoded rows into records of at most {@link ROWS_PER_RECORD} rows and about
+ * {@link RECORD_TARGET_CHARS} characters (a single larger row gets a record of its own).
+ */
+export function recordsOf(
+  table: string,
+  rows: Record<string, unknown>[],
+): { table: string; rows: Record<string, unknown>[] }[] {
+  const records: { table: string; rows: Record<string, unknown>[] }[] = [];
+  let current: Record<string, unknown>[] = [];
+  let chars = 0;
+  for (const row of rows) {
+    const size = JSON.stringify(row).length;
+    if (
+      current.length > 0 &&
+      (chars + size > RECORD_TARGET_CHARS || current.length >= ROWS_PER_RECORD)
+    ) {
+      records.push({ table, rows: current });
+      current = [];
+      chars = 0;
+    }
+    current.push(row);
+    chars += size;
+  }
+  if (current.length > 0) records.push({ table, rows: current });
+  return records;
+}
+
+/**
+ * Reads records from a gzip'd JSON-lines stream, one at a time. Lines are bounded by
+ * `maxLineChars`, and each chunk is searched for a newline once (never the whole buffer again).
+ */
 export class ArchiveReader {
   #reader: ReadableStreamDefaultReader<string>;
+  /** Decoded text not yet returned; `#scanned` characters of it hold no newline. */
   #buffer = "";
+  #scanned = 0;
   #ended = false;
+  readonly #maxLineChars: number;
 
-  constructor(source: ReadableStream<Uint8Array>) {
+  constructor(source: ReadableStream<Uint8Array>, maxLineChars = MAX_LINE_CHARS) {
+    this.#maxLineChars = maxLineChars;
     this.#reader = source
       .pipeThrough(
         new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
@@ -119,10 +163,17 @@ export class ArchiveReader {
   /** The next record, or null at the end of the stream. */
   async next(): Promise<ArchiveRecord | null> {
     while (true) {
-      const newline = this.#buffer.indexOf("\n");
+      const newline = this.#buffer.indexOf("\n", this.#scanned);
+      const end = newline >= 0 ? newline : this.#buffer.length;
+      if (end > this.#maxLineChars) {
+        throw new Error(
+          `Cannot read the archive: a record is longer than ${this.#maxLineChars} characters (corrupt file)`,
+        );
+      }
       if (newline >= 0) {
         const line = this.#buffer.slice(0, newline);
         this.#buffer = this.#buffer.slice(newline + 1);
+        this.#scanned = 0;
         if (line.trim() === "") continue;
         try {
           return JSON.parse(line) as ArchiveRecord;
@@ -132,6 +183,7 @@ export class ArchiveReader {
           );
         }
       }
+      this.#scanned = this.#buffer.length;
       if (this.#ended) {
         if (this.#buffer.trim() === "") return null;
         throw new Error(
