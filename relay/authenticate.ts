@@ -137,7 +137,8 @@ export async function login(deps: Deps, body: LoginBody): Promise<IssuedToken> {
 }
 
 /**
- * Resolves a bearer token to its device. A token that is unknown or expired is
+ * Resolves a bearer token to its device, from `deps.tokens` when it was seen a moment ago
+ * (`relay/accounts/token_cache.ts`: expiry exact, revocation at once). A token that is unknown or expired is
  * `401 unauthenticated`; one whose device was deleted by cleanup is `401 unknown_device`; one
  * whose device was revoked is `403 device_revoked`.
  */
@@ -154,6 +155,15 @@ export async function authenticateTokenUntil(
   token: string,
 ): Promise<{ principal: Principal; expiresAt: number }> {
   const hash = await sha256(token);
+  const cached = deps.tokens.get(hash);
+  if (cached) {
+    deps.activity.touch(cached.device);
+    return {
+      principal: { account: cached.account, device: cached.device },
+      expiresAt: cached.expiresAt,
+    };
+  }
+  const since = deps.tokens.begin();
   const row = await deps.db.selectFrom("tokens")
     .innerJoin("devices", "devices.id", "tokens.device_id")
     .select(["tokens.expires_at", "devices.id", "devices.account_id", "devices.revoked_at"])
@@ -169,6 +179,11 @@ export async function authenticateTokenUntil(
   }
   if (row.revoked_at !== null) throw new RelayError("device_revoked");
   deps.activity.touch(row.id);
+  deps.tokens.set(
+    hash,
+    { account: row.account_id, device: row.id, expiresAt: row.expires_at },
+    since,
+  );
   return { principal: { account: row.account_id, device: row.id }, expiresAt: row.expires_at };
 }
 

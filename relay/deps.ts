@@ -13,6 +13,7 @@ import type { DatabaseHandle, Db } from "./store/database.ts";
 import type { Logger } from "./base/log.ts";
 import { Metrics } from "./base/metrics.ts";
 import { initialRuntimeValues, RuntimeSettings } from "./config/runtime.ts";
+import { TokenCache } from "./accounts/token_cache.ts";
 import type { DiskSpace } from "./store/disk_space.ts";
 
 /** The base dependencies of every service. */
@@ -26,6 +27,8 @@ export interface Deps {
   readonly activity: ActivityTracker;
   readonly bus: Bus;
   readonly metrics: Metrics;
+  /** Bearer tokens seen a moment ago (`relay/accounts/token_cache.ts`). */
+  readonly tokens: TokenCache;
   /** The data directory's free-space reserve, when it holds the database or blob files. */
   readonly disk?: DiskSpace;
 }
@@ -63,5 +66,6 @@ export function createDeps(options: {
     ),
     bus: options.bus,
     metrics: new Metrics(),
+    tokens: new TokenCache({ bus: options.bus, clock, ttl: config.tokenCacheTtl }),
   };
 }

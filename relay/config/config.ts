@@ -78,6 +78,8 @@ export type Config = {
   readonly maxPendingSockets: number;
   readonly maxPendingSocketsPerIp: number;
   readonly tokenTtl: number;
+  /** How long a valid token is remembered in memory (ms; 0: never). */
+  readonly tokenCacheTtl: number;
   readonly adminPassword?: string;
   readonly metricsToken?: string;
   /** A second, private port serving only `/metrics`, without the token; unset → none. */

@@ -295,6 +295,13 @@ export const SETTINGS = {
     "session token lifetime",
     parseDuration,
   ),
+  tokenCacheTtl: setting(
+    "SEALPOST_TOKEN_CACHE",
+    "token-cache",
+    "10s",
+    "how long a valid token is remembered in memory (0s: never)",
+    parseDuration,
+  ),
   adminPassword: setting(
     "SEALPOST_ADMIN_PASSWORD",
     "admin-password",

@@ -230,6 +230,7 @@ relaySuite("authentication over HTTP", {}, {
     const root = await generateKeyPair();
     const phone = await registered(t, { account: root });
     const lost = await registered(t, { account: root });
+    await lost.api.devices(root.id); // its token is now remembered (relay/accounts/token_cache.ts)
     await phone.api.revokeDevice(lost.me.device.id);
 
     await assertRejects(lost.api.devices(root.id), 403, "device_revoked");
@@ -282,6 +283,7 @@ relaySuite("authentication over HTTP", {}, {
       assert.equal(tokens.length, 1);
       await store.insertInto("token_tombstones").values(tokens).execute();
       await store.deleteFrom("devices").where("id", "=", gone.me.device.id).execute();
+      t.relay.deps.bus.publish({ kind: "revoked", device: gone.me.device.id });
 
       await assertRejects(gone.api.devices(root.id), 401, "unknown_device");
       await assertRejects(new HttpClient(t.url).login(gone.me), 401, "unknown_device");
@@ -308,5 +310,32 @@ testBothDatabases(
       // Logging in again gives a fresh token.
       await api.login(me);
       await api.devices(me.account);
+    }),
+);
+
+testBothDatabases(
+  "a token is remembered for SEALPOST_TOKEN_CACHE (no lookup), never past its expiry",
+  (db) =>
+    withRelay(db, { env: { SEALPOST_TOKEN_TTL: "1h", SEALPOST_TOKEN_CACHE: "2h" } }, async (t) => {
+      const { me, api } = await registered(t);
+      await api.devices(me.account);
+      // Deleted by hand in SQL: the remembered token still answers, so it was not looked up.
+      await t.relay.deps.db.deleteFrom("tokens").where("device_id", "=", me.device.id).execute();
+      await api.devices(me.account);
+      t.clock.advance(3_600_000 - 1);
+      await api.devices(me.account);
+      t.clock.advance(1);
+      await assertRejects(api.devices(me.account), 401, "unauthenticated");
+    }),
+);
+
+testBothDatabases(
+  "with SEALPOST_TOKEN_CACHE=0s a token deleted by hand answers 401 at once",
+  (db) =>
+    withRelay(db, { env: { SEALPOST_TOKEN_CACHE: "0s" } }, async (t) => {
+      const { me, api } = await registered(t);
+      await api.devices(me.account);
+      await t.relay.deps.db.deleteFrom("tokens").where("device_id", "=", me.device.id).execute();
+      await assertRejects(api.devices(me.account), 401, "unauthenticated");
     }),
 );

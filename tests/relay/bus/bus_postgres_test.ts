@@ -17,6 +17,7 @@ import { RawSocket } from "../../helpers/ws.ts";
 import { PostgresBus } from "../../../relay/bus/bus_postgres.ts";
 import { silentLogger } from "../../../relay/base/log.ts";
 import { busContract } from "./bus_contract.ts";
+import { HttpClient } from "../../../client/mod.ts";
 
 busContract(
   "PostgresBus",
@@ -41,11 +42,13 @@ busContract(
 
 /** Two relay instances on one Postgres database, each with its own bus connection. */
 async function twoInstances() {
-  const a = await startTestRelay({ db: "postgres", env: { SEALPOST_RATE_SEND: "off" } });
+  // Tokens remembered long, so a revocation that reaches B is seen only through the bus.
+  const env = { SEALPOST_RATE_SEND: "off", SEALPOST_TOKEN_CACHE: "1h" };
+  const a = await startTestRelay({ db: "postgres", env });
   const b = await startTestRelay({
     db: "postgres",
     databaseUrl: a.databaseUrl,
-    env: { SEALPOST_RATE_SEND: "off" },
+    env,
   });
   return { a, b, stop: async () => (await Promise.all([a.stop(), b.stop()]), undefined) };
 }
@@ -89,9 +92,13 @@ testBothDatabases(
       );
       await alice.api.send(second.id, { body: cipher() });
       assert.equal((await onB.next((f) => f.t === "msg" && f.group === second.id)).seq, 1);
-      // revocation on A closes the socket on B
+      // revocation on A closes the socket on B, and drops the token B remembers
+      const onBHttp = new HttpClient(b.url);
+      onBHttp.token = bob.token;
+      await onBHttp.devices(bob.account);
       await bobLaptop.api.revokeDevice(bob.device);
       assert.equal((await onB.closed).code, 4003);
+      await assert.rejects(onBHttp.devices(bob.account), { status: 403, code: "device_revoked" });
       onA.close();
     } finally {
       await stop();
