@@ -18,7 +18,12 @@
 
 import { parseArgs } from "node:util";
 import { type AbuseResult, abuseScenario, abuseTable } from "./abuse.ts";
-import { type CatchupResult, catchupScenario } from "./catchup.ts";
+import {
+  type CatchupClient,
+  type CatchupResult,
+  catchupScenario,
+  type CatchupSpec,
+} from "./catchup.ts";
 import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
 import { type FarRun, farRun } from "./far.ts";
@@ -68,6 +73,8 @@ const USAGE = `Usage: deno task bench [--flags]
   --far-delay MS         far: delay each way between the relay and Postgres (default 40)
   --far-sends N          far: sequential HTTP sends timed (default 30)
   --catchup N            stored messages to replay (default 100000)
+  --catchup-client LIST  who replays: sdk (SDK session, batched \`msgs\` frames), frames (a bare
+                         client, one \`msg\` frame per message, as the peer harness); default both
   --abuse-clients N      abuse: clients each sending one big body (default 50)
   --abuse-body-mib N     abuse: size of each body in MiB (default 64)
   --abuse-sockets N      abuse: WebSockets that connect and never authenticate (default 1000)
@@ -75,7 +82,8 @@ const USAGE = `Usage: deno task bench [--flags]
                          socket sends before auth (default 256)
   --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
                          force_custom_plan avoids stale generic plans; default: Postgres's auto)
-  --cpu-prof             write a CPU profile of the Postgres fan-out relay and summarise it
+  --cpu-prof             write a CPU profile of the Postgres fan-out (and catch-up) relay and
+                         summarise it
   --wait-load X          first wait (up to --wait-max s) until the 1-min load is below X
   --wait-max S           (default 600)
   --out FILE             result file (default bench/results/<timestamp>.json)`;
@@ -98,6 +106,7 @@ type Options = {
   farDelayMs: number;
   farSends: number;
   catchup: number;
+  catchupClients: CatchupClient[];
   abuseClients: number;
   abuseBodyMiB: number;
   abuseSockets: number;
@@ -128,6 +137,7 @@ function parseOptions(args: string[]): Options {
       "far-delay": { type: "string" },
       "far-sends": { type: "string" },
       catchup: { type: "string" },
+      "catchup-client": { type: "string" },
       "abuse-clients": { type: "string" },
       "abuse-body-mib": { type: "string" },
       "abuse-sockets": { type: "string" },
@@ -155,6 +165,10 @@ function parseOptions(args: string[]): Options {
   if (!["sdk", "every", "none"].includes(ack)) {
     throw new Error(`Cannot parse --ack: expected sdk, every or none, got '${ack}'`);
   }
+  const catchupClients = (values["catchup-client"] ?? "sdk,frames").split(",") as CatchupClient[];
+  for (const c of catchupClients) {
+    if (c !== "sdk" && c !== "frames") throw new Error(`Cannot parse --catchup-client: '${c}'`);
+  }
   const stamp = new Date().toISOString().replace(/[:]/g, "").replace(/\..*$/, "");
   return {
     scenarios,
@@ -176,6 +190,7 @@ function parseOptions(args: string[]): Options {
     farDelayMs: positive(values["far-delay"] ?? "40"),
     farSends: positive(values["far-sends"] ?? "30"),
     catchup: positive(values.catchup ?? "100000"),
+    catchupClients,
     abuseClients: positive(values["abuse-clients"] ?? "50"),
     abuseBodyMiB: positive(values["abuse-body-mib"] ?? "64"),
     abuseSockets: positive(values["abuse-sockets"] ?? "1000"),
@@ -276,7 +291,7 @@ type Results = {
     relay_log: string[];
     cpu_profile?: unknown;
   };
-  catchup?: CatchupResult[];
+  catchup?: (CatchupResult & { cpu_profile?: unknown })[];
   steps: { name: string; seconds: number }[];
   idle?: IdleResult & { relay_log: string[] };
   abuse?: AbuseResult[];
@@ -561,14 +576,22 @@ async function main(): Promise<void> {
 
     if (has("catchup")) {
       results.catchup = [];
-      const acks: AckMode[] = options.quick ? ["sdk"] : ["sdk", "every"];
+      const runs = options.catchupClients.flatMap((client): CatchupSpec[] =>
+        client === "sdk" && !options.quick
+          ? [{ client, ack: "sdk" as const }, { client, ack: "every" as const }]
+          : [{ client, ack: "sdk" as const }]
+      );
       await step("catch-up on Postgres", async () => {
         const databaseUrl = await pg!.createDatabase();
-        let relay: RelayProcess = await startRelay({ databaseUrl });
+        const profDir = options.cpuProf
+          ? `${new URL(".", import.meta.url).pathname}tmp/prof-catchup-${Date.now()}`
+          : undefined;
+        if (profDir) await Deno.mkdir(profDir, { recursive: true });
+        let relay: RelayProcess = await startRelay({ databaseUrl, cpuProfDir: profDir });
         try {
           const out = await catchupScenario(relay, {
             count: options.catchup,
-            acks,
+            runs,
             bodyBytes: options.bodyBytes,
             databaseUrl,
             postgresPid: pgPid,
@@ -589,6 +612,9 @@ async function main(): Promise<void> {
         } finally {
           await relay.stop();
         }
+        if (profDir && results.catchup?.length) {
+          results.catchup[0]!.cpu_profile = await summarizeProfileDir(profDir);
+        }
         const server = await startRawServer();
         try {
           results.ceilings.ws_push = await pushCeiling(server, options.catchup, chars);
@@ -603,7 +629,7 @@ async function main(): Promise<void> {
           try {
             const out = await catchupScenario(relay, {
               count: options.catchup,
-              acks: ["sdk"],
+              runs: [{ client: "sdk", ack: "sdk" }],
               bodyBytes: options.bodyBytes,
             });
             relay = out.relay;

@@ -77,11 +77,13 @@ export function catchupMarkdown(r: Json): string {
     for (const run of c.runs) {
       rows.push([
         `relay, ${c.database === "postgres" ? "Postgres" : "PGlite"}`,
+        run.client === "frames" ? "one `msg` frame each" : "SDK (batched)",
         run.ack,
         run.first_message_s,
         run.seconds,
         run.msg_s,
         pct(run.usage.relay_cpu_pct),
+        run.usage.relay_cpu_s ?? null,
         pct(run.usage.generator_cpu_pct),
         pct(run.usage.others_cpu_pct),
         run.usage.relay_rss_mib_max,
@@ -91,18 +93,22 @@ export function catchupMarkdown(r: Json): string {
   }
   const read = r.ceilings?.postgres_read;
   if (read) {
-    rows.push(["Postgres paged read (500/page)", null, null, read.seconds, read.rows_s]);
+    rows.push(["Postgres paged read (500/page)", null, null, null, read.seconds, read.rows_s]);
   }
   const push = r.ceilings?.ws_push;
-  if (push) rows.push(["bare WS push + client JSON.parse", null, null, push.seconds, push.msg_s]);
+  if (push) {
+    rows.push(["bare WS push + client JSON.parse", null, null, null, push.seconds, push.msg_s]);
+  }
   return table(
     [
       "target",
+      "client",
       "acks",
       "first message s",
       "all 100k s",
       "msg/s",
       "relay CPU",
+      "relay CPU-s",
       "generator CPU",
       "others CPU",
       "relay RSS MiB",

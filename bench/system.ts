@@ -105,6 +105,8 @@ export function machineInfo(): MachineInfo {
 /** A CPU and memory reading of the relay, the generator and (when there is one) Postgres. */
 export type Usage = {
   relay_cpu_pct: number;
+  /** The relay's CPU-seconds over the window (utime + stime): the measure a busy box distorts least. */
+  relay_cpu_s: number;
   generator_cpu_pct: number;
   postgres_cpu_pct: number | null;
   /**
@@ -163,6 +165,7 @@ export class UsageMeter {
     const machine = machineBusySeconds() - this.#machine0;
     return {
       relay_cpu_pct: pct(relay),
+      relay_cpu_s: Math.round(relay * 100) / 100,
       generator_cpu_pct: pct(generator),
       postgres_cpu_pct: pg === null ? null : pct(pg),
       others_cpu_pct: Math.max(0, pct(machine - relay - generator - (pg ?? 0))),
