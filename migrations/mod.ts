@@ -14,6 +14,7 @@ import * as m0006 from "./0006_key_packages.ts";
 import * as m0007 from "./0007_commit_function.ts";
 import * as m0008 from "./0008_invitations.ts";
 import * as m0009 from "./0009_sealed_sends.ts";
+import * as m0010 from "./0010_accept_in_commit.ts";
 
 /** All migrations by name, in order. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   "0007_commit_function": m0007,
   "0008_invitations": m0008,
   "0009_sealed_sends": m0009,
+  "0010_accept_in_commit": m0010,
 };

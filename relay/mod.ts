@@ -395,6 +395,7 @@ function relayServices(
     // has one connection.
     lanes: base.dbKind === "pglite" ? 1 : Math.max(1, Math.floor(options.database.poolSize / 2)),
     maxQueuedBytes: config.commitQueueBytes,
+    maxGroupsPerAccount: config.maxGroupsPerAccount,
     onBatch: (size, waits, newMessages, newBytes) => {
       metrics.batchSize.observe(size);
       for (const ms of waits) metrics.commitSeconds.observe(ms / 1000);

@@ -25,6 +25,8 @@
  * presented must equal the group's `send_verifier`, checked in the same statement under the same
  * row lock (`sealpost_commit` of migration 0009, so a rotation orders with sends); its
  * `client_id` is unique per group; it is stored without a sender. The rest is the same path.
+ * A send marked `accept` (HTTP) accepts its sender's invitation in the same statement
+ * (`sealpost_commit` of migration 0010).
  */
 
 import { sql } from "kysely";
@@ -54,6 +56,11 @@ export type PendingSend = {
   to?: string[];
   /** The referenced blob, already checked by the blob policy. */
   blob?: { id: string; size: number };
+  /**
+   * The sender's membership may still be an invitation (an HTTP send): the commit accepts it
+   * under the group's row lock (migration 0010), within `maxGroupsPerAccount`.
+   */
+  accept?: boolean;
 };
 
 /** The outcome of a send. */
@@ -63,6 +70,8 @@ export type SendResult = {
   expires_at: number | null;
   /** True when this `client_id` had been sent before: the original result is returned. */
   duplicate: boolean;
+  /** This send accepted its sender's invitation (`accept`); the caller announces it. */
+  accepted?: true;
 };
 
 type Waiting = PendingSend & {
@@ -95,6 +104,8 @@ export type GroupCommitOptions = {
    * `unavailable`; default unbounded.
    */
   maxQueuedBytes?: number;
+  /** The accepted-group quota applied to sends that accept an invitation; default none. */
+  maxGroupsPerAccount?: number;
   /** Called after each commit with the batch size, the sends' wait times and new bytes. */
   onBatch?: (size: number, waitsMs: number[], newMessages: number, newBytes: number) => void;
   /**
@@ -145,7 +156,7 @@ type Lane = {
 type OutcomeRow = {
   i: number;
   group_id: string;
-  verdict: "ok" | "no_group" | "no_blob";
+  verdict: "ok" | "accepted" | "no_group" | "no_blob" | "group_quota";
   seq: number | null;
   created_at: number | null;
   expires_at: number | null;
@@ -326,6 +337,7 @@ export class GroupCommit {
     const now = clock.now();
     const announcement = bus.announcement?.() ?? null;
     // One parameter per column, not one per value: cheap to build and to parse at any size.
+    // (Booleans go as text: postgres.js sends a boolean array as one boolean.)
     const result = await sql<OutcomeRow>`
       select * from sealpost_commit(
         ${batch.map((s) => s.group)}::text[], ${batch.map((s) => s.account)}::text[],
@@ -336,10 +348,13 @@ export class GroupCommit {
         ${batch.map((s) => s.to?.join(",") ?? null)}::text[],
         ${now}::bigint, ${maxTtlMs}::bigint, ${announcement?.channel ?? null}::text,
         ${announcement?.origin ?? null}::text,
-        ${batch.map((s) => s.sealedVerifier ?? null)}::text[])`.execute(db);
+        ${batch.map((s) => s.sealedVerifier ?? null)}::text[],
+        ${batch.map((s) => s.accept === true ? "t" : "f")}::text[]::boolean[],
+        ${this.options.maxGroupsPerAccount ?? null}::bigint)`.execute(db);
 
     this.#release(batch);
     const perGroup = new Map<string, StoredMessage[]>();
+    const acceptedNow = new Set<string>();
     const rows = result.rows;
     for (let k = 0; k < batch.length; k++) {
       const send = batch[k];
@@ -356,12 +371,26 @@ export class GroupCommit {
         send.reject(new RelayError("not_found", "No such blob"));
         continue;
       }
+      if (row.verdict === "group_quota") {
+        send.reject(
+          new RelayError(
+            "conflict",
+            `An account may be in at most ${this.options.maxGroupsPerAccount} groups`,
+          ),
+        );
+        continue;
+      }
       const outcome: SendResult = {
         seq: Number(row.seq),
         created_at: Number(row.created_at),
         expires_at: row.expires_at === null ? null : Number(row.expires_at),
         duplicate: row.duplicate === true,
       };
+      // One announcement per acceptance, however many of the sender's sends the batch holds.
+      if (row.verdict === "accepted" && !acceptedNow.has(`${send.group} ${send.account}`)) {
+        acceptedNow.add(`${send.group} ${send.account}`);
+        outcome.accepted = true;
+      }
       send.resolve(outcome);
       if (outcome.duplicate) continue;
       const message: StoredMessage = {

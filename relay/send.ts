@@ -15,7 +15,7 @@ import type { Hub } from "./hub.ts";
 import type { GroupCommit, SendResult } from "./persist.ts";
 import type { SealedSendBody, SendBody } from "./protocol.ts";
 import type { RateLimiter } from "./rate_limit.ts";
-import { acceptMembership } from "./accounts/groups.ts";
+import { acceptMembership, announceAccepted } from "./accounts/groups.ts";
 
 /** What the send path needs. */
 export type SendDeps = Deps & {
@@ -49,7 +49,9 @@ export type Sent =
  * ```
  *
  * `invited` says whether the sender's account is still only invited to the group, when the
- * caller knows (a WebSocket connection does); otherwise it is looked up.
+ * caller knows (a WebSocket connection does). Otherwise (HTTP) a durable send accepts an
+ * invitation in its commit (`accept`, migration 0010: no round trip before it) and an ephemeral
+ * one looks it up.
  */
 export async function send(
   deps: SendDeps,
@@ -142,7 +144,7 @@ async function sendUnchecked(
     throw notFound("No such blob");
   }
   deps.sendLimit.check(from.device, "sends");
-  if (invited ?? await isInvited(deps, group, from.account)) {
+  if (invited ?? (body.ephemeral && await isInvited(deps, group, from.account))) {
     await acceptMembership(deps, group, from.account);
   }
 
@@ -175,6 +177,12 @@ async function sendUnchecked(
     ttlS: body.ttl_s,
     to: body.to,
     blob,
+    accept: invited === undefined,
   });
+  if (result.accepted) {
+    await announceAccepted(deps, group, from.account);
+    const { accepted: _, ...answer } = result;
+    return { ephemeral: false, ...answer };
+  }
   return { ephemeral: false, ...result };
 }

@@ -331,8 +331,13 @@ export async function acceptMembership(
     .where("group_id", "=", group).where("account_id", "=", account)
     .where("state", "=", "invited").returning("account_id").execute();
   if (updated.length === 0) return false;
-  announce(deps, group, "member_accepted", account, await memberAccounts(deps, group));
+  await announceAccepted(deps, group, account);
   return true;
+}
+
+/** Tells the group that `account` accepted (also after a send that accepted in its commit). */
+export async function announceAccepted(deps: Deps, group: string, account: string): Promise<void> {
+  announce(deps, group, "member_accepted", account, await memberAccounts(deps, group));
 }
 
 async function ownerCount(deps: Deps, id: string): Promise<number> {

@@ -144,6 +144,65 @@ async function commitFixture(kind: DbKind, groupCount: number, size: number) {
 }
 
 testBothDatabases(
+  "sealpost_commit accepts an invitation in the commit (accept, migration 0010), once, within the group quota",
+  async (kind) => {
+    const f = await commitFixture(kind, 2, 2);
+    try {
+      const alice = f.member(0); // group 0
+      const carol = f.member(2); // group 1
+      const elsewhere = { group: carol.group, account: alice.account };
+      const now = Date.now();
+      await f.handle.db.insertInto("group_members").values({
+        group_id: elsewhere.group,
+        account_id: elsewhere.account,
+        role: "member",
+        added_at: now,
+        state: "invited",
+      }).execute();
+      await f.handle.db.updateTable("group_members").set({ state: "invited" })
+        .where("account_id", "in", [alice.account, carol.account]).execute();
+      const commit = f.commitWith({ maxGroupsPerAccount: 1 });
+      const send = (who: { group: string; account: string }, clientId: string, extra = {}) =>
+        commit.submit({ ...who, device: who.account, clientId, bodyText: cipher(16), ...extra });
+      const state = async (who: { group: string; account: string }) =>
+        (await f.handle.db.selectFrom("group_members").select("state")
+          .where("group_id", "=", who.group).where("account_id", "=", who.account)
+          .executeTakeFirstOrThrow()).state;
+
+      const [a1, a2, c1, c2] = await Promise.allSettled([
+        send(alice, "a1", { accept: true }),
+        send(alice, "a2", { accept: true }),
+        send(carol, "c1", { accept: true, blob: { id: "nosuchblob", size: 1 } }),
+        send(carol, "c2"), // not marked: the membership stays as it is (a WebSocket knows it)
+      ]);
+      assert.ok(a1.status === "fulfilled" && a2.status === "fulfilled");
+      assert.equal(a1.value.accepted, true, "the first send of the batch accepted");
+      assert.equal(a2.value.accepted, undefined, "one announcement per acceptance");
+      assert.deepEqual([a1.value.seq, a2.value.seq], [1, 2]);
+      assert.equal(await state(alice), "accepted");
+      assert.ok(c1.status === "rejected" && c1.reason.code === "not_found");
+      assert.ok(c2.status === "fulfilled" && c2.value.accepted === undefined);
+      assert.equal(await state(carol), "invited", "a refused send accepts nothing");
+
+      // Alice is now in one accepted group, the quota here: her send elsewhere is refused 409,
+      // takes no seq, and leaves the invitation as it was.
+      await assert.rejects(send(elsewhere, "e1", { accept: true }), (error: unknown) => {
+        assert.ok(error instanceof RelayError);
+        assert.equal(error.code, "conflict");
+        return true;
+      });
+      assert.equal(await state(elsewhere), "invited");
+      const c3 = await send(carol, "c3", { accept: true });
+      assert.equal(c3.accepted, true);
+      assert.equal(c3.seq, 2, "the refused sends took no seq");
+      assert.equal(await state(carol), "accepted");
+    } finally {
+      await f.handle.close();
+    }
+  },
+);
+
+testBothDatabases(
   "sealpost_commit in one statement: repeats in and across batches answer the original, a refused send takes no seq, ttl is capped",
   async (kind) => {
     const f = await commitFixture(kind, 2, 2);

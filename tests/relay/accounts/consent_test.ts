@@ -79,6 +79,46 @@ relaySuite("consent before exposure", {
     await assertRejects(carol.api.acceptGroup(group.id), 404, "not_found");
   },
 
+  "an invited member's first HTTP send accepts in its commit: the group is told once; past the quota it is 409":
+    async (t) => {
+      const alice = await newDevice(t.url);
+      const bob = await newDevice(t.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      const a = await RawSocket.authed(t.wsUrl, alice.token);
+      try {
+        a.send({ t: "sub", groups: [group.id] });
+        await a.next((f) => f.t === "synced");
+        await bob.api.send(group.id, { body: cipher(), client_id: "first" });
+        await bob.api.send(group.id, { body: cipher(), client_id: "second" });
+        assert.deepEqual(
+          await a.next((f) => f.t === "group" && f.event === "member_accepted"),
+          { t: "group", group: group.id, event: "member_accepted", account: bob.account },
+        );
+        await a.take(2, (f) => f.t === "msg");
+        assert.ok(
+          await a.none((f) => f.t === "group" && f.event === "member_accepted", 300),
+          "announced once",
+        );
+        const states = (await alice.api.group(group.id)).members.map((m) => m.state);
+        assert.deepEqual(states, ["accepted", "accepted"]);
+
+        // Bob is in 1 accepted group; two more reach the quota (3 here).
+        await bob.api.createGroup();
+        await bob.api.createGroup();
+        const full = await alice.api.createGroup({ members: [bob.account] });
+        await assertRejects(
+          bob.api.send(full.id, { body: cipher(), client_id: "q" }),
+          409,
+          "conflict",
+        );
+        const after = await alice.api.group(full.id);
+        assert.equal(after.members.find((m) => m.account === bob.account)?.state, "invited");
+        assert.equal(after.last_seq, 0, "the refused send was not stored");
+      } finally {
+        a.close();
+      }
+    },
+
   "an invited device's presence is not announced until it accepts (over the accept frame)": async (
     t,
   ) => {
