@@ -58,24 +58,32 @@ export class Connection {
   }
 
   /**
-   * For replays: sends a frame even past the live limit, after waiting (up to
-   * {@link REPLAY_STALL_MS}) for the client to read its buffer down; false if it never does,
-   * in which case the connection is closed as too slow.
+   * For replays: sends frames in order, each even past the live limit once the client has read
+   * its buffer down — waiting (up to {@link REPLAY_STALL_MS}) whenever more than the limit is
+   * unread; false if the connection closed, or if the client never read, in which case it is
+   * closed as too slow. Checking the buffer per frame keeps what the relay holds for one client
+   * at the limit plus one frame.
    */
-  async sendPaced(frame: string): Promise<boolean> {
-    if (this.socket.bufferedAmount > this.maxBuffered) {
-      const deadline = Date.now() + REPLAY_STALL_MS;
-      while (this.open && this.socket.bufferedAmount > this.maxBuffered / 2) {
-        if (Date.now() > deadline) {
-          this.onSlow(this);
-          return false;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+  async sendPaced(frames: readonly string[]): Promise<boolean> {
+    for (let i = 0; i < frames.length; i++) {
+      if (this.socket.bufferedAmount > this.maxBuffered && !(await this.#drained())) return false;
+      if (!this.open) return false;
+      this.socket.send(frames[i]);
     }
-    if (!this.open) return false;
-    this.socket.send(frame);
     return true;
+  }
+
+  /** Waits until the client has read its buffer down to half the limit; false if it never does. */
+  async #drained(): Promise<boolean> {
+    const deadline = Date.now() + REPLAY_STALL_MS;
+    while (this.open && this.socket.bufferedAmount > this.maxBuffered / 2) {
+      if (Date.now() > deadline) {
+        this.onSlow(this);
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return this.open;
   }
 
   /** Sends a frame of the protocol. */

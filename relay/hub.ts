@@ -18,7 +18,7 @@ import { Connection, type FrameSocket } from "./connection.ts";
 import { closeCode, type CloseReason, ERRORS } from "./errors.ts";
 import type { ServerFrame } from "./protocol.ts";
 import type { Logger } from "./base/log.ts";
-import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
+import { messageFrame, messageJson, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
 import { startSpan } from "./base/trace.ts";
 import type { BacklogReader } from "./backlog.ts";
@@ -273,15 +273,10 @@ export class Hub {
           if (sent) this.options.onDeliver?.("live", frame.length, message);
           return sent;
         },
-        replay: async (message) => {
-          const frame = sharedFrame(message);
-          const sent = await conn.sendPaced(frame);
-          if (sent) this.options.onDeliver?.("replay", frame.length, message);
-          return sent;
-        },
-        replayMany: conn.batch
-          ? (messages) => this.#replayBatched(conn, group, messages)
-          : undefined,
+        replay: (messages) =>
+          conn.batch
+            ? this.#replayBatched(conn, group, messages)
+            : this.#replayFrames(conn, messages),
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),
@@ -297,6 +292,18 @@ export class Hub {
     sub.start();
   }
 
+  /** Sends replayed messages as one `msg` frame each (a replay is never shared: no cache). */
+  async #replayFrames(conn: Connection, messages: StoredMessage[]): Promise<boolean> {
+    const frames = new Array<string>(messages.length);
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i++) {
+      bytes += (frames[i] = messageFrame(messages[i])).length;
+    }
+    if (!(await conn.sendPaced(frames))) return false;
+    this.options.onDeliverMany?.("replay", bytes, frames.length);
+    return true;
+  }
+
   /**
    * Sends replayed messages as `msgs` frames of at most {@link BATCH_FRAME_BYTES} each (or one
    * message, if it is larger), each message serialized once, the frame joined as text.
@@ -310,12 +317,12 @@ export class Hub {
       const count = parts.length;
       parts = [];
       bytes = 0;
-      if (!(await conn.sendPaced(frame))) return false;
+      if (!(await conn.sendPaced([frame]))) return false;
       this.options.onDeliverMany?.("replay", frame.length, count);
       return true;
     };
     for (const message of messages) {
-      const json = JSON.stringify(message);
+      const json = messageJson(message);
       if (parts.length > 0 && bytes + json.length > BATCH_FRAME_BYTES) {
         if (!(await flush())) return false;
       }

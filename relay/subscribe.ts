@@ -7,23 +7,28 @@
  * the subscription catches up from the database, reading pages after `last` together with the
  * group's `last_seq` in one snapshot, then drains the buffer. So a device never sees a gap, a
  * duplicate or a reordering, whatever the timing of commits, bus events and replays.
+ *
+ * A replay is streamed: while one page is written to the socket the next one is already being
+ * read, so the database and the relay work at the same time and the first frames leave after
+ * the first page's read. At most two pages per subscription are in memory; the socket side is
+ * bounded by the connection's pacing (`Connection.sendPaced`: wait while the client has more than
+ * the buffer limit unread, close `4009` if it reads nothing for 30 s).
  */
 
 import type { BacklogReader } from "./backlog.ts";
-import { type StoredMessage, visibleTo } from "./messages.ts";
+import { type Page, type StoredMessage, visibleTo } from "./messages.ts";
 
 /** Where a subscription delivers. */
 export interface SubscriptionSink {
   readonly device: string;
   /** Sends one live message; returns false if the connection can take no more (closed or slow). */
   deliver(message: StoredMessage): boolean;
-  /** Sends one replayed message, waiting while the client reads; false when it gave up. */
-  replay(message: StoredMessage): Promise<boolean>;
   /**
-   * Sends a page of replayed messages at once (`msgs` frames), when the client asked for
-   * batches; false when it gave up.
+   * Sends a page of replayed messages (`seq` ascending, all visible to the device) — one `msg`
+   * frame each, or `msgs` frames when the client asked for batches — waiting while the client
+   * reads; false when it gave up.
    */
-  replayMany?: (messages: StoredMessage[]) => Promise<boolean>;
+  replay(messages: StoredMessage[]): Promise<boolean>;
   /** Tells the client the replay reached the group's latest `seq`. */
   synced(group: string, seq: number): void;
   /** True while the connection is open. */
@@ -34,7 +39,7 @@ export interface SubscriptionSink {
 const MAX_BUFFER = 10_000;
 /** How long a live gap may wait for the missing messages to arrive before reading them. */
 const GAP_GRACE_MS = 50;
-/** Messages read per page during replay. */
+/** Messages read per page during replay (two pages are in memory while one is written). */
 const PAGE = 500;
 
 /** A device's subscription to one group. */
@@ -136,33 +141,27 @@ export class Subscription {
   async #catchUp(): Promise<void> {
     if (this.#catching || this.#closed) return;
     this.#catching = true;
+    // The page after the one being written, read meanwhile (its rejection is handled when awaited).
+    let ahead: { after: number; page: Promise<Page> } | undefined;
     try {
       // Each round either advances `last` or ends; bounded so a broken invariant cannot spin.
       for (let round = 0; round < 100_000; round++) {
         if (this.#closed || !this.sink.open) return;
         this.#overflowed = false;
-        const known = this.#buffer.reduce((max, m) => Math.max(max, m.seq), this.last);
-        const page = await this.read(
-          this.group,
-          this.sink.device,
-          this.last,
-          PAGE,
-          this.now(),
-          known,
-        );
+        const page = await (ahead?.after === this.last ? ahead.page : this.#readAfter(this.last));
+        ahead = undefined;
         if (this.#closed || !this.sink.open) return;
-        if (this.sink.replayMany) {
-          const fresh = page.messages.filter((m) => m.seq > this.last);
-          if (fresh.length > 0) {
-            this.last = fresh[fresh.length - 1].seq;
-            if (!(await this.sink.replayMany(fresh)) || this.#closed) return;
+        let fresh = page.messages;
+        if (fresh.length > 0 && fresh[0].seq <= this.last) {
+          fresh = fresh.filter((m) => m.seq > this.last);
+        }
+        if (fresh.length > 0) {
+          this.last = fresh[fresh.length - 1].seq;
+          if (page.has_more) {
+            ahead = { after: this.last, page: this.#readAfter(this.last) };
+            ahead.page.catch(() => {});
           }
-        } else {
-          for (const message of page.messages) {
-            if (message.seq <= this.last) continue;
-            this.last = message.seq;
-            if (!(await this.sink.replay(message)) || this.#closed) return;
-          }
+          if (!(await this.sink.replay(fresh)) || this.#closed) return;
         }
         if (page.has_more) continue;
         if (page.last_seq > this.last) this.last = page.last_seq;
@@ -180,6 +179,12 @@ export class Subscription {
     } finally {
       this.#catching = false;
     }
+  }
+
+  /** Reads the page after `after`, with the highest `seq` known to exist (for the replica). */
+  #readAfter(after: number): Promise<Page> {
+    const known = this.#buffer.reduce((max, m) => Math.max(max, m.seq), after);
+    return this.read(this.group, this.sink.device, after, PAGE, this.now(), known);
   }
 
   /** Delivers buffered messages that continue `last`; returns true if a gap remains. */

@@ -37,7 +37,7 @@ Deno.test("Connection.sendPaced waits for the buffer to drain below half the lim
   const socket = new RecordingSocket();
   const { conn, slow } = connection(socket);
   socket.bufferedAmount = 500;
-  const sending = conn.sendPaced("replayed");
+  const sending = conn.sendPaced(["replayed"]);
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.deepEqual(socket.sent, [], "nothing sent while the client reads nothing");
   socket.bufferedAmount = 60;
@@ -49,11 +49,29 @@ Deno.test("Connection.sendPaced waits for the buffer to drain below half the lim
   assert.equal(slow.length, 0);
 });
 
+Deno.test("Connection.sendPaced sends a page in order, pausing mid-page while the client has too much unread", async () => {
+  const socket = new RecordingSocket();
+  const { conn, slow } = connection(socket);
+  // The double's buffer grows with every frame sent, as a socket's does when the client is slow.
+  const send = socket.send.bind(socket);
+  socket.send = (data) => {
+    send(data);
+    socket.bufferedAmount += 40;
+  };
+  const sending = conn.sendPaced(["1", "2", "3", "4", "5"]);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(socket.sent, ["1", "2", "3"], "stops once more than the limit is unread");
+  socket.bufferedAmount = 0;
+  assert.equal(await sending, true);
+  assert.deepEqual(socket.sent, ["1", "2", "3", "4", "5"]);
+  assert.equal(slow.length, 0);
+});
+
 Deno.test("Connection.sendPaced gives up when the connection closes while waiting", async () => {
   const socket = new RecordingSocket();
   const { conn } = connection(socket);
   socket.bufferedAmount = 500;
-  const sending = conn.sendPaced("replayed");
+  const sending = conn.sendPaced(["replayed"]);
   conn.close(4009, "too slow");
   assert.equal(await sending, false);
   assert.deepEqual(socket.sent, []);

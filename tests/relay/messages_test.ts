@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { readPage, readRanges } from "../../relay/messages.ts";
+import {
+  messageFrame,
+  messageJson,
+  readPage,
+  readRanges,
+  type StoredMessage,
+} from "../../relay/messages.ts";
 import { cipher, newDevice } from "../helpers/accounts.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 
@@ -27,3 +33,29 @@ testBothDatabases(
     }
   },
 );
+
+Deno.test("messageFrame and messageJson (built by concatenation) are the JSON of the message", () => {
+  const base: StoredMessage = {
+    group: "g".repeat(22),
+    seq: 42,
+    from: { account: "a".repeat(43), device: "d".repeat(43) },
+    created_at: 1_796_000_000_000,
+    expires_at: null,
+    body: cipher(100),
+  };
+  const cases: StoredMessage[] = [
+    base,
+    { ...base, expires_at: 1_796_000_600_000 },
+    { ...base, from: null },
+    { ...base, body: "" },
+    { ...base, blob: { id: "blob_1-x", size: 123_456 } },
+    { ...base, to: ["d".repeat(43), "e".repeat(43)] },
+    { ...base, blob: { id: "b", size: 0 }, to: [] },
+    // Ids are escaped even though validation never lets such characters in.
+    { ...base, group: 'q"\\\n\u2028', from: { account: "\u0000", device: "é" } },
+  ];
+  for (const message of cases) {
+    assert.equal(messageJson(message), JSON.stringify(message));
+    assert.equal(messageFrame(message), JSON.stringify({ t: "msg", ...message }));
+  }
+});
