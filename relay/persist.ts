@@ -8,7 +8,9 @@
  * group, and the committed ranges are announced on the bus (`pg_notify`, delivered at commit).
  * Because `seq` is assigned under the group row lock in the inserting transaction, commit order
  * equals `seq` order: the rule of order holds for any number of senders and instances. A
- * rejected send never consumes a `seq`.
+ * rejected send never consumes a `seq`. While no other instance listens the bus leaves the
+ * announcement out (a NOTIFY would serialize the lanes' commits, fsync included; see
+ * `bus/bus_postgres.ts`).
  *
  * Several batches are in flight at once on server Postgres: sends are queued in lanes by group
  * (a group always maps to the same lane, each lane commits one batch at a time), so groups in
@@ -338,7 +340,9 @@ export class GroupCommit {
     const announcement = bus.announcement?.() ?? null;
     // One parameter per column, not one per value: cheap to build and to parse at any size.
     // (Booleans go as text: postgres.js sends a boolean array as one boolean.)
-    const result = await sql<OutcomeRow>`
+    let result;
+    try {
+      result = await sql<OutcomeRow>`
       select * from sealpost_commit(
         ${batch.map((s) => s.group)}::text[], ${batch.map((s) => s.account)}::text[],
         ${batch.map((s) => s.device)}::text[], ${batch.map((s) => s.clientId)}::text[],
@@ -351,6 +355,9 @@ export class GroupCommit {
         ${batch.map((s) => s.sealedVerifier ?? null)}::text[],
         ${batch.map((s) => s.accept === true ? "t" : "f")}::text[]::boolean[],
         ${this.options.maxGroupsPerAccount ?? null}::bigint)`.execute(db);
+    } finally {
+      announcement?.settled();
+    }
 
     this.#release(batch);
     const perGroup = new Map<string, StoredMessage[]>();

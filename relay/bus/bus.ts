@@ -5,8 +5,9 @@
  *
  * Guarantee: events published by one instance are delivered to every subscriber of every
  * instance in publish order, and committed messages are announced atomically with their commit
- * (the announcement is sent inside the committing transaction). Delivery can be interrupted when an
- * instance's bus connection drops; the bus then calls its `onGap` handlers after reconnecting,
+ * (the announcement is sent inside the committing transaction) whenever another instance
+ * listens. Delivery can be interrupted when an instance's bus connection drops, or when an
+ * instance that committed alone learns of a newcomer; the bus then calls its `onGap` handlers,
  * and the hub reads everything it may have missed back from the database (every subscription
  * also detects gaps in `seq` by itself).
  */
@@ -45,6 +46,15 @@ export type BusEvent =
   /** A device came online (first connection) or went offline (last connection closed). */
   | { kind: "presence"; device: string; account: string; groups: string[]; online: boolean };
 
+/** How one commit is announced to other instances (see {@link Bus.announcement}). */
+export type Announcement = {
+  /** The NOTIFY channel, or null when no other instance listens. */
+  channel: string | null;
+  origin: string;
+  /** Called once when the commit's statement has finished (committed or failed). */
+  settled(): void;
+};
+
 /** A bus. */
 export interface Bus {
   /**
@@ -53,11 +63,15 @@ export interface Bus {
    */
   publish(event: BusEvent): void;
   /**
-   * How committed ranges reach other instances: group commit passes this to `sealpost_commit`,
-   * which sends `{"o":origin,"k":"m","r":[[group,from,to],…]}` with `pg_notify(channel, …)`
-   * inside the committing transaction. Absent on a bus with no other instances.
+   * How one commit's ranges reach other instances: group commit asks before each
+   * `sealpost_commit` and passes `channel` and `origin`, and the statement sends
+   * `{"o":origin,"k":"m","r":[[group,from,to],…]}` with `pg_notify(channel, …)` inside the
+   * committing transaction. `channel` is null while no other instance listens (nothing is
+   * sent: a NOTIFY serializes every notifying commit of the cluster, fsync included); group commit
+   * calls `settled()` once the statement has finished either way, so the bus knows when no
+   * unannounced commit is in flight. Absent on a bus with no other instances.
    */
-  announcement?(): { channel: string; origin: string };
+  announcement?(): Announcement;
   /** Registers a handler called when events may have been missed (after a reconnect). */
   onGap(handler: () => void): void;
   /**

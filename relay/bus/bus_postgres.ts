@@ -10,13 +10,27 @@
  * The listening connection is dedicated (not from the pool) and reconnects by itself; after a
  * reconnect the bus calls its `onGap` handlers so the hub reads back whatever was committed
  * while it was deaf — nothing published meanwhile is missed.
+ *
+ * **Alone, commits are not announced.** A NOTIFY takes a cluster-wide lock from just before its
+ * transaction commits until after the commit's WAL flush, so notifying commits are serialized,
+ * fsync included, and lanes of group commit would wait on each other for nothing when no other
+ * instance listens. So each listener names itself (`application_name` `sealpost-listen <id>`),
+ * says `hello` on the channel whenever it (re)starts listening, and every
+ * {@link SOLO_CHECK_MS} a bus looks in `pg_stat_activity` for other listeners of its database:
+ * with none, its commits go out without a NOTIFY. A bus that committed alone and then hears a
+ * `hello` (or sees another listener) announces again from its next commit, waits for the
+ * unannounced commits still in flight, and then sends a `resync`: every other instance reads
+ * back from the database, as after a reconnect, so what it committed alone while the newcomer
+ * was starting is delivered there too. A check that began before a `hello` arrived is ignored,
+ * so a stale "alone" never silences a bus that has just heard of a newcomer.
  */
 
 import { type Kysely, sql } from "kysely";
 import postgres from "postgres";
-import type { Bus, BusEvent, SeqRange } from "./bus.ts";
+import type { Announcement, Bus, BusEvent, SeqRange } from "./bus.ts";
 import type { Db } from "../store/database.ts";
 import type { Logger } from "../base/log.ts";
+import { randomId } from "../base/encoding.ts";
 import { readRanges, type StoredMessage } from "../messages.ts";
 import type { Database } from "../store/schema.ts";
 
@@ -26,11 +40,19 @@ export const CHANNEL = "sealpost_bus";
 const MAX_PAYLOAD = 7_500;
 /** Published events sent per statement. */
 const PUBLISH_BATCH = 200;
+/** How often a bus looks for other instances' listeners (default). */
+export const SOLO_CHECK_MS = 2_000;
+/** The `application_name` prefix of every bus listener. */
+export const LISTENER_NAME = "sealpost-listen";
 
 type Wire =
   | { o: string; k: "m"; r: [string, number, number][] }
   | { o: string; k: "e"; e: BusEvent; n?: number }
-  | { o: string; k: "s"; id: number };
+  | { o: string; k: "s"; id: number }
+  /** A listener (re)started: whoever committed alone announces again. */
+  | { o: string; k: "h" }
+  /** Read everything back: the sender committed unannounced while a newcomer started. */
+  | { o: string; k: "r" };
 
 /** A received notification waiting its turn, or the marker of a listener reconnect. */
 type QueueItem = { wire: Wire } | { gap: true };
@@ -46,6 +68,8 @@ export type PostgresBusOptions = {
   wants?: (group: string) => boolean;
   /** Called with the lag between a notification's send and its handling (metrics). */
   onLag?: (ms: number) => void;
+  /** How often to look for other listeners ({@link SOLO_CHECK_MS}); the first look waits as long. */
+  soloCheckMs?: number;
 };
 
 /** A bus over Postgres LISTEN/NOTIFY. */
@@ -64,13 +88,23 @@ export class PostgresBus implements Bus {
   /** Numbers each published event, so Postgres never folds two equal payloads of one batch. */
   #published = 0;
   #wants: (group: string) => boolean;
+  /** This listener's `application_name`, unique to this bus. */
+  readonly #name = `${LISTENER_NAME} ${randomId(12)}`;
+  /** True while no other instance listens: commits are not announced. Starts false. */
+  #solo = false;
+  /** Counts `hello`s heard, so a check that began before one is ignored. */
+  #hellos = 0;
+  /** Unannounced commits in flight, and who waits for them to settle. */
+  #silent = 0;
+  #silentWaiters: (() => void)[] = [];
+  #soloTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(private readonly options: PostgresBusOptions) {
     this.#wants = options.wants ?? (() => true);
     this.#listener = postgres(options.url, {
       max: 1,
       onnotice: () => {},
-      connection: { application_name: "sealpost-listen" },
+      connection: { application_name: this.#name },
     });
   }
 
@@ -78,7 +112,49 @@ export class PostgresBus implements Bus {
   static async start(options: PostgresBusOptions): Promise<PostgresBus> {
     const bus = new PostgresBus(options);
     await bus.#listener.listen(CHANNEL, (payload) => bus.#receive(payload), () => bus.#onListen());
+    bus.#soloTimer = setInterval(() => bus.#checkSolo(), options.soloCheckMs ?? SOLO_CHECK_MS);
     return bus;
+  }
+
+  /** True while this bus commits unannounced (no other listener seen). */
+  get solo(): boolean {
+    return this.#solo;
+  }
+
+  /** Looks for other listeners of this database; with none, commits stop being announced. */
+  async #checkSolo(): Promise<void> {
+    const hellos = this.#hellos;
+    let others: number;
+    try {
+      const result = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and application_name like ${LISTENER_NAME + "%"}
+          and application_name <> ${this.#name}`.execute(this.options.db);
+      others = Number(result.rows[0]?.n ?? 1);
+    } catch {
+      return; // the database is unreachable: commits fail too; look again next time
+    }
+    // A hello heard meanwhile is newer than what this check saw.
+    if (this.#closed || hellos !== this.#hellos) return;
+    if (others === 0) {
+      if (!this.#solo) {
+        this.options.log.info("bus: no other instance listens; commits go unannounced");
+      }
+      this.#solo = true;
+    } else if (this.#solo) this.#joined(); // a listener that said no hello (an older version)
+  }
+
+  /**
+   * Another instance listens now: announce from the next commit on, and once the commits that
+   * went out unannounced have settled, tell every instance to read back.
+   */
+  #joined(): void {
+    if (!this.#solo) return;
+    this.#solo = false;
+    this.options.log.info("bus: another instance listens; announcing commits again");
+    const resync = () => this.#send({ o: this.options.instanceId, k: "r" });
+    if (this.#silent === 0) resync();
+    else this.#silentWaiters.push(resync);
   }
 
   /** Sets where bus lag is reported (metrics). */
@@ -93,6 +169,8 @@ export class PostgresBus implements Bus {
 
   #onListen(): void {
     this.#listens++;
+    // Whoever commits alone must announce again before anything here could miss it.
+    this.#send({ o: this.options.instanceId, k: "h" });
     if (this.#listens === 1) return;
     this.options.log.warn("bus listener reconnected; reading back what may have been missed");
     // Handled after everything already queued, so the read-back comes last.
@@ -107,6 +185,11 @@ export class PostgresBus implements Bus {
       return;
     }
     if (wire.o === this.options.instanceId) return;
+    if (wire.k === "h") {
+      this.#hellos++;
+      this.#joined();
+      return;
+    }
     this.#enqueue({ wire });
   }
 
@@ -126,11 +209,11 @@ export class PostgresBus implements Bus {
       while (this.#pending.length > 0) {
         const item = this.#pending.shift()!;
         try {
-          if ("gap" in item) {
+          if ("gap" in item || item.wire.k === "r") {
             for (const handler of this.#gapHandlers) handler();
             continue;
           }
-          let wire = item.wire;
+          let wire: Wire = item.wire;
           if (wire.k === "s") {
             const row = await sql<{ payload: string }>`
               select payload from bus_spill where id = ${wire.id}`.execute(this.options.db);
@@ -204,8 +287,14 @@ export class PostgresBus implements Bus {
    */
   publish(event: BusEvent): void {
     this.#emit(event);
-    if (event.kind === "messages" || this.#closed) return;
-    this.#outgoing.push({ o: this.options.instanceId, k: "e", e: event, n: ++this.#published });
+    if (event.kind === "messages") return;
+    this.#send({ o: this.options.instanceId, k: "e", e: event, n: ++this.#published });
+  }
+
+  /** Queues a notification for the other instances (sent in order, in the background). */
+  #send(wire: Wire): void {
+    if (this.#closed) return;
+    this.#outgoing.push(wire);
     this.#sending ??= this.#sendOutgoing().finally(() => this.#sending = null);
   }
 
@@ -224,9 +313,25 @@ export class PostgresBus implements Bus {
     }
   }
 
-  /** Committed ranges are sent by `sealpost_commit` on this channel, tagged with this instance. */
-  announcement(): { channel: string; origin: string } {
-    return { channel: CHANNEL, origin: this.options.instanceId };
+  /**
+   * Committed ranges are sent by `sealpost_commit` on this channel, tagged with this instance;
+   * while no other instance listens, not at all (the commit is counted until it settles).
+   */
+  announcement(): Announcement {
+    const origin = this.options.instanceId;
+    if (!this.#solo) return { channel: CHANNEL, origin, settled: () => {} };
+    this.#silent++;
+    let settled = false;
+    return {
+      channel: null,
+      origin,
+      settled: () => {
+        if (settled) return;
+        settled = true;
+        if (--this.#silent > 0) return;
+        for (const resync of this.#silentWaiters.splice(0)) resync();
+      },
+    };
   }
 
   /** The notification payload of `wire`, spilled to a table when too large for Postgres. */
@@ -249,6 +354,7 @@ export class PostgresBus implements Bus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#soloTimer);
     this.#closed = true;
     await this.#sending;
     this.#handlers.clear();

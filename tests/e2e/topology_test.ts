@@ -109,9 +109,10 @@ Deno.test({
       }
 
       // The bus listeners of the live instances are killed by Postgres; nothing is missed.
-      await pg.psql(
-        `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sealpost-listen'`,
+      const listeners = await pg.psql(
+        `select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name like 'sealpost-listen%'`,
       );
+      assert.ok(Number(listeners.trim()) >= 1, `bus listeners killed: ${listeners.trim()}`);
       for (let k = 0; k < 20; k++) {
         acked.push((await sessions[k % 6].send(group.id, { body: cipher(8) })).seq!);
       }

@@ -1,7 +1,8 @@
 /**
  * relay/bus/bus_postgres.ts: the bus contract (bus_contract.ts) on two buses over one database,
- * then the Postgres-only cases — whole relays exchanging every event across instances, and the
- * read-back after the listening connection is cut.
+ * then the Postgres-only cases — whole relays exchanging every event across instances, the
+ * read-back after the listening connection is cut, and a bus alone leaving its commits
+ * unannounced until another instance starts listening.
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import {
   testBothDatabases,
 } from "../../helpers/relay.ts";
 import { RawSocket } from "../../helpers/ws.ts";
-import { PostgresBus } from "../../../relay/bus/bus_postgres.ts";
+import { PostgresBus, SOLO_CHECK_MS } from "../../../relay/bus/bus_postgres.ts";
 import { silentLogger } from "../../../relay/base/log.ts";
 import { busContract } from "./bus_contract.ts";
 import { HttpClient } from "../../../client/mod.ts";
@@ -127,7 +128,7 @@ testBothDatabases(
           if (sent === 20) {
             // Kill every bus listener of this database while messages flow.
             await pg.psql(
-              `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sealpost-listen' and datname = '${dbName}'`,
+              `select pg_terminate_backend(pid) from pg_stat_activity where application_name like 'sealpost-listen%' and datname = '${dbName}'`,
             );
           }
         }
@@ -143,6 +144,113 @@ testBothDatabases(
       onB.close();
     } finally {
       await stop();
+    }
+  },
+  { only: ["postgres"] },
+);
+
+/** Waits until `check` passes (bounded). */
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test({
+  name:
+    "PostgresBus alone leaves commits unannounced; a newcomer's hello turns announcing back on and, once the unannounced commits settled, makes every instance read back",
+  ignore: dbUnavailable("postgres") !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { handle, databaseUrl } = await openTestDatabase("postgres");
+    const open = (instanceId: string) =>
+      PostgresBus.start({
+        url: databaseUrl!,
+        db: handle.db,
+        instanceId,
+        log: silentLogger,
+        soloCheckMs: 50,
+      });
+    const here = await open("here");
+    try {
+      assert.equal(here.announcement().channel, "sealpost_bus", "a new bus announces at first");
+      await until(() => here.solo, "alone, the bus goes solo");
+      const quiet = here.announcement();
+      assert.equal(quiet.channel, null, "alone: no NOTIFY in the commit");
+      // A newcomer starts listening while `quiet` is still in flight.
+      const there = await open("there");
+      try {
+        let readBacks = 0;
+        there.onGap(() => readBacks++);
+        await until(() => !here.solo, "the newcomer's hello turns announcing back on");
+        assert.equal(here.announcement().channel, "sealpost_bus");
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(readBacks, 0, "no read-back while an unannounced commit is in flight");
+        quiet.settled();
+        await until(() => readBacks === 1, "the read-back once it settled");
+        // Both listen now: neither goes solo again, and nothing more is read back.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(here.solo || there.solo, false);
+        assert.equal(readBacks, 1);
+      } finally {
+        await there.close();
+      }
+      await until(() => here.solo, "alone again once the other listener is gone");
+    } finally {
+      await here.close();
+      await handle.close();
+    }
+  },
+});
+
+testBothDatabases(
+  "A relay that went solo delivers everything it commits while a second instance starts, in order, live on the newcomer",
+  async () => {
+    const a = await startTestRelay({ db: "postgres", env: { SEALPOST_RATE_SEND: "off" } });
+    let b: Awaited<ReturnType<typeof startTestRelay>> | undefined;
+    try {
+      const alice = await newDevice(a.url);
+      const bob = await newDevice(a.url);
+      const group = await alice.api.createGroup({ members: [bob.account] });
+      await until(
+        () => a.logs.some((line) => line.includes("commits go unannounced")),
+        "the only instance stops announcing",
+        SOLO_CHECK_MS * 3,
+      );
+      // Sends keep committing on A while B starts and bob subscribes there.
+      let sent = 0;
+      const sending = (async () => {
+        for (; sent < 80; sent++) {
+          await alice.api.send(group.id, { body: cipher() });
+          if (sent === 10) {
+            b = await startTestRelay({
+              db: "postgres",
+              databaseUrl: a.databaseUrl,
+              env: { SEALPOST_RATE_SEND: "off" },
+            });
+          }
+        }
+      })();
+      await until(() => b !== undefined, "B started", 20_000);
+      const onB = await RawSocket.authed(b!.wsUrl, bob.token);
+      onB.send({ t: "sub", groups: [group.id] });
+      await sending;
+      const got = await onB.take(80, (f) => f.t === "msg", 20_000);
+      assert.deepEqual(got.map((f) => f.seq), Array.from({ length: 80 }, (_, i) => i + 1));
+      assert.ok(await onB.none((f) => f.t === "msg", 300), "no duplicates");
+      assert.ok(
+        a.logs.some((line) => line.includes("announcing commits again")),
+        "A heard the newcomer",
+      );
+      // And once both listen, a message sent on A arrives live on B.
+      await alice.api.send(group.id, { body: cipher() });
+      assert.equal((await onB.next((f) => f.t === "msg")).seq, 81);
+      onB.close();
+    } finally {
+      await Promise.all([a.stop(), b?.stop()]);
     }
   },
   { only: ["postgres"] },
