@@ -18,10 +18,10 @@ import { Connection, type FrameSocket } from "./connection.ts";
 import { closeCode, type CloseReason, ERRORS } from "./errors.ts";
 import type { ServerFrame } from "./protocol.ts";
 import type { Logger } from "./base/log.ts";
-import { messageFrame, messageJson, type StoredMessage, visibleTo } from "./messages.ts";
+import { messageFrame, type StoredMessage, visibleTo } from "./messages.ts";
 import { Subscription } from "./subscribe.ts";
 import { startSpan } from "./base/trace.ts";
-import type { BacklogReader } from "./backlog.ts";
+import type { ReplayReader } from "./backlog.ts";
 import type { Clock } from "./base/clock.ts";
 import { Deadlines } from "./base/deadlines.ts";
 
@@ -42,8 +42,8 @@ export function sharedFrame(message: StoredMessage): string {
 
 /** What the hub reads from (backlog, cursors, bus) and reports to (metrics, presence). */
 export type HubOptions = {
-  /** Reads backlog pages (replica-aware). */
-  read: BacklogReader;
+  /** Reads replay pages (replica-aware). */
+  read: ReplayReader;
   bus: Bus;
   clock: Clock;
   log: Logger;
@@ -273,10 +273,8 @@ export class Hub {
           if (sent) this.options.onDeliver?.("live", frame.length, message);
           return sent;
         },
-        replay: (messages) =>
-          conn.batch
-            ? this.#replayBatched(conn, group, messages)
-            : this.#replayFrames(conn, messages),
+        replay: (texts) =>
+          conn.batch ? this.#replayBatched(conn, group, texts) : this.#replayFrames(conn, texts),
         synced: (g, seq) => conn.sendJson({ t: "synced", group: g, seq }),
       },
       Math.max(0, after),
@@ -292,12 +290,15 @@ export class Hub {
     sub.start();
   }
 
-  /** Sends replayed messages as one `msg` frame each (a replay is never shared: no cache). */
-  async #replayFrames(conn: Connection, messages: StoredMessage[]): Promise<boolean> {
-    const frames = new Array<string>(messages.length);
+  /**
+   * Sends replayed messages (their JSON texts, see `readReplayPage`) as one `msg` frame each: the
+   * text with `"t":"msg"` spliced in, nothing parsed or serialized.
+   */
+  async #replayFrames(conn: Connection, texts: string[]): Promise<boolean> {
+    const frames = new Array<string>(texts.length);
     let bytes = 0;
-    for (let i = 0; i < messages.length; i++) {
-      bytes += (frames[i] = messageFrame(messages[i])).length;
+    for (let i = 0; i < texts.length; i++) {
+      bytes += (frames[i] = '{"t":"msg",' + texts[i].slice(1)).length;
     }
     if (!(await conn.sendPaced(frames))) return false;
     this.options.onDeliverMany?.("replay", bytes, frames.length);
@@ -305,31 +306,28 @@ export class Hub {
   }
 
   /**
-   * Sends replayed messages as `msgs` frames of at most {@link BATCH_FRAME_BYTES} each (or one
-   * message, if it is larger), each message serialized once, the frame joined as text.
+   * Sends replayed messages (their JSON texts) as `msgs` frames of at most
+   * {@link BATCH_FRAME_BYTES} each (or one message, if it is larger), joined as text.
    */
-  async #replayBatched(conn: Connection, group: string, messages: StoredMessage[]) {
+  async #replayBatched(conn: Connection, group: string, texts: string[]) {
     const head = `{"t":"msgs","group":${JSON.stringify(group)},"messages":[`;
-    let parts: string[] = [];
+    let from = 0;
     let bytes = 0;
-    const flush = async () => {
-      const frame = head + parts.join(",") + "]}";
-      const count = parts.length;
-      parts = [];
+    const flush = async (to: number) => {
+      const frame = head + texts.slice(from, to).join(",") + "]}";
+      const count = to - from;
+      from = to;
       bytes = 0;
       if (!(await conn.sendPaced([frame]))) return false;
       this.options.onDeliverMany?.("replay", frame.length, count);
       return true;
     };
-    for (const message of messages) {
-      const json = messageJson(message);
-      if (parts.length > 0 && bytes + json.length > BATCH_FRAME_BYTES) {
-        if (!(await flush())) return false;
-      }
-      parts.push(json);
-      bytes += json.length + 1;
+    for (let i = 0; i < texts.length; i++) {
+      const size = texts[i].length;
+      if (i > from && bytes + size > BATCH_FRAME_BYTES && !(await flush(i))) return false;
+      bytes += size + 1;
     }
-    return parts.length === 0 || await flush();
+    return from === texts.length || await flush(texts.length);
   }
 
   /** Stops delivering `groups` (or all) to a connection. */

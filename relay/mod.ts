@@ -9,7 +9,7 @@
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api/context.ts";
 import { CursorStore } from "./ack.ts";
-import { type BacklogReader, backlogReader } from "./backlog.ts";
+import { backlogReader, type ReplayReader, replayReader } from "./backlog.ts";
 import { blobRoutes } from "./api/blobs.ts";
 import { groupRoutes } from "./api/groups.ts";
 import { keyPackageRoutes } from "./api/key_packages.ts";
@@ -145,8 +145,10 @@ export function createRelay(options: RelayOptions): Relay {
   const leadership = options.leadership ?? sole.leadership;
   observeStorage(base, database);
   const cursors = new CursorStore(db, log);
-  const read = backlogReader(db, database.replica, () => metrics.replicaFallbacks.inc());
-  const { hub, registry } = liveConnections(base, { read, cursors, leadership });
+  const onFallback = () => metrics.replicaFallbacks.inc();
+  const read = backlogReader(db, database.replica, onFallback);
+  const replay = replayReader(db, database.replica, onFallback);
+  const { hub, registry } = liveConnections(base, { replay, cursors, leadership });
   const services = relayServices(base, options, { hub, registry, leadership });
   const { push, commit, blobs, sweeper, backups } = services;
   const waiters = new InboxWaiters(bus);
@@ -295,12 +297,12 @@ function observeStorage(base: Deps, database: DatabaseHandle): void {
  */
 function liveConnections(
   base: Deps,
-  parts: { read: BacklogReader; cursors: CursorStore; leadership: Leadership },
+  parts: { replay: ReplayReader; cursors: CursorStore; leadership: Leadership },
 ): { hub: Hub; registry: InstanceRegistry } {
   const { config, db, bus, clock, log, metrics } = base;
-  const { read, cursors, leadership } = parts;
+  const { replay, cursors, leadership } = parts;
   const hub: Hub = new Hub({
-    read,
+    read: replay,
     bus,
     clock,
     log,

@@ -15,8 +15,8 @@
  * the buffer limit unread, close `4009` if it reads nothing for 30 s).
  */
 
-import type { BacklogReader } from "./backlog.ts";
-import { type Page, type StoredMessage, visibleTo } from "./messages.ts";
+import type { ReplayReader } from "./backlog.ts";
+import { type ReplayPage, type StoredMessage, visibleTo } from "./messages.ts";
 
 /** Where a subscription delivers. */
 export interface SubscriptionSink {
@@ -24,11 +24,11 @@ export interface SubscriptionSink {
   /** Sends one live message; returns false if the connection can take no more (closed or slow). */
   deliver(message: StoredMessage): boolean;
   /**
-   * Sends a page of replayed messages (`seq` ascending, all visible to the device) — one `msg`
-   * frame each, or `msgs` frames when the client asked for batches — waiting while the client
-   * reads; false when it gave up.
+   * Sends a page of replayed messages, given as their JSON texts (`seq` ascending, all visible
+   * to the device) — one `msg` frame each, or `msgs` frames when the client asked for batches —
+   * waiting while the client reads; false when it gave up.
    */
-  replay(messages: StoredMessage[]): Promise<boolean>;
+  replay(texts: string[]): Promise<boolean>;
   /** Tells the client the replay reached the group's latest `seq`. */
   synced(group: string, seq: number): void;
   /** True while the connection is open. */
@@ -57,7 +57,7 @@ export class Subscription {
     private readonly sink: SubscriptionSink,
     /** The highest seq already passed to (or skipped for) the device. */
     public last: number,
-    private readonly read: BacklogReader,
+    private readonly read: ReplayReader,
     private readonly now: () => number,
     /** Called when a catch-up fails (database down): the connection should be closed. */
     private readonly onError: (error: unknown) => void,
@@ -142,26 +142,23 @@ export class Subscription {
     if (this.#catching || this.#closed) return;
     this.#catching = true;
     // The page after the one being written, read meanwhile (its rejection is handled when awaited).
-    let ahead: { after: number; page: Promise<Page> } | undefined;
+    let ahead: { after: number; page: Promise<ReplayPage> } | undefined;
     try {
       // Each round either advances `last` or ends; bounded so a broken invariant cannot spin.
       for (let round = 0; round < 100_000; round++) {
         if (this.#closed || !this.sink.open) return;
         this.#overflowed = false;
+        // Every page is read after the current `last`, so all it holds is new.
         const page = await (ahead?.after === this.last ? ahead.page : this.#readAfter(this.last));
         ahead = undefined;
         if (this.#closed || !this.sink.open) return;
-        let fresh = page.messages;
-        if (fresh.length > 0 && fresh[0].seq <= this.last) {
-          fresh = fresh.filter((m) => m.seq > this.last);
-        }
-        if (fresh.length > 0) {
-          this.last = fresh[fresh.length - 1].seq;
+        if (page.texts.length > 0 && page.last > this.last) {
+          this.last = page.last;
           if (page.has_more) {
             ahead = { after: this.last, page: this.#readAfter(this.last) };
             ahead.page.catch(() => {});
           }
-          if (!(await this.sink.replay(fresh)) || this.#closed) return;
+          if (!(await this.sink.replay(page.texts)) || this.#closed) return;
         }
         if (page.has_more) continue;
         if (page.last_seq > this.last) this.last = page.last_seq;
@@ -182,7 +179,7 @@ export class Subscription {
   }
 
   /** Reads the page after `after`, with the highest `seq` known to exist (for the replica). */
-  #readAfter(after: number): Promise<Page> {
+  #readAfter(after: number): Promise<ReplayPage> {
     const known = this.#buffer.reduce((max, m) => Math.max(max, m.seq), after);
     return this.read(this.group, this.sink.device, after, PAGE, this.now(), known);
   }

@@ -7,13 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import type { BacklogReader } from "../../relay/backlog.ts";
+import type { ReplayReader } from "../../relay/backlog.ts";
 import { ManualClock } from "../../relay/base/clock.ts";
 import { silentLogger } from "../../relay/base/log.ts";
 import type { BusEvent } from "../../relay/bus/bus.ts";
 import { LocalBus } from "../../relay/bus/bus_local.ts";
 import { Hub } from "../../relay/hub.ts";
-import type { StoredMessage } from "../../relay/messages.ts";
+import { messageJson, type StoredMessage } from "../../relay/messages.ts";
 import { RecordingSocket } from "../helpers/frame_socket.ts";
 
 function message(group: string, seq: number, device = "sender"): StoredMessage {
@@ -32,12 +32,13 @@ function setup(stored: StoredMessage[] = []) {
   const events: BusEvent[] = [];
   bus.subscribe((event) => events.push(event));
   const closes: number[] = [];
-  const read: BacklogReader = (group, _device, after, limit) => {
+  const read: ReplayReader = (group, _device, after, limit) => {
     const inGroup = stored.filter((m) => m.group === group);
     const last = inGroup.reduce((max, m) => Math.max(max, m.seq), 0);
     const messages = inGroup.filter((m) => m.seq > after).slice(0, limit);
     return Promise.resolve({
-      messages,
+      texts: messages.map(messageJson),
+      last: messages.at(-1)?.seq ?? after,
       last_seq: last,
       has_more: messages.length === limit,
     });
@@ -128,7 +129,7 @@ Deno.test("Hub with presence off publishes no presence", () => {
   const events: BusEvent[] = [];
   bus.subscribe((event) => events.push(event));
   const hub = new Hub({
-    read: () => Promise.resolve({ messages: [], last_seq: 0, has_more: false }),
+    read: () => Promise.resolve({ texts: [], last: 0, last_seq: 0, has_more: false }),
     bus,
     clock: new ManualClock(1_000),
     log: silentLogger,
