@@ -25,6 +25,7 @@ import { sweepCommand } from "./commands/sweep.ts";
 import { archiveCommand } from "./commands/archive.ts";
 import { commandHelp } from "./commands/help.ts";
 import { VERSION } from "./relay/base/version.ts";
+import { isPgliteWorker } from "./relay/store/pglite_worker.ts";
 
 const USAGE = `sealpost ${VERSION} — a blind relay for end-to-end-encrypted apps
 
@@ -172,7 +173,8 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
+// In the bundled artifact the embedded database's worker loads this same file (pglite_worker.ts).
+if (import.meta.main && !isPgliteWorker()) {
   try {
     await main(Deno.args);
   } catch (error) {

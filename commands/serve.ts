@@ -124,7 +124,52 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     : null;
   if (control) await lock?.announce(CONTROL_SOCKET);
 
-  const server = Deno.serve({
+  // Opened last, once a stop signal is sure to be heard (below).
+  const servers: { main?: Deno.HttpServer; metrics?: Deno.HttpServer } = {};
+  const stop = async (signal: string, exitCode = 0) => {
+    log.info("draining", { signal });
+    relay.drain();
+    const timer = setTimeout(() => {
+      log.warn("drain timed out; exiting");
+      Deno.exit(1);
+    }, config.drainTimeout);
+    await relay.close();
+    await control?.close();
+    await servers.main?.shutdown();
+    await servers.metrics?.shutdown();
+    await database.close();
+    lock?.release();
+    clearTimeout(timer);
+    log.info("stopped");
+    Deno.exit(exitCode);
+  };
+  let stopping = false;
+  const begin = (signal: string, exitCode?: number) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal, exitCode).catch((error) => {
+      log.error("stop failed", { error });
+      Deno.exit(1);
+    });
+  };
+  // Both the stop listeners and the watchdog are in place before the relay says it listens: a
+  // signal any time after that line drains. (Once any thread listens for a signal, its default
+  // action — ending the process — is off: the main thread's listeners come first, or a SIGTERM
+  // heard only by the watchdog would leave the relay serving until the watchdog killed it.)
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => begin(signal));
+  }
+  // The drain timer above cannot fire on a stuck main thread; this one runs on its own thread.
+  await startStopWatchdog(config.drainTimeout + WATCHDOG_GRACE_MS);
+  // The embedded database fenced itself after a full disk: answer 503 while draining, then exit
+  // with EX_TEMPFAIL so the supervisor (docker's restart policy, systemd) starts a fresh process,
+  // which waits for space, recovers from the WAL and loses nothing acknowledged.
+  failed = (reason) => {
+    log.error("stopping: the embedded database cannot continue in this process", { reason });
+    begin("disk full", EXIT_TEMPFAIL);
+  };
+  if (stopping) return; // a signal during start-up: stop() exits without serving
+  const server = servers.main = Deno.serve({
     port: config.port,
     hostname: config.host,
     onListen: ({ hostname, port }) => {
@@ -142,7 +187,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
 
   // A private metrics port (Fly's [metrics] scrape, a Prometheus on the internal network) serves
   // /metrics without the token; the public port keeps SEALPOST_METRICS_TOKEN's rule.
-  const metricsServer = config.metricsPort === undefined ? undefined : Deno.serve({
+  servers.metrics = config.metricsPort === undefined ? undefined : Deno.serve({
     port: config.metricsPort,
     hostname: config.host,
     onListen: ({ port }) => log.info(`metrics on port ${port}`, { path: "/metrics" }),
@@ -156,43 +201,5 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
   });
 
-  const stop = async (signal: string, exitCode = 0) => {
-    log.info("draining", { signal });
-    relay.drain();
-    const timer = setTimeout(() => {
-      log.warn("drain timed out; exiting");
-      Deno.exit(1);
-    }, config.drainTimeout);
-    await relay.close();
-    await control?.close();
-    await server.shutdown();
-    await metricsServer?.shutdown();
-    await database.close();
-    lock?.release();
-    clearTimeout(timer);
-    log.info("stopped");
-    Deno.exit(exitCode);
-  };
-  // The drain timer above cannot fire on a stuck main thread; this one runs on its own thread.
-  await startStopWatchdog(config.drainTimeout + WATCHDOG_GRACE_MS);
-  let stopping = false;
-  const begin = (signal: string, exitCode?: number) => {
-    if (stopping) return;
-    stopping = true;
-    stop(signal, exitCode).catch((error) => {
-      log.error("stop failed", { error });
-      Deno.exit(1);
-    });
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => begin(signal));
-  }
-  // The embedded database fenced itself after a full disk: answer 503 while draining, then exit
-  // with EX_TEMPFAIL so the supervisor (docker's restart policy, systemd) starts a fresh process,
-  // which waits for space, recovers from the WAL and loses nothing acknowledged.
-  failed = (reason) => {
-    log.error("stopping: the embedded database cannot continue in this process", { reason });
-    begin("disk full", EXIT_TEMPFAIL);
-  };
   await server.finished;
 }

@@ -2,10 +2,11 @@
  * @module
  * The stop watchdog of `serve`: a worker thread that ends the process with SIGKILL when it has not
  * exited `boundMs` after SIGTERM or SIGINT. `serve`'s own drain timer lives on the main thread and
- * cannot fire while that thread is stuck: embedded PGlite runs Postgres synchronously on it, and
- * after a failed WAL write on a full disk its next commit spins in `XLogFlush` for ever (found with
- * the inspector: `XLogFlush ← CommitTransactionCommand ← PostgresMainLoopOnce ←
- * execProtocolRawSync`, no system calls, 100 % CPU). Signals reach every thread's listeners, so
+ * cannot fire while that thread is stuck. Embedded PGlite used to run Postgres synchronously on
+ * it, and after a failed WAL write on a full disk its next commit spins in `XLogFlush` for ever
+ * (found with the inspector: `XLogFlush ← CommitTransactionCommand ← PostgresMainLoopOnce ←
+ * execProtocolRawSync`, no system calls, 100 % CPU); PGlite now runs in a worker of its own
+ * (`relay/store/pglite_worker.ts`), and this bound stays for whatever else could block the thread. Signals reach every thread's listeners, so
  * the worker still hears the stop and keeps the bound. Nothing acknowledged is lost by the kill:
  * commits reach the files before their acknowledgement.
  */

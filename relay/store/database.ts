@@ -5,17 +5,20 @@
  * of the relay has one code path. `bigint` columns are read as JavaScript numbers (milliseconds
  * and sequence numbers stay far below 2^53).
  *
+ * PGlite runs in a worker thread of its own (`pglite_client.ts`, `pglite_worker.ts`), so Postgres
+ * works on another core than the relay's event loop.
+ *
  * Durability: PGlite runs Postgres single-user with `fsync` off. Every commit is written to the
  * data directory's files before it returns, so a crashed process (kill -9) loses nothing it
  * acknowledged; a power cut or kernel crash can lose the last few seconds. Server Postgres keeps
  * its own durability settings.
  */
 
-import { PGlite } from "@electric-sql/pglite";
-import { Kysely, type LogEvent, PGliteDialect, sql } from "kysely";
+import { Kysely, type LogEvent, sql } from "kysely";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
 import type { Database } from "./schema.ts";
+import { PgliteWorkerClient, PgliteWorkerDialect } from "./pglite_client.ts";
 
 /** The database handle the relay receives. */
 export type Db = Kysely<Database>;
@@ -43,60 +46,9 @@ export interface DatabaseHandle {
 
 /** What the opener tells its caller about the database's fate. */
 export type DatabaseHooks = {
-  /** The embedded database failed for good in this process (see {@link fenceOnDiskFull}). */
+  /** The embedded database failed for good in this process (see {@link openPglite}). */
   onFailure?(reason: string): void;
 };
-
-/** Why a fenced PGlite refuses every query, with the code a full disk has. */
-const FENCED =
-  "the embedded database hit a full disk and cannot commit again in this process: free space and restart the relay";
-
-/**
- * Wraps PGlite so that after its first disk-full error (`53100`) no query reaches it again: each
- * fails at once with the same code (so callers answer `503 unavailable`). PGlite runs Postgres
- * on the event loop's thread, and after a failed WAL write its next commit spins in `XLogFlush`
- * for ever, freezing the whole process — timers, sockets, signals (see `commands/watchdog.ts`).
- */
-export function fenceOnDiskFull(pg: PGlite, onFence: (reason: string) => void): PGlite {
-  let fenced = false;
-  const refuse = () => Object.assign(new Error(FENCED), { code: "53100" });
-  const guard = async (run: () => Promise<unknown>) => {
-    if (fenced) throw refuse();
-    try {
-      return await run();
-    } catch (error) {
-      const code = (error as { code?: string })?.code;
-      if (!fenced && (code === "53100" || /No space left on device/i.test(String(error)))) {
-        fenced = true;
-        onFence(FENCED);
-      }
-      throw error;
-    }
-  };
-  // Queries inside a transaction run on its own handle: those are guarded too.
-  const wrap = <T extends object>(target: T, methods: string[]): T =>
-    new Proxy(target, {
-      get(inner, prop) {
-        // deno-lint-ignore no-explicit-any
-        const value: any = Reflect.get(inner, prop, inner);
-        if (typeof prop === "string" && methods.includes(prop)) {
-          // deno-lint-ignore no-explicit-any
-          return (...args: any[]) => {
-            if (prop === "transaction") {
-              const [callback, ...rest] = args;
-              // deno-lint-ignore no-explicit-any
-              args = [(tx: any) => callback(wrap(tx, ["query", "exec"])), ...rest];
-            }
-            return guard(() => value.apply(inner, args));
-          };
-        }
-        // Closing would checkpoint, which spins like a commit: a fenced instance is left alone.
-        if (prop === "close" && fenced) return () => Promise.resolve();
-        return typeof value === "function" ? value.bind(inner) : value;
-      },
-    });
-  return wrap(pg, ["query", "exec", "transaction"]);
-}
 
 const INT8_OID = 20;
 
@@ -113,31 +65,24 @@ export class QueryObserver {
   };
 }
 
-/** Opens embedded PGlite in `dir` (created if missing). */
+/**
+ * Opens embedded PGlite in `dir` (created if missing) on its own thread (`pglite_worker.ts`): the
+ * relay's event loop only posts statements and receives rows. After its first disk-full error the
+ * database is fenced for this process (every statement fails with `53100`, and `hooks.onFailure`
+ * hears why once): PGlite's next commit after a failed WAL write would spin for ever.
+ */
 export async function openPglite(dir: string, hooks: DatabaseHooks = {}): Promise<DatabaseHandle> {
   await Deno.mkdir(dir, { recursive: true });
-  let failure: string | null = null;
-  const pg = fenceOnDiskFull(
-    await PGlite.create({
-      dataDir: dir,
-      // Loaded on first use only: a relay on server Postgres never holds PGlite's 16 MB.
-      ...await (await import("./pglite_assets.ts")).pgliteAssets(),
-      parsers: { [INT8_OID]: (value: string) => Number(value) },
-    }),
-    (reason) => {
-      failure = reason;
-      hooks.onFailure?.(reason);
-    },
-  );
+  const client = await PgliteWorkerClient.open(dir, (reason) => hooks.onFailure?.(reason));
   const queries = new QueryObserver();
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite: pg }), log: queries.log });
+  const db = new Kysely<Database>({ dialect: new PgliteWorkerDialect(client), log: queries.log });
   return {
     db,
     queries,
     poolSize: 1,
     kind: "pglite",
     location: dir,
-    failure: () => failure,
+    failure: () => client.fenced,
     close: async () => {
       await db.destroy();
     },
