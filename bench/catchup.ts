@@ -13,6 +13,8 @@
 import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
 import { Session } from "../client/mod.ts";
+import { readReplayPage } from "../relay/messages.ts";
+import { openPostgres } from "../relay/store/database.ts";
 import { type BenchDevice, rebind, registerDevices } from "./fleet.ts";
 import { type RelayProcess, startRelay } from "./relay_process.ts";
 import type { AckMode } from "./sessions.ts";
@@ -244,4 +246,34 @@ function framesReplay(
       } else if (f.t === "error") finish(new Error(`relay error: ${e.data}`));
     };
   });
+}
+
+/**
+ * The database's read speed for a replay: the relay's own replay query (`readReplayPage`, 500
+ * messages a page, each message's JSON built by Postgres) run back to back on one connection in
+ * this process, nothing sent. Batched replay is measured against this.
+ */
+export async function replayReadCeiling(
+  url: string,
+  group: string,
+  count: number,
+): Promise<{ rows: number; pages: number; seconds: number; rows_s: number }> {
+  const handle = openPostgres(url, { max: 1 });
+  try {
+    const device = "c".repeat(43);
+    const t0 = performance.now();
+    let after = 0;
+    let rows = 0;
+    let pages = 0;
+    for (; pages < 1_000_000 && rows < count; pages++) {
+      const page = await readReplayPage(handle.db, group, device, after, 500, Date.now());
+      rows += page.texts.length;
+      after = page.last;
+      if (!page.has_more) break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    return { rows, pages, seconds: round(seconds), rows_s: Math.round(rows / seconds) };
+  } finally {
+    await handle.close();
+  }
 }

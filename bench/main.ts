@@ -23,6 +23,7 @@ import {
   type CatchupResult,
   catchupScenario,
   type CatchupSpec,
+  replayReadCeiling,
 } from "./catchup.ts";
 import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
@@ -269,6 +270,7 @@ type Results = {
     ws_broadcast?: (RateResult & { groups: number; group_size: number })[];
     ws_push?: Awaited<ReturnType<typeof pushCeiling>>;
     postgres_read?: Awaited<ReturnType<typeof postgresReadCeiling>>;
+    replay_read?: Awaited<ReturnType<typeof replayReadCeiling>>;
     ws_idle?: Awaited<ReturnType<typeof idleCeiling>>;
   };
   fanout?: {
@@ -609,6 +611,12 @@ async function main(): Promise<void> {
             options.catchup,
           );
           console.log("raw Postgres read:", results.ceilings.postgres_read);
+          results.ceilings.replay_read = await replayReadCeiling(
+            databaseUrl,
+            group,
+            options.catchup,
+          );
+          console.log("replay pages read:", results.ceilings.replay_read);
         } finally {
           await relay.stop();
         }
@@ -731,6 +739,7 @@ async function main(): Promise<void> {
     }
     if (c.ws_push) console.log(`  bare WS push: ${c.ws_push.msg_s} msg/s`);
     if (c.postgres_read) console.log(`  Postgres paged read: ${c.postgres_read.rows_s} rows/s`);
+    if (c.replay_read) console.log(`  replay pages read: ${c.replay_read.rows_s} rows/s`);
   }
   if (results.errors.length) {
     console.log(`\n${results.errors.length} step(s) failed:\n${results.errors.join("\n")}`);

@@ -95,6 +95,17 @@ export function catchupMarkdown(r: Json): string {
   if (read) {
     rows.push(["Postgres paged read (500/page)", null, null, null, read.seconds, read.rows_s]);
   }
+  const replay = r.ceilings?.replay_read;
+  if (replay) {
+    rows.push([
+      "replay pages read (the relay's query)",
+      null,
+      null,
+      null,
+      replay.seconds,
+      replay.rows_s,
+    ]);
+  }
   const push = r.ceilings?.ws_push;
   if (push) {
     rows.push(["bare WS push + client JSON.parse", null, null, null, push.seconds, push.msg_s]);

@@ -17,8 +17,8 @@ export type { StoredMessage };
  * one `JSON.stringify` of the whole object per message was the largest JavaScript cost of a
  * replay after the database driver (bench/README.md, "Replay"). Only the parts that could need
  * escaping go through `JSON.stringify` (ids and `to`, a few short strings); `body` is base64url
- * (validated on send, or Postgres's base64 in the URL alphabet, see {@link BODY}) and numbers are
- * numbers, so neither needs escaping. The text parses to the same value as `JSON.stringify(message)`.
+ * (validated on send, or encoded by Postgres, see {@link BODY}) and numbers are numbers, so
+ * neither needs escaping. The text parses to the same value as `JSON.stringify(message)`.
  */
 export function messageJson(message: StoredMessage): string {
   return messageText("{", message);
@@ -50,27 +50,31 @@ export function visibleTo(
 }
 
 /**
- * The body as standard base64 encoded by Postgres, its line breaks and padding dropped there;
- * {@link fromRow} swaps the two characters that differ in base64url. So a replay never decodes
- * hex `bytea` text nor re-encodes bytes on the relay's thread. Postgres's `translate()` would do
- * the whole job in SQL but costs it about 13 µs per 342-character body (per-character multibyte
- * handling in a UTF-8 database): 1.3 s of the database's time per 100,000 messages, against
- * 0.1–0.2 s for `encode` with `replace` and `rtrim` (bench/README.md, "Replay").
+ * The body as base64url text, encoded by Postgres: `encode(…, 'base64')` of the whole 3-byte
+ * groups (no padding) with its line breaks removed, the last 1–2 bytes encoded apart and cut
+ * before their padding, then the two characters that differ swapped with `replace`. So a replay
+ * never decodes hex `bytea` text nor re-encodes bytes on the relay's thread. The obvious
+ * `translate(…, '+/=\n', '-_')` and `rtrim(…, '=')` are the slow way: in a UTF-8 database both
+ * walk every character of the string, and together they cost Postgres about 15 µs per
+ * 342-character body, 1.5 s per 100,000 messages (bench/README.md, "Replay").
  */
-const BODY_SQL = `rtrim(replace(encode(m.body, 'base64'), chr(10), ''), '=')`;
+const BODY_SQL = `replace(replace(
+    replace(encode(substring(m.body from 1 for length(m.body) - length(m.body) % 3), 'base64'),
+            chr(10), '')
+    || case length(m.body) % 3
+         when 0 then ''
+         when 1 then left(encode(substring(m.body from length(m.body)), 'base64'), 2)
+         else left(encode(substring(m.body from length(m.body) - 1), 'base64'), 3)
+       end,
+    '+', '-'), '/', '_')`;
 const BODY = sql.raw(BODY_SQL);
-
-/** {@link BODY}'s text (base64 without padding) in the base64url alphabet. */
-function urlAlphabet(base64: string): string {
-  return base64.replaceAll("+", "-").replaceAll("/", "_");
-}
 
 type MessageRow = {
   group_id: string;
   seq: number;
   sender_account: string | null;
   sender_device: string | null;
-  /** base64 text (see {@link BODY}); bytes only from callers that select the raw column. */
+  /** base64url text (see {@link BODY}); bytes only from callers that select the raw column. */
   body: string | Uint8Array;
   blob_id: string | null;
   blob_size?: number | null;
@@ -89,9 +93,7 @@ export function fromRow(row: MessageRow): StoredMessage {
       : { account: row.sender_account, device: row.sender_device },
     created_at: row.created_at,
     expires_at: row.expires_at,
-    body: typeof row.body === "string"
-      ? urlAlphabet(row.body)
-      : toBase64Url(new Uint8Array(row.body)),
+    body: typeof row.body === "string" ? row.body : toBase64Url(new Uint8Array(row.body)),
   };
   if (row.blob_id) message.blob = { id: row.blob_id, size: row.blob_size ?? 0 };
   if (row.to_devices) message.to = row.to_devices;
@@ -138,15 +140,14 @@ export async function readPage(
 
 /**
  * A message's JSON text built by Postgres, the same text as {@link messageJson} (a test checks
- * both databases): ids through `to_json`, the body as {@link BODY} in the URL alphabet
- * (`replace`, not the slow `translate`), numbers as they are.
+ * both databases): ids through `to_json`, the body as {@link BODY}, numbers as they are.
  */
 const MESSAGE_JSON = sql.raw(`'{"group":' || to_json(m.group_id)::text || ',"seq":' || m.seq
   || ',"from":' || case when m.sender_account is null or m.sender_device is null then 'null'
     else '{"account":' || to_json(m.sender_account)::text || ',"device":'
       || to_json(m.sender_device)::text || '}' end
   || ',"created_at":' || m.created_at || ',"expires_at":' || coalesce(m.expires_at::text, 'null')
-  || ',"body":"' || replace(replace(${BODY_SQL}, '+', '-'), '/', '_') || '"'
+  || ',"body":"' || ${BODY_SQL} || '"'
   || case when m.blob_id is null then ''
     else ',"blob":{"id":' || to_json(m.blob_id)::text || ',"size":' || coalesce(m.blob_size, 0)
       || '}' end
