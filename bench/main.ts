@@ -28,6 +28,7 @@ import {
 import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
 import { type FarRun, farRun } from "./far.ts";
+import { type GrowthResult, growthScenario } from "./growth.ts";
 import { type IdleResult, idleScenario } from "./idle.ts";
 import { bodyChars } from "./load.ts";
 import {
@@ -53,7 +54,7 @@ import type { AckMode } from "./sessions.ts";
 import { sleep } from "./stats.ts";
 import { loadAverage, machineInfo } from "./system.ts";
 
-const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse", "far"] as const;
+const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse", "far", "growth"] as const;
 type Scenario = typeof SCENARIOS[number];
 
 const USAGE = `Usage: deno task bench [--flags]
@@ -76,6 +77,11 @@ const USAGE = `Usage: deno task bench [--flags]
   --catchup N            stored messages to replay (default 100000)
   --catchup-client LIST  who replays: sdk (SDK session, batched \`msgs\` frames), frames (a bare
                          client, one \`msg\` frame per message, as the peer harness); default both
+  --messages N           growth: filler messages in the table (default 100000)
+  --growth-groups N      growth: filler groups (default 10000)
+  --growth-rate N        growth: acked sends per second while measuring (default 500)
+  --growth-url URL       growth: an existing Postgres database to fill once and reuse (default: a
+                         fresh database of this run's cluster, with fsync on)
   --abuse-clients N      abuse: clients each sending one big body (default 50)
   --abuse-body-mib N     abuse: size of each body in MiB (default 64)
   --abuse-sockets N      abuse: WebSockets that connect and never authenticate (default 1000)
@@ -108,6 +114,10 @@ type Options = {
   farSends: number;
   catchup: number;
   catchupClients: CatchupClient[];
+  messages: number;
+  growthGroups: number;
+  growthRate: number;
+  growthUrl: string | null;
   abuseClients: number;
   abuseBodyMiB: number;
   abuseSockets: number;
@@ -139,6 +149,10 @@ function parseOptions(args: string[]): Options {
       "far-sends": { type: "string" },
       catchup: { type: "string" },
       "catchup-client": { type: "string" },
+      messages: { type: "string" },
+      "growth-groups": { type: "string" },
+      "growth-rate": { type: "string" },
+      "growth-url": { type: "string" },
       "abuse-clients": { type: "string" },
       "abuse-body-mib": { type: "string" },
       "abuse-sockets": { type: "string" },
@@ -192,6 +206,10 @@ function parseOptions(args: string[]): Options {
     farSends: positive(values["far-sends"] ?? "30"),
     catchup: positive(values.catchup ?? "100000"),
     catchupClients,
+    messages: positive(values.messages ?? "100000"),
+    growthGroups: positive(values["growth-groups"] ?? "10000"),
+    growthRate: positive(values["growth-rate"] ?? "500"),
+    growthUrl: values["growth-url"] ?? null,
     abuseClients: positive(values["abuse-clients"] ?? "50"),
     abuseBodyMiB: positive(values["abuse-body-mib"] ?? "64"),
     abuseSockets: positive(values["abuse-sockets"] ?? "1000"),
@@ -299,6 +317,7 @@ type Results = {
   abuse?: AbuseResult[];
   /** Sequential HTTP sends, direct and through the delay proxy. */
   far?: FarRun[];
+  growth?: GrowthResult;
   errors: string[];
 };
 
@@ -328,7 +347,9 @@ async function main(): Promise<void> {
       `load ${results.loadavg_start.join(" ")}; scenarios ${options.scenarios.join(", ")}`,
   );
 
-  const needsPostgres = ["raw", "fanout", "catchup", "idle", "far"].some((s) => has(s as Scenario));
+  const needsPostgres =
+    ["raw", "fanout", "catchup", "idle", "far"].some((s) => has(s as Scenario)) ||
+    (has("growth") && !options.growthUrl);
   let pg: PostgresCluster | null = null;
   const cleanup: (() => Promise<void>)[] = [];
   try {
@@ -699,6 +720,28 @@ async function main(): Promise<void> {
           await dropDatabase(pg!, databaseUrl);
           results.far.push(run);
           console.log(farLine(run));
+        }
+      });
+    }
+    if (has("growth")) {
+      await step(`growth: ${options.messages} stored messages`, async () => {
+        const url = options.growthUrl ?? await pg!.createDatabase();
+        if (!options.growthUrl) await setFsync(pg!, true);
+        try {
+          results.growth = await growthScenario(url, {
+            messages: options.messages,
+            groups: options.growthGroups,
+            catchup: options.catchup,
+            rate: options.growthRate,
+            durationS: options.durationS,
+            singleSends: 100,
+            postgresPid: options.growthUrl ? undefined : pgPid,
+          });
+        } finally {
+          if (!options.growthUrl) {
+            await setFsync(pg!, false);
+            await dropDatabase(pg!, url);
+          }
         }
       });
     }
