@@ -94,7 +94,7 @@ export type GroupCommitOptions = {
   maxTtlMs: number | null;
   /** How long the first send of a batch waits for company. */
   windowMs: number;
-  /** Largest batch in one transaction. */
+  /** Largest batch in one transaction ({@link MAX_BATCH}). */
   maxBatch?: number;
   /**
    * Batches in flight at once (lanes by group); 1 for PGlite's single connection. Keep it below
@@ -116,6 +116,17 @@ export type GroupCommitOptions = {
    */
   onCommitted?: (published: StoredMessage[][]) => void;
 };
+
+/**
+ * Largest batch in one transaction, by default. Past a few hundred sends a bigger batch is slower
+ * per send, not faster: after five calls in a session PL/pgSQL runs `sealpost_commit`'s
+ * statements with generic plans, which estimate one row per unnested array and join the batch
+ * with itself by nested loop (a batch of 1,000 filtered 999,000 row pairs: 130 of its 176 ms;
+ * 25–35 ms with custom plans). At 200 that join costs about as much as the rest of the commit,
+ * and one group with 1,000 sends in flight commits two to three times faster than at 1,000
+ * (`bench/README.md`, "The live path").
+ */
+export const MAX_BATCH = 200;
 
 /** What a queued send costs besides its body: the object, its strings and closures. */
 export const SEND_OVERHEAD_BYTES = 512;
@@ -177,7 +188,7 @@ export class GroupCommit {
   #idle: (() => void)[] = [];
 
   constructor(private readonly options: GroupCommitOptions) {
-    this.#maxBatch = options.maxBatch ?? 1000;
+    this.#maxBatch = options.maxBatch ?? MAX_BATCH;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
     const count = Math.max(1, Math.floor(options.lanes ?? 1));
     this.#lanes = Array.from(

@@ -10,6 +10,7 @@ import {
   GroupCommit,
   type GroupCommitOptions,
   laneOf,
+  MAX_BATCH,
   SEND_OVERHEAD_BYTES,
 } from "../../relay/persist.ts";
 import { cipher, newDevice } from "../helpers/accounts.ts";
@@ -265,6 +266,31 @@ testBothDatabases(
         [`${alice.group}#1`, `${alice.group}#2`, `${carol.group}#1`].sort(),
         "only new messages are published",
       );
+    } finally {
+      await f.handle.close();
+    }
+  },
+);
+
+testBothDatabases(
+  "one group's sends queued at once commit in batches of at most MAX_BATCH, gap-free and in order",
+  async (kind) => {
+    const f = await commitFixture(kind, 1, 2);
+    try {
+      const sizes: number[] = [];
+      const commit = f.commitWith({ onBatch: (size) => sizes.push(size) });
+      const n = MAX_BATCH * 2 + 50;
+      const results = await Promise.all(Array.from({ length: n }, (_, i) => {
+        const who = f.member(i % 2);
+        return commit.submit({
+          ...who,
+          device: who.account,
+          clientId: `m${i}`,
+          bodyText: cipher(16),
+        });
+      }));
+      assert.deepEqual(results.map((r) => r.seq), Array.from({ length: n }, (_, i) => i + 1));
+      assert.deepEqual(sizes, [MAX_BATCH, MAX_BATCH, 50]);
     } finally {
       await f.handle.close();
     }
