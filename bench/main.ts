@@ -29,6 +29,7 @@ import { type CommitCeiling, commitCeiling } from "./commit_ceiling.ts";
 import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.ts";
 import { type FarRun, farRun } from "./far.ts";
 import { type GrowthResult, growthScenario } from "./growth.ts";
+import { overloadLine, type OverloadResult, overloadScenario } from "./overload.ts";
 import { type IdleResult, idleScenario } from "./idle.ts";
 import { bodyChars } from "./load.ts";
 import {
@@ -54,7 +55,17 @@ import type { AckMode } from "./sessions.ts";
 import { sleep } from "./stats.ts";
 import { loadAverage, machineInfo } from "./system.ts";
 
-const SCENARIOS = ["raw", "fanout", "pglite", "catchup", "idle", "abuse", "far", "growth"] as const;
+const SCENARIOS = [
+  "raw",
+  "fanout",
+  "pglite",
+  "catchup",
+  "idle",
+  "abuse",
+  "far",
+  "growth",
+  "overload",
+] as const;
 type Scenario = typeof SCENARIOS[number];
 
 const USAGE = `Usage: deno task bench [--flags]
@@ -72,8 +83,14 @@ const USAGE = `Usage: deno task bench [--flags]
                          (default sdk)
   --body-bytes N         message body size, decoded (default 64)
   --connections N        idle connections (default 10000)
+  --idle-seconds S       idle: the window over which the idle relay's CPU is measured (default 60)
   --far-delay MS         far: delay each way between the relay and Postgres (default 40)
   --far-sends N          far: sequential HTTP sends timed (default 30)
+  --overload-probe-rate N  overload: rate offered for 10 s to find what the relay sustains
+                         (acked/s), with Postgres fsync on (default 10000)
+  --overload-factor X    overload: multiple of the sustained rate then offered (default 2)
+  --overload-seconds S   overload: how long it is offered (default 30)
+  --overload-groups N    overload: groups of --group-size senders (default 50)
   --catchup N            stored messages to replay (default 100000)
   --catchup-client LIST  who replays: sdk (SDK session, batched \`msgs\` frames), frames (a bare
                          client, one \`msg\` frame per message, as the peer harness); default both
@@ -89,8 +106,8 @@ const USAGE = `Usage: deno task bench [--flags]
                          socket sends before auth (default 256)
   --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
                          force_custom_plan avoids stale generic plans; default: Postgres's auto)
-  --cpu-prof             write a CPU profile of the Postgres fan-out (and catch-up) relay and
-                         summarise it
+  --cpu-prof             write a CPU profile of the Postgres fan-out (and catch-up, and idle)
+                         relay and summarise it
   --wait-load X          first wait (up to --wait-max s) until the 1-min load is below X
   --wait-max S           (default 600)
   --out FILE             result file (default bench/results/<timestamp>.json)`;
@@ -110,8 +127,13 @@ type Options = {
   ack: AckMode;
   bodyBytes: number;
   connections: number;
+  idleSeconds: number;
   farDelayMs: number;
   farSends: number;
+  overloadProbeRate: number;
+  overloadFactor: number;
+  overloadSeconds: number;
+  overloadGroups: number;
   catchup: number;
   catchupClients: CatchupClient[];
   messages: number;
@@ -147,6 +169,10 @@ function parseOptions(args: string[]): Options {
       connections: { type: "string" },
       "far-delay": { type: "string" },
       "far-sends": { type: "string" },
+      "overload-probe-rate": { type: "string" },
+      "overload-factor": { type: "string" },
+      "overload-seconds": { type: "string" },
+      "overload-groups": { type: "string" },
       catchup: { type: "string" },
       "catchup-client": { type: "string" },
       messages: { type: "string" },
@@ -158,6 +184,7 @@ function parseOptions(args: string[]): Options {
       "abuse-sockets": { type: "string" },
       "abuse-frame-kib": { type: "string" },
       "cpu-prof": { type: "boolean" },
+      "idle-seconds": { type: "string" },
       "plan-cache-mode": { type: "string" },
       "wait-load": { type: "string" },
       "wait-max": { type: "string" },
@@ -202,8 +229,13 @@ function parseOptions(args: string[]): Options {
     ack,
     bodyBytes: positive(values["body-bytes"] ?? "64"),
     connections: positive(values.connections ?? (quick ? "2000" : "10000")),
+    idleSeconds: positive(values["idle-seconds"] ?? "60"),
     farDelayMs: positive(values["far-delay"] ?? "40"),
     farSends: positive(values["far-sends"] ?? "30"),
+    overloadProbeRate: positive(values["overload-probe-rate"] ?? "10000"),
+    overloadFactor: positive(values["overload-factor"] ?? "2"),
+    overloadSeconds: positive(values["overload-seconds"] ?? "30"),
+    overloadGroups: positive(values["overload-groups"] ?? "50"),
     catchup: positive(values.catchup ?? "100000"),
     catchupClients,
     messages: positive(values.messages ?? "100000"),
@@ -313,11 +345,13 @@ type Results = {
   };
   catchup?: (CatchupResult & { cpu_profile?: unknown })[];
   steps: { name: string; seconds: number }[];
-  idle?: IdleResult & { relay_log: string[] };
+  idle?: IdleResult & { relay_log: string[]; cpu_profile?: unknown };
   abuse?: AbuseResult[];
   /** Sequential HTTP sends, direct and through the delay proxy. */
   far?: FarRun[];
   growth?: GrowthResult;
+  /** Twice the sustained rate for 30 s, Postgres fsync on. */
+  overload?: OverloadResult & { relay_log: string[] };
   errors: string[];
 };
 
@@ -348,7 +382,7 @@ async function main(): Promise<void> {
   );
 
   const needsPostgres =
-    ["raw", "fanout", "catchup", "idle", "far"].some((s) => has(s as Scenario)) ||
+    ["raw", "fanout", "catchup", "idle", "far", "overload"].some((s) => has(s as Scenario)) ||
     (has("growth") && !options.growthUrl);
   let pg: PostgresCluster | null = null;
   const cleanup: (() => Promise<void>)[] = [];
@@ -676,14 +710,25 @@ async function main(): Promise<void> {
       await step(`${options.connections} idle connections`, async () => {
         const databaseUrl = await pg!.createDatabase();
         const first = await startRelay({ databaseUrl });
-        const out = await idleScenario(first, options.connections, databaseUrl).catch(
+        const profDir = options.cpuProf
+          ? new URL(`./tmp/prof-idle-${Date.now()}`, import.meta.url).pathname
+          : undefined;
+        if (profDir) await Deno.mkdir(profDir, { recursive: true });
+        const out = await idleScenario(first, options.connections, databaseUrl, {
+          idleSeconds: options.idleSeconds,
+          cpuProfDir: profDir,
+        }).catch(
           async (error) => {
             await first.stop();
             throw error;
           },
         );
         await out.relay.stop();
-        results.idle = { ...out.result, relay_log: out.relay.log() };
+        results.idle = {
+          ...out.result,
+          relay_log: out.relay.log(),
+          ...(profDir ? { cpu_profile: await summarizeProfileDir(profDir) } : {}),
+        };
         const server = await startRawServer();
         try {
           await sleep(1000);
@@ -745,6 +790,30 @@ async function main(): Promise<void> {
         }
       });
     }
+    if (has("overload")) {
+      await step(`overload: ${options.overloadFactor}× the sustained rate, fsync on`, async () => {
+        const databaseUrl = await pg!.createDatabase();
+        await setFsync(pg!, true);
+        const relay = await startRelay({ databaseUrl });
+        try {
+          const out = await overloadScenario(relay, databaseUrl, {
+            groups: options.overloadGroups,
+            size: options.groupSize,
+            probeRate: options.overloadProbeRate,
+            probeS: 10,
+            factor: options.overloadFactor,
+            durationS: options.overloadSeconds,
+            bodyChars: chars,
+          });
+          results.overload = { ...out, relay_log: relay.log() };
+          console.log(overloadLine(out));
+        } finally {
+          await relay.stop();
+          await setFsync(pg!, false);
+          await dropDatabase(pg!, databaseUrl);
+        }
+      });
+    }
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
     await save();
@@ -767,6 +836,9 @@ async function main(): Promise<void> {
   if (results.far?.length) {
     console.log("\nFar from the primary (sequential HTTP sends, time to 201)");
     for (const run of results.far) console.log(farLine(run));
+  }
+  if (results.overload) {
+    console.log("\nOverload\n  " + overloadLine(results.overload));
   }
   const c = results.ceilings;
   if (c.postgres_insert || c.pglite_insert || c.ws_echo) {
