@@ -43,7 +43,8 @@ export type BatchTiming = { size: number; ms: number; statements_ms: Record<stri
 export type CommitCeiling = {
   database: "postgres" | "pglite";
   batches: BatchTiming[];
-  closed_loop: { in_flight: number; msg_s: number; mean_batch: number }[];
+  /** `groups` 1: every send into one group (one lane, one commit at a time). */
+  closed_loop: { in_flight: number; groups: number; msg_s: number; mean_batch: number }[];
   /**
    * Sends at a fixed rate (like the fan-out) for a few seconds: what the commit path alone
    * costs in CPU here (this process: Kysely, postgres.js or PGlite) and in Postgres.
@@ -152,8 +153,9 @@ export async function commitCeiling(
     });
     const bodyText = "A".repeat(88);
     let counter = 0;
-    const submit = () => {
-      const i = counter++ % accounts.length;
+    /** The next send: round-robin over every member, or over group 0's (`oneGroup`). */
+    const submit = (oneGroup = false) => {
+      const i = counter++ % (oneGroup ? size : accounts.length);
       return commit.submit({
         group: groups[Math.floor(i / size)],
         account: accounts[i],
@@ -224,7 +226,13 @@ export async function commitCeiling(
       });
     }
     const closedLoop: CommitCeiling["closed_loop"] = [];
-    for (const inFlight of options.quick ? [] : [100, 1000, 3000]) {
+    const loops = options.quick ? [] : [
+      { inFlight: 100, oneGroup: false },
+      { inFlight: 1000, oneGroup: false },
+      { inFlight: 3000, oneGroup: false },
+      { inFlight: 1000, oneGroup: true },
+    ];
+    for (const { inFlight, oneGroup } of loops) {
       batchSizes = [];
       let done = 0;
       const t0 = performance.now();
@@ -234,7 +242,7 @@ export async function commitCeiling(
       // as a microtask, so a timer would never get its turn while the workers keep submitting.
       const worker = async () => {
         while (performance.now() < end) {
-          await submit();
+          await submit(oneGroup);
           done++;
         }
         stoppedAt ||= performance.now();
@@ -245,6 +253,7 @@ export async function commitCeiling(
       const count = done;
       closedLoop.push({
         in_flight: inFlight,
+        groups: oneGroup ? 1 : groupCount,
         msg_s: Math.round(count / elapsed),
         mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
       });
