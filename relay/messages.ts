@@ -168,12 +168,16 @@ export type ReplayPage = {
   has_more: boolean;
 };
 
+/** Body bytes a replay page holds at most (past its first message): 1 MiB. */
+export const REPLAY_PAGE_BYTES = 1024 * 1024;
+
 /**
  * {@link readPage} for a replay, with the frames' text built by Postgres: the page comes back as
  * one row holding every message's JSON joined by newlines (JSON text never holds a raw newline),
  * so the relay neither parses a row per message nor serializes one — a replay costs it one
  * string split and, for `msg` frames, one concatenation per message. Postgres builds the text
- * meanwhile on its own core.
+ * meanwhile on its own core. A page stops at `limit` messages or once its bodies pass
+ * `maxBytes` (a message starting below it is the last), so large bodies keep pages small.
  */
 export async function readReplayPage(
   db: Db,
@@ -182,20 +186,29 @@ export async function readReplayPage(
   after: number,
   limit: number,
   now: number,
+  maxBytes = REPLAY_PAGE_BYTES,
 ): Promise<ReplayPage> {
-  const result = await sql<{ last_seq: number; n: number; last: number | null; texts: string }>`
-    select g.last_seq, p.n, p.last, p.texts
+  const result = await sql<
+    { last_seq: number; n: number; scanned: number; last: number | null; texts: string }
+  >`
+    select g.last_seq, p.n, p.scanned, p.last, p.texts
     from groups g
     cross join lateral (
-      select count(*)::int as n, max(m.seq) as last,
-             string_agg(${MESSAGE_JSON}, chr(10) order by m.seq) as texts
+      select count(*) filter (where m.start < ${maxBytes})::int as n, count(*)::int as scanned,
+             max(m.seq) filter (where m.start < ${maxBytes}) as last,
+             string_agg(${MESSAGE_JSON}, chr(10) order by m.seq)
+               filter (where m.start < ${maxBytes}) as texts
       from (
-        select * from messages m
-        where m.group_id = g.id and m.seq > ${after}
-          and (m.expires_at is null or m.expires_at > ${now})
-          and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
-        order by m.seq
-        limit ${limit}
+        select m.*, coalesce(sum(length(m.body)) over (order by m.seq
+                 rows between unbounded preceding and 1 preceding), 0) as start
+        from (
+          select * from messages m
+          where m.group_id = g.id and m.seq > ${after}
+            and (m.expires_at is null or m.expires_at > ${now})
+            and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+          order by m.seq
+          limit ${limit}
+        ) m
       ) m
     ) p
     where g.id = ${group}`.execute(db);
@@ -205,7 +218,7 @@ export async function readReplayPage(
     texts: row.n === 0 ? [] : row.texts.split("\n"),
     last: row.last ?? after,
     last_seq: row.last_seq,
-    has_more: row.n >= limit,
+    has_more: row.scanned > row.n || row.scanned >= limit,
   };
 }
 

@@ -39,8 +39,13 @@ export interface SubscriptionSink {
 const MAX_BUFFER = 10_000;
 /** How long a live gap may wait for the missing messages to arrive before reading them. */
 const GAP_GRACE_MS = 50;
-/** Messages read per page during replay (two pages are in memory while one is written). */
-const PAGE = 500;
+/**
+ * Messages read per page during a replay: a small first page so the first frames leave soon,
+ * then larger ones (fewer queries; bench/README.md, "Replay"). Two pages are in memory while one
+ * is written: about 1 MB of text at 500-byte messages.
+ */
+const FIRST_PAGE = 250;
+const PAGE = 1000;
 
 /** A device's subscription to one group. */
 export class Subscription {
@@ -149,13 +154,15 @@ export class Subscription {
         if (this.#closed || !this.sink.open) return;
         this.#overflowed = false;
         // Every page is read after the current `last`, so all it holds is new.
-        const page = await (ahead?.after === this.last ? ahead.page : this.#readAfter(this.last));
+        const page = ahead?.after === this.last
+          ? await ahead.page
+          : await this.#readAfter(this.last, round === 0 ? FIRST_PAGE : PAGE);
         ahead = undefined;
         if (this.#closed || !this.sink.open) return;
         if (page.texts.length > 0 && page.last > this.last) {
           this.last = page.last;
           if (page.has_more) {
-            ahead = { after: this.last, page: this.#readAfter(this.last) };
+            ahead = { after: this.last, page: this.#readAfter(this.last, PAGE) };
             ahead.page.catch(() => {});
           }
           if (!(await this.sink.replay(page.texts)) || this.#closed) return;
@@ -179,9 +186,9 @@ export class Subscription {
   }
 
   /** Reads the page after `after`, with the highest `seq` known to exist (for the replica). */
-  #readAfter(after: number): Promise<ReplayPage> {
+  #readAfter(after: number, limit: number): Promise<ReplayPage> {
     const known = this.#buffer.reduce((max, m) => Math.max(max, m.seq), after);
-    return this.read(this.group, this.sink.device, after, PAGE, this.now(), known);
+    return this.read(this.group, this.sink.device, after, limit, this.now(), known);
   }
 
   /** Delivers buffered messages that continue `last`; returns true if a gap remains. */

@@ -62,6 +62,32 @@ export class SlowClient {
   }
 
   /**
+   * Reads frames until one matches (before the client stops reading, e.g. until `synced`);
+   * the rest of what arrived stays for {@link drain}. Throws after `timeoutMs` or a close.
+   */
+  async until(
+    match: (frame: Record<string, unknown>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<Record<string, unknown>> {
+    const chunk = new Uint8Array(1 << 16);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const parsed = parseFrames(this.pending);
+      const at = parsed.frames.findIndex(match);
+      if (at >= 0) {
+        // The frames after the match stay as bytes for later reads.
+        this.pending = this.pending.subarray(parsed.ends[at]);
+        return parsed.frames[at];
+      }
+      if (parsed.closeCode !== null) throw new Error(`closed ${parsed.closeCode} before the frame`);
+      const n = await this.conn.read(chunk);
+      if (n === null) throw new Error("connection closed before the frame");
+      this.pending = concat(this.pending, chunk.subarray(0, n));
+    }
+    throw new Error("no matching frame in time");
+  }
+
+  /**
    * Reads every frame until the server closes (or `timeoutMs`), returning the text frames and the
    * close code.
    */
@@ -74,26 +100,10 @@ export class SlowClient {
     const deadline = Date.now() + timeoutMs;
     let closeCode: number | null = null;
     while (Date.now() < deadline && closeCode === null) {
-      // Parse whatever complete frames are buffered.
-      while (buffer.length >= 2) {
-        const opcode = buffer[0] & 0x0f;
-        let len = buffer[1] & 0x7f;
-        let offset = 2;
-        if (len === 126) {
-          if (buffer.length < 4) break;
-          len = (buffer[2] << 8) | buffer[3];
-          offset = 4;
-        } else if (len === 127) {
-          if (buffer.length < 10) break;
-          len = Number(new DataView(buffer.buffer, buffer.byteOffset + 2, 8).getBigUint64(0));
-          offset = 10;
-        }
-        if (buffer.length < offset + len) break;
-        const payload = buffer.subarray(offset, offset + len);
-        if (opcode === 1) frames.push(JSON.parse(decoder.decode(payload)));
-        if (opcode === 8) closeCode = len >= 2 ? (payload[0] << 8) | payload[1] : 1005;
-        buffer = buffer.subarray(offset + len);
-      }
+      const parsed = parseFrames(buffer);
+      frames.push(...parsed.frames);
+      closeCode = parsed.closeCode;
+      buffer = parsed.rest;
       if (closeCode !== null) break;
       const n = await this.conn.read(chunk);
       if (n === null) break;
@@ -104,6 +114,45 @@ export class SlowClient {
     } catch { /* closed */ }
     return { frames, closeCode };
   }
+}
+
+/**
+ * The complete server frames at the start of `buffer`: text frames parsed, the close code if a
+ * close frame came, the bytes left over, and where each text frame ends.
+ */
+function parseFrames(buffer: Uint8Array): {
+  frames: Record<string, unknown>[];
+  ends: number[];
+  closeCode: number | null;
+  rest: Uint8Array;
+} {
+  const frames: Record<string, unknown>[] = [];
+  const ends: number[] = [];
+  let closeCode: number | null = null;
+  let at = 0;
+  while (buffer.length - at >= 2 && closeCode === null) {
+    const opcode = buffer[at] & 0x0f;
+    let len = buffer[at + 1] & 0x7f;
+    let offset = at + 2;
+    if (len === 126) {
+      if (buffer.length - at < 4) break;
+      len = (buffer[at + 2] << 8) | buffer[at + 3];
+      offset = at + 4;
+    } else if (len === 127) {
+      if (buffer.length - at < 10) break;
+      len = Number(new DataView(buffer.buffer, buffer.byteOffset + at + 2, 8).getBigUint64(0));
+      offset = at + 10;
+    }
+    if (buffer.length < offset + len) break;
+    const payload = buffer.subarray(offset, offset + len);
+    at = offset + len;
+    if (opcode === 1) {
+      frames.push(JSON.parse(decoder.decode(payload)));
+      ends.push(at);
+    }
+    if (opcode === 8) closeCode = len >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+  }
+  return { frames, ends, closeCode, rest: buffer.subarray(at) };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -114,6 +114,13 @@ testBothDatabases(
       assert.deepEqual(next.texts.map((x) => JSON.parse(x).seq), [4, 5]);
       const end = await readReplayPage(t.database.db, group.id, bob.device, 5, 2, now);
       assert.deepEqual(end, { texts: [], last: 5, last_seq: 7, has_more: false });
+      // A page also stops once its bodies pass the byte bound; the first message always comes.
+      const small = await readReplayPage(t.database.db, group.id, bob.device, 0, 100, now, 60);
+      assert.deepEqual(small.texts.map((x) => JSON.parse(x).seq), [2, 3, 4]);
+      assert.equal(small.has_more, true, "2 + 3 + 57 body bytes come before seq 5: past 60");
+      const big = await readReplayPage(t.database.db, group.id, alice.device, 5, 100, now, 1);
+      assert.deepEqual(big.texts.map((x) => JSON.parse(x).seq), [6]);
+      assert.equal(big.has_more, true);
       const none = await readReplayPage(t.database.db, "n".repeat(22), bob.device, 0, 2, now);
       assert.deepEqual(none, { texts: [], last: 0, last_seq: 0, has_more: false });
     } finally {

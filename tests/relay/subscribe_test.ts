@@ -106,7 +106,9 @@ testBothDatabases(
       const slow = await SlowClient.connect(port);
       await slow.send({ t: "auth", token: bob.token });
       await slow.send({ t: "sub", groups: [group.id] });
-      await new Promise((r) => setTimeout(r, 300));
+      // Live from here on: what follows is live delivery, which backpressure cuts off (a replay
+      // paces itself instead and would wait 30 s for the client before closing it).
+      await slow.until((f) => f.t === "synced");
       // ~24 MB of frames: far past the socket buffers and the relay's 256 KiB limit.
       const total = 600;
       for (let i = 0; i < total; i += 20) {
@@ -177,7 +179,7 @@ testBothDatabases(
       const alice = await newDevice(t.url);
       const bob = await newDevice(t.url);
       const group = await alice.api.createGroup({ members: [bob.account] });
-      const stored = 600; // more than one replay page (500)
+      const stored = 600; // more than one replay page (250, then 1,000)
       const live = 60;
       const sendRange = async (from: number, to: number) => {
         for (let i = from; i < to; i += 20) {
