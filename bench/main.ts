@@ -86,9 +86,11 @@ const USAGE = `Usage: deno task bench [--flags]
   --idle-seconds S       idle: the window over which the idle relay's CPU is measured (default 60)
   --far-delay MS         far: delay each way between the relay and Postgres (default 40)
   --far-sends N          far: sequential HTTP sends timed (default 30)
-  --overload-probe-rate N  overload: rate offered for 10 s to find what the relay sustains
-                         (acked/s), with Postgres fsync on (default 10000)
+  --overload-window N    overload: sends each session keeps in flight for 10 s to find what
+                         the relay sustains (acked/s), with Postgres fsync on (default 4)
   --overload-factor X    overload: multiple of the sustained rate then offered (default 2)
+  --overload-rate N      overload: offer N msg/s instead (a closed-loop probe can read low when
+                         the generator, not the relay, limits it)
   --overload-seconds S   overload: how long it is offered (default 30)
   --overload-groups N    overload: groups of --group-size senders (default 50)
   --catchup N            stored messages to replay (default 100000)
@@ -130,7 +132,8 @@ type Options = {
   idleSeconds: number;
   farDelayMs: number;
   farSends: number;
-  overloadProbeRate: number;
+  overloadWindow: number;
+  overloadRate: number | null;
   overloadFactor: number;
   overloadSeconds: number;
   overloadGroups: number;
@@ -169,7 +172,8 @@ function parseOptions(args: string[]): Options {
       connections: { type: "string" },
       "far-delay": { type: "string" },
       "far-sends": { type: "string" },
-      "overload-probe-rate": { type: "string" },
+      "overload-window": { type: "string" },
+      "overload-rate": { type: "string" },
       "overload-factor": { type: "string" },
       "overload-seconds": { type: "string" },
       "overload-groups": { type: "string" },
@@ -232,7 +236,8 @@ function parseOptions(args: string[]): Options {
     idleSeconds: positive(values["idle-seconds"] ?? "60"),
     farDelayMs: positive(values["far-delay"] ?? "40"),
     farSends: positive(values["far-sends"] ?? "30"),
-    overloadProbeRate: positive(values["overload-probe-rate"] ?? "10000"),
+    overloadWindow: positive(values["overload-window"] ?? "4"),
+    overloadRate: values["overload-rate"] === undefined ? null : positive(values["overload-rate"]),
     overloadFactor: positive(values["overload-factor"] ?? "2"),
     overloadSeconds: positive(values["overload-seconds"] ?? "30"),
     overloadGroups: positive(values["overload-groups"] ?? "50"),
@@ -799,7 +804,8 @@ async function main(): Promise<void> {
           const out = await overloadScenario(relay, databaseUrl, {
             groups: options.overloadGroups,
             size: options.groupSize,
-            probeRate: options.overloadProbeRate,
+            probeWindow: options.overloadWindow,
+            ...(options.overloadRate !== null ? { rate: options.overloadRate } : {}),
             probeS: 10,
             factor: options.overloadFactor,
             durationS: options.overloadSeconds,

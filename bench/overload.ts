@@ -3,8 +3,10 @@
  * Overload (issue 14): offer twice what the relay sustains for 30 s and check that it stays
  * bounded and honest. One relay on Postgres (the caller turns `fsync` on), `groups` × `size`
  * one-device accounts with one SDK session each, every member sending round-robin. First a
- * probe: `probeRate` offered for `probeS` seconds; what was acknowledged per second is the rate
- * the relay sustains here (on this machine, beside this load generator). Then twice that for
+ * closed-loop probe: every session keeps `probeWindow` sends in flight for `probeS` seconds;
+ * what was acknowledged per second is the rate the relay sustains here (on this machine, beside
+ * this load generator — an open-loop probe past that rate only measures the generator drowning
+ * in its own retries). Then twice that for
  * `durationS` seconds, open loop, while the relay's RSS is sampled every 250 ms. The SDK retries
  * every `unavailable` refusal after `retry_after_ms` under the same `client_id`, so the run
  * counts refusals (each is one retry), waits for every send to be answered, then reads back
@@ -14,7 +16,6 @@
 
 import postgres from "postgres";
 import { type Fleet, relayFleet } from "./fanout.ts";
-import { LoadRun } from "./load.ts";
 import type { RelayProcess } from "./relay_process.ts";
 import { Latencies, type LatencySummary, round, sleep } from "./stats.ts";
 import { loadAverage, mib, rssBytes } from "./system.ts";
@@ -23,10 +24,13 @@ import { loadAverage, mib, rssBytes } from "./system.ts";
 export type OverloadOptions = {
   groups: number;
   size: number;
-  probeRate: number;
+  /** Sends each session keeps in flight during the probe. */
+  probeWindow: number;
   probeS: number;
   /** Multiple of the sustained rate offered (2). */
   factor: number;
+  /** Offer this rate instead of `factor` × the probe's (the probe still runs, for the record). */
+  rate?: number;
   durationS: number;
   bodyChars: number;
 };
@@ -35,7 +39,7 @@ export type OverloadOptions = {
 export type OverloadResult = {
   loadavg_before: number;
   sessions: number;
-  probe: { offered_rate: number; acked_rate: number | null };
+  probe: { in_flight: number; seconds: number; acked_rate: number };
   offered_rate: number;
   duration_s: number;
   offered: number;
@@ -80,24 +84,56 @@ export async function overloadScenario(
   }
   try {
     const loadavg = loadAverage()[0];
-    const probeRun = new LoadRun(1, options.probeRate, options.probeS, options.size, 64);
-    fleet.current = probeRun;
-    const probe = await probeRun.run(fleet.clients, 10, undefined, 60);
-    fleet.current = null;
-    const sustained = probe.acked_rate ?? options.probeRate;
-    const rate = Math.max(1, Math.round(sustained * options.factor));
+    const probe = await closedLoop(fleet, options.probeWindow, options.probeS, options.bodyChars);
+    const rate = options.rate ?? Math.max(1, Math.round(probe.acked_rate * options.factor));
     await sleep(2000);
     return await overloaded(relay, fleet, sql, {
       ...options,
       rate,
       loadavg,
-      probe: { offered_rate: options.probeRate, acked_rate: probe.acked_rate },
+      probe,
       refusals: () => refusals,
     });
   } finally {
     fleet.close();
     await sql.end();
   }
+}
+
+/** Every session keeps `window` sends in flight for `seconds`; the acknowledged rate. */
+async function closedLoop(
+  fleet: Fleet,
+  window: number,
+  seconds: number,
+  bodyChars: number,
+): Promise<OverloadResult["probe"]> {
+  const sessions = fleet.sessions!.sessions;
+  const members = fleet.groups.flatMap((g) => g.members.map(() => g.id));
+  let acked = 0;
+  let next = 0;
+  let stop = false;
+  const t0 = performance.now();
+  const loop = async (i: number) => {
+    while (!stop) {
+      const id = 500_000_000 + next++;
+      await sessions[i].send(members[i], {
+        body: `m${id}`.padEnd(bodyChars, "A"),
+        client_id: `p${id}`,
+      });
+      if (!stop) acked++;
+    }
+  };
+  const loops = sessions.flatMap((_, i) => Array.from({ length: window }, () => loop(i)));
+  await sleep(seconds * 1000);
+  stop = true;
+  const elapsed = (performance.now() - t0) / 1000;
+  const counted = acked;
+  await Promise.allSettled(loops); // the sends in flight finish (bounded by the SDK's timeout)
+  return {
+    in_flight: sessions.length * window,
+    seconds,
+    acked_rate: Math.round(counted / elapsed),
+  };
 }
 
 async function overloaded(
@@ -226,7 +262,7 @@ async function overloaded(
 /** One line of the report. */
 export function overloadLine(r: OverloadResult): string {
   return [
-    `probe ${r.probe.offered_rate}/s → ${r.probe.acked_rate}/s acked;`,
+    `probe ${r.probe.in_flight} in flight → ${r.probe.acked_rate}/s acked;`,
     `offered ${r.offered_rate}/s × ${r.duration_s} s (${r.sessions} sessions):`,
     `acked ${r.acked}/${r.offered} (${r.acked_rate}/s), refusals ${r.refusals} (retried),`,
     `errors ${JSON.stringify(r.errors)}, unanswered ${r.unanswered},`,
