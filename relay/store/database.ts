@@ -73,6 +73,11 @@ export class QueryObserver {
  */
 export async function openPglite(dir: string, hooks: DatabaseHooks = {}): Promise<DatabaseHandle> {
   await Deno.mkdir(dir, { recursive: true });
+  // A new data directory is created by initdb in a second PGlite whose memory (over 250 MiB of
+  // WebAssembly heap and code) would stay in the process; created in a worker of its own, it is
+  // all returned when that worker ends, before the serving one starts.
+  const fresh = await Deno.stat(`${dir}/PG_VERSION`).then(() => false, () => true);
+  if (fresh) await (await PgliteWorkerClient.open(dir, () => {})).close();
   const client = await PgliteWorkerClient.open(dir, (reason) => hooks.onFailure?.(reason));
   const queries = new QueryObserver();
   const db = new Kysely<Database>({ dialect: new PgliteWorkerDialect(client), log: queries.log });

@@ -1,0 +1,106 @@
+/**
+ * The embedded database in its worker (relay/store/pglite_client.ts, pglite_worker.ts), through
+ * the Kysely handle the relay uses: Postgres errors arrive with their fields, an open transaction
+ * holds the one connection (others' statements wait for its commit and then see it), a rollback
+ * leaves nothing, statements in flight are bounded (53300, which the relay answers 503), and a
+ * new data directory is created (initdb) and then served by a second worker.
+ */
+
+import assert from "node:assert/strict";
+import { sql } from "kysely";
+import { openPglite } from "../../../relay/store/database.ts";
+import { MAX_IN_FLIGHT } from "../../../relay/store/pglite_client.ts";
+import { isUnavailable } from "../../../relay/errors.ts";
+
+async function withDb(fn: (db: Awaited<ReturnType<typeof openPglite>>["db"]) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "sealpost-pglite-worker-" });
+  const handle = await openPglite(`${dir}/pg`);
+  try {
+    await sql`create table t (id int primary key, note text)`.execute(handle.db);
+    await fn(handle.db);
+  } finally {
+    await handle.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("PGlite worker: errors keep Postgres's code and fields; a transaction holds the connection until it ends", async () => {
+  await withDb(async (db) => {
+    await sql`insert into t values (1, 'a')`.execute(db);
+    const error = await sql`insert into t values (1, 'b')`.execute(db).catch((e) => e) as
+      & Error
+      & { code?: string; constraint?: string };
+    assert.ok(error instanceof Error);
+    assert.equal(error.code, "23505");
+    assert.equal(error.constraint, "t_pkey");
+    assert.match(error.message, /duplicate key/);
+
+    const order: string[] = [];
+    let outside: Promise<number> | undefined;
+    await db.transaction().execute(async (trx) => {
+      await sql`insert into t values (2, 'in tx')`.execute(trx);
+      // Another caller's statement waits for this transaction, then sees its row.
+      outside = sql<{ n: number }>`select count(*)::int as n from t`.execute(db).then((r) => {
+        order.push("outside");
+        return r.rows[0].n;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sql`insert into t values (3, 'in tx')`.execute(trx);
+      order.push("commit");
+    });
+    assert.equal(await outside, 3);
+    assert.deepEqual(order, ["commit", "outside"]);
+
+    await db.transaction().execute(async (trx) => {
+      await sql`insert into t values (4, 'rolled back')`.execute(trx);
+      throw new Error("abort");
+    }).catch(() => {});
+    const rows = await sql<{ id: number }>`select id from t order by id`.execute(db);
+    assert.deepEqual(rows.rows.map((r) => r.id), [1, 2, 3]);
+    // int8 arrives as a number, as on server Postgres.
+    const big = await sql<{ n: number }>`select 9007199254740991::int8 as n`.execute(db);
+    assert.equal(big.rows[0].n, Number.MAX_SAFE_INTEGER);
+  });
+});
+
+Deno.test("PGlite worker: statements in flight are bounded; past the bound they fail with 53300 (503)", async () => {
+  await withDb(async (db) => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => release = resolve);
+    const tx = db.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx);
+      await held;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The transaction holds the worker: every other statement queues.
+    const queued = Array.from(
+      { length: MAX_IN_FLIGHT + 5 },
+      () => sql`select 1`.execute(db).then(() => "ok", (e) => e),
+    );
+    release();
+    await tx;
+    const results = await Promise.all(queued);
+    const refused = results.filter((r) => r !== "ok");
+    assert.ok(refused.length >= 5, `${refused.length} refused`);
+    for (const error of refused) {
+      assert.equal(error.code, "53300");
+      assert.ok(isUnavailable(error));
+    }
+    assert.ok(results.filter((r) => r === "ok").length >= MAX_IN_FLIGHT - 2);
+  });
+});
+
+Deno.test("PGlite worker: a new data directory is made by a throwaway worker, then opens and reopens", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sealpost-pglite-worker-" });
+  try {
+    const handle = await openPglite(`${dir}/pg`);
+    await Deno.stat(`${dir}/pg/PG_VERSION`); // created by the init worker
+    await handle.close();
+    const again = await openPglite(`${dir}/pg`);
+    const rows = await sql<{ one: number }>`select 1 as one`.execute(again.db);
+    assert.equal(rows.rows[0].one, 1);
+    await again.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
