@@ -3,7 +3,8 @@
  * Long-polling for `GET /v1/inbox?wait=`: a waiter registers the groups it cares about and is
  * woken by the next committed message in any of them (or a membership change of its account),
  * then reads again. Registration happens before the re-read, so nothing committed in between
- * is missed.
+ * is missed; when the bus may have missed events (its `onGap`: a reconnect, or another instance
+ * that committed unannounced), every waiter is woken to read again.
  */
 
 import type { Bus } from "./bus/bus.ts";
@@ -25,6 +26,7 @@ export class InboxWaiters {
         if (hit) waiter.wake();
       }
     });
+    bus.onGap(() => this.wakeAll());
   }
 
   /**
