@@ -249,7 +249,7 @@ function framesReplay(
 }
 
 /**
- * The database's read speed for a replay: the relay's own replay query (`readReplayPage`, 500
+ * The database's read speed for a replay: the relay's own replay query (`readReplayPage`, 1,000
  * messages a page, each message's JSON built by Postgres) run back to back on one connection in
  * this process, nothing sent. Batched replay is measured against this.
  */
@@ -266,7 +266,7 @@ export async function replayReadCeiling(
     let rows = 0;
     let pages = 0;
     for (; pages < 1_000_000 && rows < count; pages++) {
-      const page = await readReplayPage(handle.db, group, device, after, 500, Date.now());
+      const page = await readReplayPage(handle.db, group, device, after, 1000, Date.now());
       rows += page.texts.length;
       after = page.last;
       if (!page.has_more) break;
