@@ -108,8 +108,8 @@ const USAGE = `Usage: deno task bench [--flags]
                          socket sends before auth (default 256)
   --plan-cache-mode M    set plan_cache_mode on the relay's Postgres database (an experiment:
                          force_custom_plan avoids stale generic plans; default: Postgres's auto)
-  --cpu-prof             write a CPU profile of the Postgres fan-out (and catch-up, and idle)
-                         relay and summarise it
+  --cpu-prof             write a CPU profile of the Postgres fan-out (and catch-up, idle and
+                         overload) relay and summarise it
   --wait-load X          first wait (up to --wait-max s) until the 1-min load is below X
   --wait-max S           (default 600)
   --out FILE             result file (default bench/results/<timestamp>.json)`;
@@ -356,7 +356,7 @@ type Results = {
   far?: FarRun[];
   growth?: GrowthResult;
   /** Twice the sustained rate for 30 s, Postgres fsync on. */
-  overload?: OverloadResult & { relay_log: string[] };
+  overload?: OverloadResult & { relay_log: string[]; cpu_profile?: unknown };
   errors: string[];
 };
 
@@ -799,7 +799,11 @@ async function main(): Promise<void> {
       await step(`overload: ${options.overloadFactor}× the sustained rate, fsync on`, async () => {
         const databaseUrl = await pg!.createDatabase();
         await setFsync(pg!, true);
-        const relay = await startRelay({ databaseUrl });
+        const profDir = options.cpuProf
+          ? new URL(`./tmp/prof-overload-${Date.now()}`, import.meta.url).pathname
+          : undefined;
+        if (profDir) await Deno.mkdir(profDir, { recursive: true });
+        const relay = await startRelay({ databaseUrl, cpuProfDir: profDir });
         try {
           const out = await overloadScenario(relay, databaseUrl, {
             groups: options.overloadGroups,
@@ -815,6 +819,9 @@ async function main(): Promise<void> {
           console.log(overloadLine(out));
         } finally {
           await relay.stop();
+          if (profDir && results.overload) {
+            results.overload.cpu_profile = await summarizeProfileDir(profDir);
+          }
           await setFsync(pg!, false);
           await dropDatabase(pg!, databaseUrl);
         }
