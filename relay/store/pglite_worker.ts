@@ -38,14 +38,6 @@ export const FENCED =
 
 const INT8_OID = 20;
 
-/**
- * Postgres's page cache inside PGlite's WebAssembly memory. PGlite's default is 128 MB, most of
- * which a relay's working set (recent messages and their indexes) never needs, while every page
- * it does fill stays resident for good (WebAssembly memory does not shrink). Pages not cached
- * here are still in the kernel's page cache of the data directory's files.
- */
-export const SHARED_BUFFERS = "32MB";
-
 /** True in the worker thread that should serve the embedded database. */
 export function isPgliteWorker(): boolean {
   return (globalThis as { name?: unknown }).name === PGLITE_WORKER_NAME &&
@@ -102,7 +94,6 @@ function serveWorker(): void {
         dataDir: request.dir,
         ...await pgliteAssets(),
         parsers: { [INT8_OID]: (value: string) => Number(value) },
-        startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${SHARED_BUFFERS}`],
       });
       return { id, ok: true };
     }
