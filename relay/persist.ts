@@ -118,15 +118,14 @@ export type GroupCommitOptions = {
 };
 
 /**
- * Largest batch in one transaction, by default. Past a few hundred sends a bigger batch is slower
- * per send, not faster: after five calls in a session PL/pgSQL runs `sealpost_commit`'s
- * statements with generic plans, which estimate one row per unnested array and join the batch
- * with itself by nested loop (a batch of 1,000 filtered 999,000 row pairs: 130 of its 176 ms;
- * 25–35 ms with custom plans). At 200 that join costs about as much as the rest of the commit,
- * and one group with 1,000 sends in flight commits two to three times faster than at 1,000
- * (`bench/README.md`, "The live path").
+ * Largest batch in one transaction, by default. (After five calls in a session PL/pgSQL runs
+ * `sealpost_commit`'s statements with generic plans, which join the batch with itself by nested
+ * loop: a batch of 1,000 in one group filtered 999,000 row pairs, 130 of its 176 ms. A cap of 200
+ * made the group commit alone faster for one group with 1,000 sends in flight, but not the relay
+ * over WebSocket, so it stays 1,000 until the statement is fixed; `bench/README.md`, "The live
+ * path".)
  */
-export const MAX_BATCH = 200;
+export const MAX_BATCH = 1000;
 
 /** What a queued send costs besides its body: the object, its strings and closures. */
 export const SEND_OVERHEAD_BYTES = 512;
