@@ -42,7 +42,8 @@ const GAP_GRACE_MS = 50;
 /**
  * Messages read per page during a replay: a small first page so the first frames leave soon,
  * then larger ones (fewer queries; bench/README.md, "Replay"). Two pages are in memory while one
- * is written: about 1 MB of text at 500-byte messages.
+ * is written: about 1 MB of text at 500-byte messages; with large bodies `readReplayPage` cuts a
+ * page at 1 MiB of them, so about 2 MiB at most.
  */
 const FIRST_PAGE = 250;
 const PAGE = 1000;
