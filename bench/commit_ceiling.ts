@@ -13,7 +13,7 @@ import { PostgresJSDialect } from "kysely-postgres-js";
 import postgres from "postgres";
 import type { Bus } from "../relay/bus/bus.ts";
 import { LocalBus } from "../relay/bus/bus_local.ts";
-import { PostgresBus } from "../relay/bus/bus_postgres.ts";
+import { PostgresBus, SOLO_CHECK_MS } from "../relay/bus/bus_postgres.ts";
 import { systemClock } from "../relay/base/clock.ts";
 import type { Db } from "../relay/store/database.ts";
 import { silentLogger } from "../relay/base/log.ts";
@@ -43,8 +43,18 @@ export type BatchTiming = { size: number; ms: number; statements_ms: Record<stri
 export type CommitCeiling = {
   database: "postgres" | "pglite";
   batches: BatchTiming[];
-  /** `groups` 1: every send into one group (one lane, one commit at a time). */
-  closed_loop: { in_flight: number; groups: number; msg_s: number; mean_batch: number }[];
+  /**
+   * `groups` 1: every send into one group (one lane, one commit at a time). `announced`: a
+   * second bus listened, so every commit carried its NOTIFY (Postgres; otherwise the bus was
+   * alone and committed without).
+   */
+  closed_loop: {
+    in_flight: number;
+    groups: number;
+    announced: boolean;
+    msg_s: number;
+    mean_batch: number;
+  }[];
   /**
    * Sends at a fixed rate (like the fan-out) for a few seconds: what the commit path alone
    * costs in CPU here (this process: Kysely, postgres.js or PGlite) and in Postgres.
@@ -87,6 +97,8 @@ export async function commitCeiling(
   let db: Db;
   // As in the relay: on Postgres the LISTEN/NOTIFY bus (a pg_notify inside every commit).
   let bus: Bus = new LocalBus();
+  let postgresBus: PostgresBus | null = null;
+  let peerBus: PostgresBus | null = null;
   if (url) {
     const client = postgres(url, {
       max: 10,
@@ -102,6 +114,7 @@ export async function commitCeiling(
     });
     db = new Kysely<Database>({ dialect: new PostgresJSDialect({ postgres: client }), log });
     close = async () => {
+      await peerBus?.close();
       await bus.close();
       await db.destroy();
     };
@@ -120,7 +133,12 @@ export async function commitCeiling(
   try {
     await migrate(db);
     if (url) {
-      bus = await PostgresBus.start({ url, db, instanceId: "bench", log: silentLogger });
+      bus = postgresBus = await PostgresBus.start({
+        url,
+        db,
+        instanceId: "bench",
+        log: silentLogger,
+      });
     }
     const groupCount = options.groups ?? 100;
     const size = options.size ?? 6;
@@ -227,12 +245,23 @@ export async function commitCeiling(
     }
     const closedLoop: CommitCeiling["closed_loop"] = [];
     const loops = options.quick ? [] : [
-      { inFlight: 100, oneGroup: false },
-      { inFlight: 1000, oneGroup: false },
-      { inFlight: 3000, oneGroup: false },
-      { inFlight: 1000, oneGroup: true },
+      { inFlight: 100, oneGroup: false, announced: false },
+      { inFlight: 1000, oneGroup: false, announced: false },
+      { inFlight: 3000, oneGroup: false, announced: false },
+      { inFlight: 1000, oneGroup: true, announced: false },
+      // The same with another instance listening: every commit carries its NOTIFY, which
+      // Postgres serializes with every other notifying commit, fsync included.
+      ...(url
+        ? [
+          { inFlight: 100, oneGroup: false, announced: true },
+          { inFlight: 1000, oneGroup: false, announced: true },
+        ]
+        : []),
     ];
-    for (const { inFlight, oneGroup } of loops) {
+    for (const { inFlight, oneGroup, announced } of loops) {
+      if (postgresBus) {
+        await busMode(postgresBus, announced, url!, db, () => peerBus, (b) => peerBus = b);
+      }
       batchSizes = [];
       let done = 0;
       const t0 = performance.now();
@@ -254,6 +283,7 @@ export async function commitCeiling(
       closedLoop.push({
         in_flight: inFlight,
         groups: oneGroup ? 1 : groupCount,
+        announced: postgresBus !== null && !postgresBus.solo,
         msg_s: Math.round(count / elapsed),
         mean_batch: round(batchSizes.reduce((a, b) => a + b, 0) / batchSizes.length),
       });
@@ -289,5 +319,30 @@ export async function commitCeiling(
     };
   } finally {
     await close();
+  }
+}
+
+/**
+ * Puts `bus` in the mode a loop measures: alone (no other listener: commits go without NOTIFY)
+ * or announcing (a second bus listens). Waits, bounded, until the bus has switched.
+ */
+async function busMode(
+  bus: PostgresBus,
+  announced: boolean,
+  url: string,
+  db: Db,
+  peer: () => PostgresBus | null,
+  setPeer: (bus: PostgresBus | null) => void,
+): Promise<void> {
+  if (announced && !peer()) {
+    setPeer(await PostgresBus.start({ url, db, instanceId: "bench-peer", log: silentLogger }));
+  }
+  if (!announced && peer()) {
+    await peer()!.close();
+    setPeer(null);
+  }
+  const deadline = Date.now() + 3 * SOLO_CHECK_MS;
+  while (bus.solo === announced && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -225,8 +225,16 @@ export function ceilingsMarkdown(r: Json): string {
     if (g.closed_loop?.length) {
       out.push("");
       out.push(table(
-        ["closed loop, sends in flight", "groups", "msg/s", "mean batch"],
-        g.closed_loop.map((o: Json) => [o.in_flight, o.groups ?? "", o.msg_s, o.mean_batch]),
+        ["closed loop, sends in flight", "groups", "NOTIFY", "msg/s", "mean batch"],
+        g.closed_loop.map((
+          o: Json,
+        ) => [
+          o.in_flight,
+          o.groups ?? "",
+          o.announced === undefined ? "" : o.announced ? "yes" : "no",
+          o.msg_s,
+          o.mean_batch,
+        ]),
       ));
     }
     if (g.grown?.length) {
