@@ -72,6 +72,22 @@ export type PostgresBusOptions = {
   soloCheckMs?: number;
 };
 
+/**
+ * `url` without an `application_name` parameter. postgres.js lets one in the URL override the
+ * `connection.application_name` option, and a listener not named {@link LISTENER_NAME} is
+ * invisible to the others' solo check: every instance would think itself alone and stop
+ * announcing its commits.
+ */
+export function listenerUrl(url: string): string {
+  const at = url.indexOf("?");
+  if (at < 0) return url;
+  const query = new URLSearchParams(url.slice(at + 1));
+  if (!query.has("application_name")) return url;
+  query.delete("application_name");
+  const rest = query.toString();
+  return url.slice(0, at) + (rest ? "?" + rest : "");
+}
+
 /** A bus over Postgres LISTEN/NOTIFY. */
 export class PostgresBus implements Bus {
   #handlers = new Set<(event: BusEvent) => void>();
@@ -101,7 +117,7 @@ export class PostgresBus implements Bus {
 
   private constructor(private readonly options: PostgresBusOptions) {
     this.#wants = options.wants ?? (() => true);
-    this.#listener = postgres(options.url, {
+    this.#listener = postgres(listenerUrl(options.url), {
       max: 1,
       onnotice: () => {},
       connection: { application_name: this.#name },

@@ -15,7 +15,7 @@ import {
   testBothDatabases,
 } from "../../helpers/relay.ts";
 import { RawSocket } from "../../helpers/ws.ts";
-import { PostgresBus, SOLO_CHECK_MS } from "../../../relay/bus/bus_postgres.ts";
+import { listenerUrl, PostgresBus, SOLO_CHECK_MS } from "../../../relay/bus/bus_postgres.ts";
 import { silentLogger } from "../../../relay/base/log.ts";
 import { busContract } from "./bus_contract.ts";
 import { HttpClient } from "../../../client/mod.ts";
@@ -204,6 +204,42 @@ Deno.test({
       await handle.close();
     }
   },
+});
+
+Deno.test({
+  name:
+    "PostgresBus: an application_name in the database URL does not rename the listeners, so two instances never both think themselves alone",
+  ignore: dbUnavailable("postgres") !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { handle, databaseUrl } = await openTestDatabase("postgres");
+    // Operators name their connections in the URL; postgres.js lets that override the option.
+    const url = databaseUrl! + (databaseUrl!.includes("?") ? "&" : "?") + "application_name=ops";
+    const open = (instanceId: string) =>
+      PostgresBus.start({ url, db: handle.db, instanceId, log: silentLogger, soloCheckMs: 50 });
+    const here = await open("here");
+    const there = await open("there");
+    try {
+      // Twenty checks each: with the listeners named "ops" both went solo at the first.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.equal(here.solo || there.solo, false);
+      assert.equal(here.announcement().channel, "sealpost_bus");
+    } finally {
+      await Promise.all([here.close(), there.close()]);
+      await handle.close();
+    }
+  },
+});
+
+Deno.test("listenerUrl drops only application_name from the URL", () => {
+  const base = "postgres://u:p%3Fw@h:5432/db";
+  assert.equal(listenerUrl(base), base);
+  assert.equal(listenerUrl(base + "?application_name=x"), base);
+  assert.equal(
+    listenerUrl(base + "?sslmode=require&application_name=x&connect_timeout=3"),
+    base + "?sslmode=require&connect_timeout=3",
+  );
 });
 
 testBothDatabases(
