@@ -53,6 +53,8 @@ export class Subscription {
   #buffer: StoredMessage[] = [];
   #overflowed = false;
   #catching = false;
+  /** A {@link kick} came during a catch-up, which must then read again before going live. */
+  #kicked = false;
   #synced = false;
   #live = false;
   #closed = false;
@@ -86,7 +88,9 @@ export class Subscription {
     if (this.#closed) return;
     this.#stopGapWait();
     this.#live = false;
-    this.#catchUp();
+    // A catch-up under way may have read before what was missed: it reads once more at its end.
+    if (this.#catching) this.#kicked = true;
+    else this.#catchUp();
   }
 
   /** Starts the replay; `synced` follows it. */
@@ -172,6 +176,10 @@ export class Subscription {
         if (page.last_seq > this.last) this.last = page.last_seq;
         if (this.#overflowed) continue;
         if (this.#drainBuffer()) continue;
+        if (this.#kicked) {
+          this.#kicked = false;
+          continue;
+        }
         this.#live = true;
         if (!this.#synced) {
           this.#synced = true;

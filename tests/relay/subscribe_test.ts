@@ -4,6 +4,8 @@ import { cipher, newDevice } from "../helpers/accounts.ts";
 import { startTestRelay, testBothDatabases } from "../helpers/relay.ts";
 import { SlowClient } from "../helpers/slow_client.ts";
 import { RawSocket } from "../helpers/ws.ts";
+import { Subscription } from "../../relay/subscribe.ts";
+import { replayReader } from "../../relay/backlog.ts";
 
 testBothDatabases(
   "sub replays after since, then synced, then live — no gap, duplicate or reordering at the seam",
@@ -229,6 +231,57 @@ testBothDatabases(
       assert.equal(syncedSeq, seenAtSynced, "synced marks the end of the replay");
       assert.ok(await ws.none((f) => f.t === "msg" || f.t === "msgs", 200), "no duplicates");
       ws.close();
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+testBothDatabases(
+  "a read-back asked for (kick) while a replay is being written is not lost: what was committed unannounced meanwhile comes before synced",
+  async (db) => {
+    const t = await startTestRelay({ db, env: { SEALPOST_RATE_SEND: "off" } });
+    try {
+      const alice = await newDevice(t.url);
+      const group = await alice.api.createGroup();
+      await alice.api.send(group.id, { body: cipher(16), client_id: "c1" });
+      const got: number[] = [];
+      let synced = -1;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => release = resolve);
+      let replays = 0;
+      // The subscription's sink, as a connection's: the first replayed page is held unwritten.
+      const sub = new Subscription(
+        group.id,
+        {
+          device: alice.device,
+          open: true,
+          deliver: (m) => (got.push(m.seq), true),
+          replay: async (texts) => {
+            if (replays++ === 0) await held;
+            for (const text of texts) got.push(JSON.parse(text).seq);
+            return true;
+          },
+          synced: (_group, seq) => synced = seq,
+        },
+        0,
+        replayReader(t.database.db),
+        () => t.clock.now(),
+        (error) => {
+          throw error;
+        },
+      );
+      sub.start();
+      await waitFor(() => replays === 1);
+      // Committed after the page was read, its bus event missed (an instance alone that did not
+      // announce it, or a listener that was cut): the bus asks every subscription to read back.
+      await alice.api.send(group.id, { body: cipher(16), client_id: "c2" });
+      sub.kick();
+      release();
+      await waitFor(() => synced !== -1);
+      assert.deepEqual(got, [1, 2]);
+      assert.equal(synced, 2);
+      sub.close();
     } finally {
       await t.stop();
     }
