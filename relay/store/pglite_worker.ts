@@ -102,6 +102,9 @@ function serveWorker(): void {
       if (pg && !fenced && !pg.closed) await pg.close();
       return { id, ok: true };
     }
+    // A transaction's end frees the connection even when it fails (fenced, or no PGlite): else
+    // everyone else's statements would wait in the queue for ever.
+    if (request.op === "commit" || request.op === "rollback") active = 0;
     if (fenced) throw Object.assign(new Error(FENCED), { code: "53100" });
     if (!pg) throw Object.assign(new Error("the embedded database is not open"), { code: "57P03" });
     switch (request.op) {
@@ -111,7 +114,6 @@ function serveWorker(): void {
         return { id, ok: true };
       case "commit":
       case "rollback":
-        active = 0;
         await pg.query(request.op);
         return { id, ok: true };
       case "query": {

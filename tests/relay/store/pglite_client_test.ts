@@ -2,7 +2,8 @@
  * The embedded database in its worker (relay/store/pglite_client.ts, pglite_worker.ts), through
  * the Kysely handle the relay uses: Postgres errors arrive with their fields, an open transaction
  * holds the one connection (others' statements wait for its commit and then see it), a rollback
- * leaves nothing, statements in flight are bounded (53300, which the relay answers 503), and a
+ * leaves nothing, statements in flight are bounded (53300, which the relay answers 503), a
+ * transaction that hits a full disk still frees the connection (later statements get 53100), and a
  * new data directory is created (initdb) and then served by a second worker.
  */
 
@@ -11,6 +12,7 @@ import { sql } from "kysely";
 import { openPglite } from "../../../relay/store/database.ts";
 import { MAX_IN_FLIGHT } from "../../../relay/store/pglite_client.ts";
 import { isUnavailable } from "../../../relay/errors.ts";
+import { mountSmallFs, smallFsUnavailable } from "../../helpers/small_fs.ts";
 
 async function withDb(fn: (db: Awaited<ReturnType<typeof openPglite>>["db"]) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "sealpost-pglite-worker-" });
@@ -103,4 +105,40 @@ Deno.test("PGlite worker: a new data directory is made by a throwaway worker, th
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test({
+  name:
+    "PGlite worker: a transaction that hits a full disk ends, so later statements are answered (53100) instead of waiting for ever",
+  ignore: smallFsUnavailable() !== null,
+  fn: async () => {
+    const fs = await mountSmallFs(120);
+    const failures: string[] = [];
+    try {
+      const handle = await openPglite(`${fs.dir}/pg`, { onFailure: (r) => failures.push(r) });
+      try {
+        await sql`create table t (id int primary key, note text)`.execute(handle.db);
+        await fs.fill(256 * 1024);
+        // Pages of incompressible text: the table must grow on disk and cannot.
+        const error = await handle.db.transaction().execute(async (trx) => {
+          for (let i = 0; i < 400; i++) {
+            await sql`insert into t select g + ${i * 100}, string_agg(md5(random()::text), '')
+              from generate_series(1, 100) g, generate_series(1, 60) x group by g`.execute(trx);
+          }
+        }).then(() => null, (e) => e);
+        assert.ok(error, "the disk is full: the transaction fails");
+        assert.equal(failures.length, 1, "fenced");
+        // The transaction's rollback failed too (fenced): the worker must not keep waiting for it.
+        const next = await Promise.race([
+          sql`select 1`.execute(handle.db).then(() => "ok", (e) => e.code),
+          new Promise((resolve) => setTimeout(() => resolve("no answer in 5 s"), 5_000)),
+        ]);
+        assert.equal(next, "53100");
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      await fs.unmount();
+    }
+  },
 });
