@@ -102,6 +102,9 @@ export async function commitCeiling(
   if (url) {
     const client = postgres(url, {
       max: 10,
+      // As the relay's connections (relay/store/database.ts): every statement planned for its
+      // own parameters.
+      connection: { plan_cache_mode: "force_custom_plan" },
       onnotice: () => {},
       types: {
         bigint: {

@@ -273,24 +273,34 @@ testBothDatabases(
 );
 
 testBothDatabases(
-  "one group's sends queued at once commit in batches of at most MAX_BATCH, gap-free and in order",
+  "one group's sends queued at once commit in batches of at most MAX_BATCH: gap-free, in order, repeats and refusals answered",
   async (kind) => {
-    const f = await commitFixture(kind, 1, 2);
+    const f = await commitFixture(kind, 2, 2);
     try {
       const sizes: number[] = [];
       const commit = f.commitWith({ onBatch: (size) => sizes.push(size) });
       const n = MAX_BATCH + 50;
-      const results = await Promise.all(Array.from({ length: n }, (_, i) => {
-        const who = f.member(i % 2);
-        return commit.submit({
-          ...who,
-          device: who.account,
-          clientId: `m${i}`,
-          bodyText: cipher(16),
-        });
-      }));
+      const send = (who: { group: string; account: string }, clientId: string) =>
+        commit.submit({ ...who, device: who.account, clientId, bodyText: cipher(16) });
+      const group0 = f.member(0).group;
+      const fresh = Array.from({ length: n }, (_, i) => send(f.member(i % 2), `m${i}`));
+      // Queued last, so in the second batch: a repeat of m5 (committed in the first) and a send
+      // by a non-member.
+      const repeat = send(f.member(5 % 2), "m5");
+      const stranger = send({ group: group0, account: f.member(2).account }, "x");
+      const results = await Promise.all(fresh);
       assert.deepEqual(results.map((r) => r.seq), Array.from({ length: n }, (_, i) => i + 1));
-      assert.deepEqual(sizes, [MAX_BATCH, 50]);
+      assert.deepEqual(results.map((r) => r.duplicate), Array(n).fill(false));
+      const again = await repeat;
+      assert.equal(again.seq, 6);
+      assert.equal(again.duplicate, true);
+      await assert.rejects(stranger, (e) => e instanceof RelayError && e.code === "not_found");
+      assert.deepEqual(sizes, [MAX_BATCH, 52]);
+      const stored = await f.handle.db.selectFrom("messages").select((eb) =>
+        eb.fn.countAll().as("n")
+      )
+        .where("group_id", "=", group0).executeTakeFirstOrThrow();
+      assert.equal(Number(stored.n), n);
     } finally {
       await f.handle.close();
     }
