@@ -18,8 +18,8 @@ testBothDatabases(
     try {
       const alice = await newDevice(t.url);
       const group = await alice.api.createGroup();
-      // Every length mod 3 (padding), around base64's 76-character line breaks, and large.
-      const sizes = [1, 2, 3, 4, 5, 56, 57, 58, 59, 114, 1000, 4097, 65536];
+      // Empty, every length mod 3 (padding), around base64's 76-character line breaks, and large.
+      const sizes = [0, 1, 2, 3, 4, 5, 56, 57, 58, 59, 114, 1000, 4097, 65536];
       const bodies = sizes.map((n) => cipher(n));
       for (const [i, body] of bodies.entries()) {
         await alice.api.send(group.id, { body, client_id: `b${i}` });
@@ -28,6 +28,17 @@ testBothDatabases(
       assert.deepEqual(page.messages.map((m) => m.body), bodies);
       const ranges = await readRanges(t.database.db, [{ group: group.id, from: 1, to: 100 }]);
       assert.deepEqual(ranges.map((m) => m.body), bodies);
+      // The replay's texts, built by Postgres, carry the same bodies as the rows.
+      const replay = await readReplayPage(
+        t.database.db,
+        group.id,
+        alice.device,
+        0,
+        100,
+        t.clock.now(),
+      );
+      assert.deepEqual(replay.texts, page.messages.map(messageJson));
+      assert.deepEqual(replay.texts.map((x) => JSON.parse(x).body), bodies);
       const http = await alice.api.messages(group.id, 0, 100);
       assert.deepEqual(http.messages.map((m) => m.body), bodies);
     } finally {
