@@ -180,6 +180,12 @@ const RULES: Rule[] = [
     why: "benchmarks take minutes on an idle machine; results and method in bench/README.md",
   },
   {
+    match:
+      /^(rm -rf \/tmp\/peers\S* && cp -r \.\.\/shared\/peers |.*\/tmp\/peers\S*\/run\.sh |deno run --allow-all bench\/thread_cpu\.ts )/,
+    why: "the peer harness lives beside the repository (../shared/peers) and runs for minutes " +
+      "against a live relay; its results and method are in bench/README.md",
+  },
+  {
     match: /^deno task example:chat\b/,
     why: "the chat example in a real browser: tests/e2e/mls_chat_browser_test.ts",
   },
