@@ -7,7 +7,7 @@
  * connection by its id (other callers' statements wait in the worker until it ends). Errors come
  * back with Postgres's fields (`code` 23505 and so on) on a plain `Error`. Requests in flight are
  * bounded ({@link MAX_IN_FLIGHT}); past the bound a statement fails with `53300`, which the relay
- * answers `503 unavailable`. After a disk-full error the worker fences itself and this side
+ * answers `503 unavailable` (a transaction's commit or rollback is never refused). After a disk-full error the worker fences itself and this side
  * reports it once through `onFence`; closing then ends the thread without a checkpoint.
  */
 
@@ -109,7 +109,10 @@ export class PgliteWorkerClient {
   /** Posts one request; resolves with the worker's answer or rejects with its error. */
   request(request: Request): Promise<Answer> {
     if (this.#dead) return Promise.reject(this.#dead);
-    if (this.#pending.size >= MAX_IN_FLIGHT) {
+    // A transaction's end is never refused: the statements filling the bound may be waiting for
+    // it, and a refused commit (then rollback) would leave the worker waiting for it for ever.
+    const ending = request.op === "commit" || request.op === "rollback";
+    if (this.#pending.size >= MAX_IN_FLIGHT && !ending) {
       return Promise.reject(Object.assign(
         new Error(`the embedded database has ${MAX_IN_FLIGHT} statements queued; retry later`),
         { code: "53300" },

@@ -2,7 +2,8 @@
  * The embedded database in its worker (relay/store/pglite_client.ts, pglite_worker.ts), through
  * the Kysely handle the relay uses: Postgres errors arrive with their fields, an open transaction
  * holds the one connection (others' statements wait for its commit and then see it), a rollback
- * leaves nothing, statements in flight are bounded (53300, which the relay answers 503), a
+ * leaves nothing, statements in flight are bounded (53300, which the relay answers 503) but never
+ * a transaction's commit (the statements filling the bound may be waiting for it), a
  * transaction that hits a full disk still frees the connection (later statements get 53100), and a
  * new data directory is created (initdb) and then served by a second worker.
  */
@@ -89,6 +90,49 @@ Deno.test("PGlite worker: statements in flight are bounded; past the bound they 
       assert.ok(isUnavailable(error));
     }
     assert.ok(results.filter((r) => r === "ok").length >= MAX_IN_FLIGHT - 2);
+  });
+});
+
+Deno.test("PGlite worker: a transaction still commits when the statements waiting for it fill the bound", async () => {
+  await withDb(async (db) => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => release = resolve);
+    let inserted = () => {};
+    const holding = new Promise<void>((resolve) => inserted = resolve);
+    const tx = db.transaction().execute(async (trx) => {
+      await sql`insert into t values (7, 'held')`.execute(trx);
+      inserted();
+      await held;
+    });
+    await holding;
+    let refused = 0;
+    const queued = Array.from(
+      { length: MAX_IN_FLIGHT + 5 },
+      () =>
+        sql`select 1`.execute(db).then(() => "ok", (e) => {
+          refused++;
+          return e.code;
+        }),
+    );
+    // Every other statement is in flight, waiting for the transaction: the bound is reached.
+    for (let i = 0; i < 1_000 && refused < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(refused, 5);
+    release();
+    // Its commit must not be refused (and then its rollback), which left the worker waiting
+    // for the transaction for ever and every statement in flight with it.
+    await tx;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const results = await Promise.race([
+      Promise.all(queued),
+      new Promise<string>((resolve) => timer = setTimeout(() => resolve("stuck"), 30_000)),
+    ]);
+    clearTimeout(timer);
+    assert.notEqual(results, "stuck");
+    assert.equal((results as string[]).filter((r) => r === "ok").length, MAX_IN_FLIGHT);
+    const row = await sql<{ note: string }>`select note from t where id = 7`.execute(db);
+    assert.equal(row.rows[0]?.note, "held");
   });
 });
 
