@@ -58,15 +58,17 @@ export class Connection {
   }
 
   /**
-   * For replays: sends frames in order, each even past the live limit once the client has read
-   * its buffer down — waiting (up to {@link REPLAY_STALL_MS}) whenever more than the limit is
-   * unread; false if the connection closed, or if the client never read, in which case it is
-   * closed as too slow. Checking the buffer per frame keeps what the relay holds for one client
-   * at the limit plus one frame.
+   * For replays: sends frames in order, waiting (up to {@link REPLAY_STALL_MS}) for the client
+   * to read its buffer down to half the limit whenever the next frame would take it past the
+   * limit; false if the connection closed, or if the client never read, in which case it is
+   * closed as too slow. So a replay alone never fills the buffer past the live limit (a frame
+   * larger than half of it goes once the buffer is down to half), and a live frame of another
+   * group sent meanwhile is not taken for a slow client.
    */
   async sendPaced(frames: readonly string[]): Promise<boolean> {
     for (let i = 0; i < frames.length; i++) {
-      if (this.socket.bufferedAmount > this.maxBuffered && !(await this.#drained())) return false;
+      const over = this.socket.bufferedAmount + frames[i].length > this.maxBuffered;
+      if (over && !(await this.#drained())) return false;
       if (!this.open) return false;
       this.socket.send(frames[i]);
     }

@@ -67,6 +67,28 @@ Deno.test("Connection.sendPaced sends a page in order, pausing mid-page while th
   assert.equal(slow.length, 0);
 });
 
+Deno.test("Connection.sendPaced never fills the buffer past the limit, so a live frame of another group sent meanwhile is not taken for a slow client", async () => {
+  const socket = new RecordingSocket();
+  const { conn, slow } = connection(socket);
+  // As a real socket's: the buffer grows by what is sent, and the client reads nothing yet.
+  const send = socket.send.bind(socket);
+  socket.send = (data) => {
+    send(data);
+    socket.bufferedAmount += data.length;
+  };
+  const frame = "r".repeat(30);
+  const sending = conn.sendPaced([frame, frame, frame, frame, frame]);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.ok(socket.bufferedAmount <= 100, `replay filled ${socket.bufferedAmount} of 100`);
+  // A live message of another group, mid-replay: within the limit, so sent.
+  assert.equal(conn.sendText("live"), true);
+  assert.equal(slow.length, 0);
+  socket.bufferedAmount = 0;
+  assert.equal(await sending, true);
+  assert.equal(socket.sent.length, 6);
+  assert.equal(slow.length, 0);
+});
+
 Deno.test("Connection.sendPaced gives up when the connection closes while waiting", async () => {
   const socket = new RecordingSocket();
   const { conn } = connection(socket);
