@@ -83,11 +83,12 @@ export function upgradeCounted(
   }
   const release = pending.admit(address);
   try {
-    // A socket silent for 60 s gets a ping frame, and is closed after 60 s more without an
+    // A socket silent for 50 s gets a ping frame, and is closed after 50 s more without an
     // answer (Deno's idleTimeout: pings at half of it). Every idle socket pays a timer and a ping
-    // per period, so the period is long (was 30 s: 10,000 idle sockets cost 3.1 % of a core,
-    // 2.4 % at 60 s; bench/README.md); SDK sessions ping on their own every 25 s.
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 120 });
+    // per period, so the period is long (30 s: 10,000 idle sockets cost 3.1 % of a core, 60 s:
+    // 2.4 %; bench/README.md), but under the 60 s after which nginx and AWS load balancers cut
+    // a silent connection by default, so a client that never pings survives them.
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 100 });
     return { socket, response, release };
   } catch (error) {
     release();
