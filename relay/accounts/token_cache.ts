@@ -6,7 +6,9 @@
  * `expires_at` is a miss, so expiry stays exact. An entry lives at most `SEALPOST_TOKEN_CACHE`
  * (the safety net for changes made behind the relay's back, e.g. by hand in SQL); a `revoked`
  * bus event (revocation, or deletion by cleanup, on any instance) drops the device's entries at
- * once, and a bus gap (events may have been missed) empties the cache. Tokens are never deleted
+ * once, and a bus gap (events may have been missed) empties the cache. While the bus is deaf (its
+ * listening connection down, so another instance's revocation could go unheard) the cache is
+ * neither read nor filled: every request goes to the database until the bus hears again. Tokens are never deleted
  * one by one (there is no logout): they expire, or go with their device.
  */
 
@@ -25,11 +27,13 @@ export class TokenCache {
   readonly #clock: Clock;
   readonly #ttl: number;
   readonly #max: number;
+  readonly #bus: Bus;
   /** Bumped by every drop: a lookup that began before one must not fill the cache. */
   #generation = 0;
 
   /** `ttl` 0 disables the cache. */
   constructor(options: { bus: Bus; clock: Clock; ttl: number; max?: number }) {
+    this.#bus = options.bus;
     this.#clock = options.clock;
     this.#ttl = options.ttl;
     this.#max = options.max ?? TOKEN_CACHE_ENTRIES;
@@ -42,6 +46,7 @@ export class TokenCache {
 
   /** The cached, unexpired entry for a token hash, if any. */
   get(hash: string): CachedToken | undefined {
+    if (this.#bus.hearing === false) return undefined;
     const entry = this.#entries.get(hash);
     if (!entry) return undefined;
     const now = this.#clock.now();
@@ -62,7 +67,7 @@ export class TokenCache {
    * since its lookup began (the row read may predate a revocation).
    */
   set(hash: string, token: CachedToken, since: number): void {
-    if (this.#ttl <= 0 || since !== this.#generation) return;
+    if (this.#ttl <= 0 || since !== this.#generation || this.#bus.hearing === false) return;
     this.#entries.delete(hash);
     if (this.#entries.size >= this.#max) {
       const oldest = this.#entries.keys().next().value;

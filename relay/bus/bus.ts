@@ -75,6 +75,12 @@ export interface Bus {
   /** Registers a handler called when events may have been missed (after a reconnect). */
   onGap(handler: () => void): void;
   /**
+   * False while events from other instances may be going unheard (a listening connection that
+   * is down and not yet back); a cache kept fresh by bus events must not be trusted meanwhile.
+   * Absent or true on a bus that never misses events.
+   */
+  readonly hearing?: boolean;
+  /**
    * Tells a bus that reads messages back which groups anyone here follows (others skip the
    * read). A bus that carries messages itself may ignore it.
    */

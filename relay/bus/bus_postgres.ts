@@ -114,10 +114,19 @@ export class PostgresBus implements Bus {
   #silent = 0;
   #silentWaiters: (() => void)[] = [];
   #soloTimer: ReturnType<typeof setInterval> | undefined;
+  /** Whether the listening connection is up: false once a check misses it, true when it listens. */
+  #hearing = false;
+  /** Checks in a row that did not find this bus's listener connected. */
+  #missing = 0;
+  #relistening = false;
 
   private constructor(private readonly options: PostgresBusOptions) {
     this.#wants = options.wants ?? (() => true);
-    this.#listener = postgres(listenerUrl(options.url), {
+    this.#listener = this.#newListener();
+  }
+
+  #newListener(): postgres.Sql {
+    return postgres(listenerUrl(this.options.url), {
       max: 1,
       onnotice: () => {},
       connection: { application_name: this.#name },
@@ -127,9 +136,39 @@ export class PostgresBus implements Bus {
   /** Connects the listening connection and starts receiving. */
   static async start(options: PostgresBusOptions): Promise<PostgresBus> {
     const bus = new PostgresBus(options);
-    await bus.#listener.listen(CHANNEL, (payload) => bus.#receive(payload), () => bus.#onListen());
+    await bus.#listen();
     bus.#soloTimer = setInterval(() => bus.#checkSolo(), options.soloCheckMs ?? SOLO_CHECK_MS);
     return bus;
+  }
+
+  #listen(): Promise<unknown> {
+    return this.#listener.listen(
+      CHANNEL,
+      (payload) => this.#receive(payload),
+      () => this.#onListen(),
+    );
+  }
+
+  /**
+   * Replaces a listener that is gone for good: postgres.js re-listens after its connection
+   * closes, but if that one attempt fails (the database still down or refusing connections) it
+   * never tries again. The old client is ended first, so two never listen at once.
+   */
+  async #relisten(): Promise<void> {
+    if (this.#relistening || this.#closed) return;
+    this.#relistening = true;
+    const old = this.#listener;
+    this.#listener = this.#newListener();
+    try {
+      await old.end({ timeout: 0 }).catch(() => {});
+      if (this.#closed) return;
+      this.options.log.warn("bus listener lost; listening again");
+      await this.#listen();
+    } catch {
+      // Still unreachable: the next check tries again.
+    } finally {
+      this.#relistening = false;
+    }
   }
 
   /** True while this bus commits unannounced (no other listener seen). */
@@ -141,15 +180,26 @@ export class PostgresBus implements Bus {
   async #checkSolo(): Promise<void> {
     const hellos = this.#hellos;
     let others: number;
+    let mine: number;
     try {
-      const result = await sql<{ n: number }>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and application_name like ${LISTENER_NAME + "%"}
-          and application_name <> ${this.#name}`.execute(this.options.db);
-      others = Number(result.rows[0]?.n ?? 1);
+      const result = await sql<{ others: number; mine: number }>`
+        select count(*) filter (where application_name <> ${this.#name})::int as others,
+               count(*) filter (where application_name = ${this.#name})::int as mine
+        from pg_stat_activity
+        where datname = current_database() and application_name like ${LISTENER_NAME + "%"}`
+        .execute(this.options.db);
+      others = Number(result.rows[0]?.others ?? 1);
+      mine = Number(result.rows[0]?.mine ?? 1);
     } catch {
       return; // the database is unreachable: commits fail too; look again next time
     }
+    if (this.#closed) return;
+    if (mine === 0) {
+      // Deaf: another instance's events (a revocation) could go unheard. Give postgres.js's own
+      // reconnect one more check, then listen from a new client.
+      this.#hearing = false;
+      if (++this.#missing >= 2) void this.#relisten();
+    } else this.#missing = 0;
     // A hello heard meanwhile is newer than what this check saw.
     if (this.#closed || hellos !== this.#hellos) return;
     if (others === 0) {
@@ -183,7 +233,13 @@ export class PostgresBus implements Bus {
     this.#wants = wants;
   }
 
+  /** True while the listening connection is up (see {@link Bus.hearing}). */
+  get hearing(): boolean {
+    return this.#hearing;
+  }
+
   #onListen(): void {
+    this.#hearing = true;
     this.#listens++;
     // Whoever commits alone must announce again before anything here could miss it.
     this.#send({ o: this.options.instanceId, k: "h" });

@@ -17,6 +17,8 @@ import {
 import { RawSocket } from "../../helpers/ws.ts";
 import { listenerUrl, PostgresBus, SOLO_CHECK_MS } from "../../../relay/bus/bus_postgres.ts";
 import { silentLogger } from "../../../relay/base/log.ts";
+import { systemClock } from "../../../relay/base/clock.ts";
+import { TokenCache } from "../../../relay/accounts/token_cache.ts";
 import { busContract } from "./bus_contract.ts";
 import { HttpClient } from "../../../client/mod.ts";
 
@@ -291,3 +293,57 @@ testBothDatabases(
   },
   { only: ["postgres"] },
 );
+
+Deno.test({
+  name:
+    "PostgresBus: a listener that could not reconnect (database refusing connections) listens again once it can, and is deaf meanwhile",
+  ignore: dbUnavailable("postgres") !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { handle, databaseUrl } = await openTestDatabase("postgres");
+    const pg = await sharedPostgres();
+    const dbName = new URL(databaseUrl!).pathname.slice(1);
+    const open = (instanceId: string) =>
+      PostgresBus.start({
+        url: databaseUrl!,
+        db: handle.db,
+        instanceId,
+        log: silentLogger,
+        soloCheckMs: 100,
+      });
+    const here = await open("here");
+    const there = await open("there");
+    const heard: string[] = [];
+    there.subscribe((event) => {
+      if (event.kind === "revoked") heard.push(event.device);
+    });
+    // A token cache kept fresh by `there`'s events: not trusted while `there` is deaf.
+    const tokens = new TokenCache({ bus: there, clock: systemClock, ttl: 60_000 });
+    const token = { account: "a1", device: "d0", expiresAt: Date.now() + 600_000 };
+    try {
+      assert.equal(there.hearing, true);
+      tokens.set("h1", token, tokens.begin());
+      assert.deepEqual(tokens.get("h1"), token);
+      // Cut every listener while no new connection to the database is allowed: postgres.js's
+      // own reconnect fails at once. The pool's open connections keep working.
+      await pg.psql(`alter database "${dbName}" allow_connections false`);
+      await pg.psql(
+        `select pg_terminate_backend(pid) from pg_stat_activity where application_name like 'sealpost-listen%' and datname = '${dbName}'`,
+      );
+      await until(() => !there.hearing, "the cut bus knows it is deaf", 5_000);
+      assert.equal(tokens.get("h1"), undefined, "a deaf bus's cache answers nothing");
+      tokens.set("h2", token, tokens.begin());
+      assert.equal(tokens.size, 1, "nor is it filled while deaf");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await pg.psql(`alter database "${dbName}" allow_connections true`);
+      await until(() => there.hearing && here.hearing, "both listen again", 10_000);
+      here.publish({ kind: "revoked", device: "d1" });
+      await until(() => heard.includes("d1"), "an event published afterwards is heard", 5_000);
+    } finally {
+      await pg.psql(`alter database "${dbName}" allow_connections true`).catch(() => {});
+      await Promise.all([here.close(), there.close()]);
+      await handle.close();
+    }
+  },
+});
