@@ -17,7 +17,7 @@ export type { StoredMessage };
  * one `JSON.stringify` of the whole object per message was the largest JavaScript cost of a
  * replay after the database driver (bench/README.md, "Replay"). Only the parts that could need
  * escaping go through `JSON.stringify` (ids and `to`, a few short strings); `body` is base64url
- * (validated on send, or encoded by Postgres, see {@link BODY}) and numbers are numbers, so
+ * (validated on send, or encoded by Postgres, see {@link BODY_SQL}) and numbers are numbers, so
  * neither needs escaping. The text parses to the same value as `JSON.stringify(message)`.
  */
 export function messageJson(message: StoredMessage): string {
@@ -67,14 +67,25 @@ const BODY_SQL = `replace(replace(
          else left(encode(substring(m.body from length(m.body) - 1), 'base64'), 3)
        end,
     '+', '-'), '/', '_')`;
-const BODY = sql.raw(BODY_SQL);
+/** The columns of a {@link MessageRow}, read from a `messages m` row with the body as {@link BODY_SQL}. */
+const COLUMNS = sql.raw(`m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY_SQL} as body,
+           m.blob_id, m.blob_size, m.to_devices, m.created_at, m.expires_at`);
+
+/**
+ * The condition on `messages m` that a message is stored for `device` at `now`: not expired, and
+ * not targeted at other devices — the SQL form of {@link visibleTo}.
+ */
+function storedFor(device: string, now: number) {
+  return sql`(m.expires_at is null or m.expires_at > ${now})
+        and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))`;
+}
 
 type MessageRow = {
   group_id: string;
   seq: number;
   sender_account: string | null;
   sender_device: string | null;
-  /** base64url text (see {@link BODY}); bytes only from callers that select the raw column. */
+  /** base64url text (see {@link BODY_SQL}); bytes only from callers that select the raw column. */
   body: string | Uint8Array;
   blob_id: string | null;
   blob_size?: number | null;
@@ -118,14 +129,12 @@ export async function readPage(
   now: number,
 ): Promise<Page> {
   const result = await sql<MessageRow & { last_seq: number }>`
-    select g.last_seq, m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
-           m.blob_size, m.to_devices, m.created_at, m.expires_at
+    select g.last_seq, ${COLUMNS}
     from groups g
     left join lateral (
       select * from messages m
       where m.group_id = g.id and m.seq > ${after}
-        and (m.expires_at is null or m.expires_at > ${now})
-        and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+        and ${storedFor(device, now)}
       order by m.seq
       limit ${limit + 1}
     ) m on true
@@ -140,7 +149,7 @@ export async function readPage(
 
 /**
  * A message's JSON text built by Postgres, the same text as {@link messageJson} (a test checks
- * both databases): ids through `to_json`, the body as {@link BODY}, numbers as they are.
+ * both databases): ids through `to_json`, the body as {@link BODY_SQL}, numbers as they are.
  */
 const MESSAGE_JSON = sql.raw(`'{"group":' || to_json(m.group_id)::text || ',"seq":' || m.seq
   || ',"from":' || case when m.sender_account is null or m.sender_device is null then 'null'
@@ -204,8 +213,7 @@ export async function readReplayPage(
         from (
           select * from messages m
           where m.group_id = g.id and m.seq > ${after}
-            and (m.expires_at is null or m.expires_at > ${now})
-            and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+            and ${storedFor(device, now)}
           order by m.seq
           limit ${limit}
         ) m
@@ -245,14 +253,12 @@ export async function readInbox(
         on p.group_id = gm.group_id
       where gm.account_id = ${account}
     )
-    select m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
-           m.blob_size, m.to_devices, m.created_at, m.expires_at
+    select ${COLUMNS}
     from mine
     cross join lateral (
       select * from messages m
       where m.group_id = mine.group_id and m.seq > mine.after
-        and (m.expires_at is null or m.expires_at > ${now})
-        and (m.to_devices is null or m.sender_device = ${device} or ${device} = any(m.to_devices))
+        and ${storedFor(device, now)}
       order by m.seq
       limit ${limit}
     ) m
@@ -268,8 +274,7 @@ export async function readRanges(
 ): Promise<StoredMessage[]> {
   if (ranges.length === 0) return [];
   const result = await sql<MessageRow>`
-    select m.group_id, m.seq, m.sender_account, m.sender_device, ${BODY} as body, m.blob_id,
-           m.blob_size, m.to_devices, m.created_at, m.expires_at
+    select ${COLUMNS}
     from unnest(${ranges.map((r) => r.group)}::text[], ${ranges.map((r) => r.from)}::bigint[],
                 ${ranges.map((r) => r.to)}::bigint[]) as r(g, a, b)
     cross join lateral (
