@@ -154,28 +154,41 @@ async function replayOnce(
   };
 }
 
-type ReplayTimes = { first: number; synced: number | null; done: number; received: number };
+/** When a replay's first message arrived, when it ended (`performance.now()`), and how many came. */
+export type ReplayTimes = {
+  first: number;
+  synced: number | null;
+  done: number;
+  received: number;
+};
 
-/** Replays through an SDK session (batched replay). */
-async function sdkReplay(
+/**
+ * Replays `count` messages of `group` through an SDK session (batched replay); shared by the
+ * catch-up and growth scenarios. `pingIntervalMs` 0 keeps the session's own pings out of a long
+ * replay.
+ */
+export async function sdkReplay(
   reader: BenchDevice,
   group: string,
   count: number,
   ack: AckMode,
+  options: { timeoutMs?: number; pingIntervalMs?: number } = {},
 ): Promise<ReplayTimes> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   let first = 0;
   let received = 0;
   let session: Session | null = null;
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error("catch-up did not finish in 120 s")),
-        120_000,
+        () => reject(new Error(`catch-up did not finish in ${timeoutMs / 1000} s`)),
+        timeoutMs,
       );
       session = new Session(reader.api, {
         groups: [group],
         autoAck: ack !== "none",
         ...(ack === "every" ? { ackDelayMs: 0 } : {}),
+        ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
         onMessage: () => {
           if (received++ === 0) first = performance.now();
           if (received === count) {

@@ -21,6 +21,7 @@ import { expireMessages } from "../relay/jobs/expire.ts";
 import { withDeps } from "../commands/open.ts";
 import { type BenchDevice, registerDevices } from "./fleet.ts";
 import { CATCHUP_GROUP, existingFill, fill } from "./growth_fill.ts";
+import { sdkReplay } from "./catchup.ts";
 import { bodyChars } from "./load.ts";
 import { startRelay } from "./relay_process.ts";
 import { Latencies, type LatencySummary, pool, round, sleep } from "./stats.ts";
@@ -352,30 +353,10 @@ async function catchUp(sql: postgres.Sql, reader: BenchDevice) {
   );
   const count = Number(n);
   const t0 = performance.now();
-  let first = 0;
-  let received = 0;
-  let session: Session | null = null;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error("catch-up did not finish in 300 s")),
-        300_000,
-      );
-      session = new Session(reader.api, {
-        groups: [CATCHUP_GROUP],
-        pingIntervalMs: 0,
-        onMessage: () => {
-          if (received++ === 0) first = performance.now();
-          if (received === count) {
-            clearTimeout(timer);
-            resolve();
-          }
-        },
-      });
-    });
-  } finally {
-    (session as Session | null)?.close();
-  }
+  const { first, received } = await sdkReplay(reader, CATCHUP_GROUP, count, "sdk", {
+    timeoutMs: 300_000,
+    pingIntervalMs: 0,
+  });
   const seconds = (performance.now() - t0) / 1000;
   return {
     messages: received,
