@@ -130,6 +130,11 @@ export function invalid(message: string): RelayError {
   return new RelayError("invalid_request", message);
 }
 
+/** `409 conflict`: the account is already in `max` accepted groups. */
+export function groupQuotaReached(max: number): RelayError {
+  return new RelayError("conflict", `An account may be in at most ${max} groups`);
+}
+
 const UNAVAILABLE_CODES = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_DESTROYED",

@@ -36,7 +36,7 @@ import type { Bus } from "./bus/bus.ts";
 import { withSpan } from "./base/trace.ts";
 import type { Clock } from "./base/clock.ts";
 import type { Db } from "./store/database.ts";
-import { DISK_RETRY_MS, isDiskFull, RelayError } from "./errors.ts";
+import { DISK_RETRY_MS, groupQuotaReached, isDiskFull, RelayError } from "./errors.ts";
 import type { Logger } from "./base/log.ts";
 import type { StoredMessage } from "./messages.ts";
 
@@ -389,12 +389,7 @@ export class GroupCommit {
         continue;
       }
       if (row.verdict === "group_quota") {
-        send.reject(
-          new RelayError(
-            "conflict",
-            `An account may be in at most ${this.options.maxGroupsPerAccount} groups`,
-          ),
-        );
+        send.reject(groupQuotaReached(this.options.maxGroupsPerAccount!));
         continue;
       }
       const outcome: SendResult = {

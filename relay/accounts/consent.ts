@@ -12,7 +12,7 @@
 
 import { sql } from "kysely";
 import type { Deps } from "../deps.ts";
-import { RelayError } from "../errors.ts";
+import { groupQuotaReached, RelayError } from "../errors.ts";
 
 /** How much of `account` a viewer may see: everything, what encryption needs, or nothing. */
 export type Exposure = "full" | "encryption" | "none";
@@ -39,10 +39,7 @@ export async function assertGroupQuota(deps: Deps, account: string): Promise<voi
   const row = await deps.db.selectFrom("group_members").select(sql<number>`count(*)::int`.as("n"))
     .where("account_id", "=", account).where("state", "=", "accepted").executeTakeFirstOrThrow();
   if (row.n >= deps.config.maxGroupsPerAccount) {
-    throw new RelayError(
-      "conflict",
-      `An account may be in at most ${deps.config.maxGroupsPerAccount} groups`,
-    );
+    throw groupQuotaReached(deps.config.maxGroupsPerAccount);
   }
 }
 
