@@ -22,12 +22,30 @@ import { TokenCache } from "../../../relay/accounts/token_cache.ts";
 import { busContract } from "./bus_contract.ts";
 import { HttpClient } from "../../../client/mod.ts";
 
+/**
+ * A fresh Postgres test database and an opener of buses on it: `soloCheckMs` for the solo tests,
+ * `url` to change the URL the buses connect with.
+ */
+async function busDatabase(
+  options: { soloCheckMs?: number; url?: (url: string) => string } = {},
+) {
+  const { handle, databaseUrl } = await openTestDatabase("postgres");
+  const url = options.url ? options.url(databaseUrl!) : databaseUrl!;
+  const open = (instanceId: string) =>
+    PostgresBus.start({
+      url,
+      db: handle.db,
+      instanceId,
+      log: silentLogger,
+      ...(options.soloCheckMs === undefined ? {} : { soloCheckMs: options.soloCheckMs }),
+    });
+  return { handle, databaseUrl: databaseUrl!, open };
+}
+
 busContract(
   "PostgresBus",
   async () => {
-    const { handle, databaseUrl } = await openTestDatabase("postgres");
-    const open = (instanceId: string) =>
-      PostgresBus.start({ url: databaseUrl!, db: handle.db, instanceId, log: silentLogger });
+    const { handle, open } = await busDatabase();
     const here = await open("here");
     const there = await open("there");
     return {
@@ -167,15 +185,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const { handle, databaseUrl } = await openTestDatabase("postgres");
-    const open = (instanceId: string) =>
-      PostgresBus.start({
-        url: databaseUrl!,
-        db: handle.db,
-        instanceId,
-        log: silentLogger,
-        soloCheckMs: 50,
-      });
+    const { handle, open } = await busDatabase({ soloCheckMs: 50 });
     const here = await open("here");
     try {
       assert.equal(here.announcement().channel, "sealpost_bus", "a new bus announces at first");
@@ -215,11 +225,11 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const { handle, databaseUrl } = await openTestDatabase("postgres");
     // Operators name their connections in the URL; postgres.js lets that override the option.
-    const url = databaseUrl! + (databaseUrl!.includes("?") ? "&" : "?") + "application_name=ops";
-    const open = (instanceId: string) =>
-      PostgresBus.start({ url, db: handle.db, instanceId, log: silentLogger, soloCheckMs: 50 });
+    const { handle, open } = await busDatabase({
+      soloCheckMs: 50,
+      url: (url) => url + (url.includes("?") ? "&" : "?") + "application_name=ops",
+    });
     const here = await open("here");
     const there = await open("there");
     try {
@@ -301,17 +311,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const { handle, databaseUrl } = await openTestDatabase("postgres");
+    const { handle, databaseUrl, open } = await busDatabase({ soloCheckMs: 100 });
     const pg = await sharedPostgres();
-    const dbName = new URL(databaseUrl!).pathname.slice(1);
-    const open = (instanceId: string) =>
-      PostgresBus.start({
-        url: databaseUrl!,
-        db: handle.db,
-        instanceId,
-        log: silentLogger,
-        soloCheckMs: 100,
-      });
+    const dbName = new URL(databaseUrl).pathname.slice(1);
     const here = await open("here");
     const there = await open("there");
     const heard: string[] = [];
