@@ -13,11 +13,26 @@
 import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import { fromBase64Url, toBase64Url } from "../../relay/base/encoding.ts";
+import { ManualClock } from "../../relay/base/clock.ts";
+import { VapidSigner } from "../../relay/push/vapid.ts";
 
 // ---------------------------------------------------------------------------------------------
 // TLS
 
 /** A test CA and a certificate for `localhost` and `127.0.0.1` it signed. */
+/** A VAPID signer with a fresh P-256 key, for tests that send Web Push but never verify it. */
+export async function testVapidSigner(): Promise<VapidSigner> {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  return new VapidSigner(
+    { privateKey: pair.privateKey, publicKey: "unused" },
+    "mailto:ops@example.com",
+    new ManualClock(Date.now()),
+  );
+}
+
 export type TestCertificates = { ca: string; cert: string; key: string };
 
 let certificates: Promise<TestCertificates> | null = null;

@@ -6,10 +6,9 @@
 
 import assert from "node:assert/strict";
 import { OUTBOUND_BODY_BYTES, readCapped } from "../../../relay/base/bounded_read.ts";
-import { ManualClock } from "../../../relay/base/clock.ts";
 import { AddressGuard } from "../../../relay/push/address_guard.ts";
-import { VapidSigner } from "../../../relay/push/vapid.ts";
 import { postPushMessage } from "../../../relay/push/webpush.ts";
+import { testVapidSigner } from "../../helpers/push.ts";
 
 /** A loopback server answering `status` with up to `total` bytes, counting what it produced. */
 function hugeServer(status: number, total: number) {
@@ -49,15 +48,7 @@ Deno.test("readCapped() reads at most its cap of an endless body and drops the r
 Deno.test("a push endpoint's 300 MiB error body is read only up to the cap", async () => {
   const server = hugeServer(400, 300 * 1024 * 1024);
   try {
-    const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
-      "sign",
-      "verify",
-    ]) as CryptoKeyPair;
-    const vapid = new VapidSigner(
-      { privateKey: pair.privateKey, publicKey: "unused" },
-      "mailto:ops@example.com",
-      new ManualClock(Date.now()),
-    );
+    const vapid = await testVapidSigner();
     const outcome = await postPushMessage(
       { vapid, guard: new AddressGuard({ allowPrivate: true }) },
       server.url,

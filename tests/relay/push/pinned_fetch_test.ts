@@ -7,12 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { ManualClock } from "../../../relay/base/clock.ts";
 import type { AddressGuard } from "../../../relay/push/address_guard.ts";
 import { PinnedFetcher } from "../../../relay/push/pinned_fetch.ts";
-import { VapidSigner } from "../../../relay/push/vapid.ts";
 import { postPushMessage } from "../../../relay/push/webpush.ts";
-import { testCertificates } from "../../helpers/push.ts";
+import { testCertificates, testVapidSigner } from "../../helpers/push.ts";
 
 async function receivers() {
   const { ca, cert, key } = await testCertificates();
@@ -72,15 +70,7 @@ Deno.test("postPushMessage() sends to the address its guard checked, not a new l
   const guard = {
     check: () => Promise.resolve({ refusal: null, address: "127.0.0.2" }),
   } as unknown as AddressGuard;
-  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
-    "sign",
-    "verify",
-  ]) as CryptoKeyPair;
-  const vapid = new VapidSigner(
-    { privateKey: pair.privateKey, publicKey: "unused" },
-    "mailto:ops@example.com",
-    new ManualClock(Date.now()),
-  );
+  const vapid = await testVapidSigner();
   try {
     const outcome = await postPushMessage({ vapid, guard, pinned }, r.https, null, {});
     assert.equal(outcome.result, "sent");
