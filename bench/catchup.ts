@@ -93,7 +93,7 @@ export async function catchupScenario(
     await sql.unsafe(INSERT, params as never[]);
     await sql.unsafe(SET_LAST, [group.id, options.count]);
     await sql.unsafe("analyze messages");
-    await sql.end();
+    await sql.end({ timeout: 5 });
   } else {
     await relay.stop();
     const pg = await PGlite.create({ dataDir: `${relay.dataDir}/pg` });

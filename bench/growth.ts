@@ -202,7 +202,7 @@ export async function growthScenario(
     }
   } finally {
     await relay.stop();
-    await sql.end();
+    await sql.end({ timeout: 5 });
   }
 }
 

@@ -96,7 +96,7 @@ export async function overloadScenario(
     });
   } finally {
     fleet.close();
-    await sql.end();
+    await sql.end({ timeout: 5 });
   }
 }
 

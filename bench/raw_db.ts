@@ -133,7 +133,7 @@ export async function postgresCeiling(url: string, rows = 100_000): Promise<Inse
       single_row_autocommit_rows_s: Math.round(single),
     };
   } finally {
-    await sql.end();
+    await sql.end({ timeout: 5 });
   }
 }
 
@@ -195,7 +195,7 @@ export async function postgresReadCeiling(
     const seconds = (performance.now() - t0) / 1000;
     return { rows: read, seconds: round(seconds), rows_s: Math.round(read / seconds) };
   } finally {
-    await sql.end();
+    await sql.end({ timeout: 5 });
   }
 }
 

@@ -94,6 +94,9 @@ export async function openPglite(dir: string, hooks: DatabaseHooks = {}): Promis
   };
 }
 
+/** Seconds a closing pool waits for statements in flight before it terminates its connections. */
+const CLOSE_TIMEOUT_S = 5;
+
 /** Connects to a server Postgres at `url` with a small pool. */
 export function openPostgres(url: string, options: { max?: number } = {}): DatabaseHandle {
   const client = postgres(url, {
@@ -127,6 +130,11 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
     url,
     sql: client,
     close: async () => {
+      // Bounded: postgres.js's end() without a timeout can wait for ever on a connection
+      // Kysely reserved and released (porsager/postgres#925), seen as a rare hang at shutdown.
+      // Past the timeout the remaining connections are terminated. Kysely's destroy() then finds
+      // the client already ended.
+      await client.end({ timeout: CLOSE_TIMEOUT_S });
       await db.destroy();
     },
   };

@@ -77,7 +77,7 @@ Deno.test({
       assert.equal(page.last_seq, 300);
       assert.equal(page.has_more, true);
     } finally {
-      await sql.end();
+      await sql.end({ timeout: 5 });
       await handle.close();
     }
   },
