@@ -30,6 +30,7 @@ import { type Fleet, measureRate, type RateResult, relayFleet } from "./fanout.t
 import { type FarRun, farRun } from "./far.ts";
 import { type GrowthResult, growthScenario } from "./growth.ts";
 import { overloadLine, type OverloadResult, overloadScenario } from "./overload.ts";
+import { queueHeapLine, type QueueHeapResult, queueHeapScenario } from "./queue_heap.ts";
 import { type IdleResult, idleScenario } from "./idle.ts";
 import { bodyChars } from "./load.ts";
 import {
@@ -65,6 +66,7 @@ const SCENARIOS = [
   "far",
   "growth",
   "overload",
+  "queue",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -357,6 +359,8 @@ type Results = {
   growth?: GrowthResult;
   /** Twice the sustained rate for 30 s, Postgres fsync on. */
   overload?: OverloadResult & { relay_log: string[]; cpu_profile?: unknown };
+  /** Heap held per send waiting in the commit queue (commits held back by a lock). */
+  queue?: QueueHeapResult;
   errors: string[];
 };
 
@@ -387,7 +391,9 @@ async function main(): Promise<void> {
   );
 
   const needsPostgres =
-    ["raw", "fanout", "catchup", "idle", "far", "overload"].some((s) => has(s as Scenario)) ||
+    ["raw", "fanout", "catchup", "idle", "far", "overload", "queue"].some((s) =>
+      has(s as Scenario)
+    ) ||
     (has("growth") && !options.growthUrl);
   let pg: PostgresCluster | null = null;
   const cleanup: (() => Promise<void>)[] = [];
@@ -827,6 +833,20 @@ async function main(): Promise<void> {
         }
       });
     }
+    if (has("queue")) {
+      await step("queue: heap held per queued send", async () => {
+        const databaseUrl = await pg!.createDatabase();
+        try {
+          results.queue = await queueHeapScenario(databaseUrl, {
+            sends: options.quick ? 2_000 : 10_000,
+            bodyChars: chars,
+          });
+          console.log(queueHeapLine(results.queue));
+        } finally {
+          await dropDatabase(pg!, databaseUrl);
+        }
+      });
+    }
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
     await save();
@@ -853,6 +873,7 @@ async function main(): Promise<void> {
   if (results.overload) {
     console.log("\nOverload\n  " + overloadLine(results.overload));
   }
+  if (results.queue) console.log("\nCommit queue\n  " + queueHeapLine(results.queue));
   const c = results.ceilings;
   if (c.postgres_insert || c.pglite_insert || c.ws_echo) {
     console.log("\nCeilings");

@@ -18,6 +18,8 @@ export type RelayProcessOptions = {
   dataDir?: string;
   /** Write a V8 CPU profile into this directory when the relay exits. */
   cpuProfDir?: string;
+  /** Open the relay's V8 inspector on this loopback port (heap readings). */
+  inspectPort?: number;
   /** Extra environment. */
   env?: Record<string, string>;
 };
@@ -49,6 +51,7 @@ export async function startRelay(options: RelayProcessOptions = {}): Promise<Rel
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "sealpost-bench-" });
   const args = ["run", "-A"];
   if (options.cpuProfDir) args.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
+  if (options.inspectPort) args.push(`--inspect=127.0.0.1:${options.inspectPort}`);
   args.push("main.ts", "serve");
   const child = new Deno.Command(Deno.execPath(), {
     args,

@@ -406,6 +406,16 @@ function relayServices(
     },
     onCommitted: (published) => push.afterCommit(published),
   });
+  metrics.gauge(
+    "sealpost_commit_queue_sends",
+    "Sends waiting for or in a group-commit transaction on this instance.",
+    () => commit.queued,
+  );
+  metrics.gauge(
+    "sealpost_commit_queue_bytes",
+    "What the queued sends count against SEALPOST_COMMIT_QUEUE_BYTES (body plus a fixed overhead each).",
+    () => commit.queuedBytes,
+  );
   const blobs = new BlobPolicy(base, options.blobStore ?? openBlobStore(config));
   const backups = config.backupInterval === null ? null : new BackupSchedule({
     db,
