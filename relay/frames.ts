@@ -80,8 +80,8 @@ export async function handleFrame(
       );
       return;
     case "send":
-      conn.sendJson(await sendAnswer(deps, conn, frame));
-      return;
+      // Returned, not awaited (see sendAnswer).
+      return sendAnswer(deps, conn, frame).then((reply) => void conn.sendJson(reply));
   }
 }
 
@@ -115,35 +115,37 @@ async function presenceAnswer(
     : { t: "presence", group, online, ref };
 }
 
-/** Sends the frame's message and builds the `sent` reply. */
-async function sendAnswer(
+/**
+ * Sends the frame's message and builds the `sent` reply. Chained rather than awaited: the send
+ * waits in the commit queue, and a suspended async function would hold its frame meanwhile.
+ */
+function sendAnswer(
   deps: FrameDeps,
   conn: Connection,
   frame: Extract<ClientFrame, { t: "send" }>,
 ): Promise<ServerFrame> {
   const { t: _t, ref, group, ...body } = frame;
-  const sent = await withSpan(
+  return withSpan(
     "sealpost.send",
     { "sealpost.group": group, "sealpost.ephemeral": body.ephemeral === true },
-    async (span) => {
-      const result = await send(
+    (span) =>
+      send(
         deps,
         { account: conn.account, device: conn.device },
         group,
         body,
         conn.invited.has(group),
-      );
-      if (!result.ephemeral) span.setAttribute("sealpost.seq", result.seq);
-      return result;
-    },
+      ).then((sent) => {
+        const reply: Extract<ServerFrame, { t: "sent" }> = { t: "sent", group };
+        if (ref !== undefined) reply.ref = ref;
+        if (sent.ephemeral) reply.delivered = sent.delivered;
+        else {
+          span.setAttribute("sealpost.seq", sent.seq);
+          reply.seq = sent.seq;
+          reply.created_at = sent.created_at;
+          reply.expires_at = sent.expires_at;
+        }
+        return reply;
+      }),
   );
-  const reply: Extract<ServerFrame, { t: "sent" }> = { t: "sent", group };
-  if (ref !== undefined) reply.ref = ref;
-  if (sent.ephemeral) reply.delivered = sent.delivered;
-  else {
-    reply.seq = sent.seq;
-    reply.created_at = sent.created_at;
-    reply.expires_at = sent.expires_at;
-  }
-  return reply;
 }

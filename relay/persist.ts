@@ -127,7 +127,12 @@ export type GroupCommitOptions = {
  */
 export const MAX_BATCH = 1000;
 
-/** What a queued send costs besides its body: the object, its strings and closures. */
+/**
+ * What the queue bound counts for a send besides its body. Less than a queued send really holds:
+ * `deno task bench --scenario queue` measures the heap per queued send (2,466 bytes with an
+ * 88-character body on 2026-12-02, 4,321 before the send path stopped holding suspended async
+ * frames), so the 16 MiB default admits about 28,000 small sends, some 65 MiB of heap.
+ */
 export const SEND_OVERHEAD_BYTES = 512;
 
 /**

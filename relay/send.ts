@@ -53,20 +53,20 @@ export type Sent =
  * invitation in its commit (`accept`, migration 0010: no round trip before it) and an ephemeral
  * one looks it up.
  */
-export async function send(
+export function send(
   deps: SendDeps,
   from: Principal,
   group: string,
   body: SendBody,
   invited?: boolean,
 ): Promise<Sent> {
-  try {
-    return await sendUnchecked(deps, from, group, body, invited);
-  } catch (error) {
+  // Chained, not awaited: a send waits in the commit queue, and a suspended async function
+  // would hold its frame meanwhile (bench/README.md "Overload").
+  return sendUnchecked(deps, from, group, body, invited).catch((error) => {
     const reason = error instanceof RelayError ? error.code : "internal";
     deps.metrics.messagesRejected.inc({ reason });
     throw error;
-  }
+  });
 }
 
 /** Throws unless `body` is canonical base64url of at most `max_message_bytes` decoded. */
@@ -168,7 +168,8 @@ async function sendUnchecked(
   const blob = body.blob === undefined || !deps.blobs
     ? undefined
     : await deps.blobs.attach(from, body.blob, group);
-  const result = await deps.commit.submit({
+  // Returned, not awaited: nothing of this function is held while the send is queued.
+  return deps.commit.submit({
     group,
     account: from.account,
     device: from.device,
@@ -178,11 +179,10 @@ async function sendUnchecked(
     to: body.to,
     blob,
     accept: invited === undefined,
-  });
-  if (result.accepted) {
+  }).then(async (result): Promise<Sent> => {
+    if (!result.accepted) return { ephemeral: false, ...result };
     await announceAccepted(deps, group, from.account);
     const { accepted: _, ...answer } = result;
     return { ephemeral: false, ...answer };
-  }
-  return { ephemeral: false, ...result };
+  });
 }
