@@ -7,7 +7,7 @@
  * them all waiting, and the heap is read again after a full collection
  * (`HeapProfiler.collectGarbage`, then `Runtime.getHeapUsage`). The difference over the sends
  * waiting is what one queued send holds: the figure behind the commit queue's bound
- * (`SEALPOST_COMMIT_QUEUE_BYTES` counts a body plus 512 bytes). The lock is then released and every
+ * (`SEALPOST_COMMIT_QUEUE_BYTES` counts a body plus `SEND_OVERHEAD_BYTES`, 2,400 bytes). The lock is then released and every
  * send must be answered `sent`. Memory only: nothing here is timed.
  */
 

@@ -128,12 +128,12 @@ export type GroupCommitOptions = {
 export const MAX_BATCH = 1000;
 
 /**
- * What the queue bound counts for a send besides its body. Less than a queued send really holds:
- * `deno task bench --scenario queue` measures the heap per queued send (2,466 bytes with an
- * 88-character body on 2026-12-02, 4,321 before the send path stopped holding suspended async
- * frames), so the 16 MiB default admits about 28,000 small sends, some 65 MiB of heap.
+ * What the queue bound counts for a send besides its body: about what a queued send holds on the
+ * relay's heap beyond its body's characters, so `SEALPOST_COMMIT_QUEUE_BYTES` is close to the
+ * memory the queue takes. Measured by `deno task bench --scenario queue`: 2,463 bytes per queued
+ * send with an 88-character body, 2,713 with 344 (2026-12-02; bench/README.md "Overload memory").
  */
-export const SEND_OVERHEAD_BYTES = 512;
+export const SEND_OVERHEAD_BYTES = 2_400;
 
 /**
  * Computes a message's expiry: `ttl_s` capped by the group's retention, capped by the server's

@@ -128,8 +128,8 @@ export const SETTINGS = {
   commitQueueBytes: setting(
     "SEALPOST_COMMIT_QUEUE_BYTES",
     "commit-queue-bytes",
-    "16MiB",
-    "sends waiting for their commit, in bytes, past which sends are refused (503 unavailable)",
+    "64MiB",
+    "memory of the sends waiting for their commit (body + 2,400 bytes each), past which sends are refused (503 unavailable)",
     parseSize,
   ),
   maxBlobBytes: setting(

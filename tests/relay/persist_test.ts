@@ -416,7 +416,7 @@ testBothDatabases(
   async (db) => {
     const t = await startTestRelay({
       db,
-      env: { SEALPOST_RATE_SEND: "off", SEALPOST_COMMIT_QUEUE_BYTES: "2KiB" },
+      env: { SEALPOST_RATE_SEND: "off", SEALPOST_COMMIT_QUEUE_BYTES: "10KiB" },
     });
     try {
       const alice = await newDevice(t.url);
