@@ -61,7 +61,7 @@ export function send(
   invited?: boolean,
 ): Promise<Sent> {
   // Chained, not awaited: a send waits in the commit queue, and a suspended async function
-  // would hold its frame meanwhile (bench/README.md "Overload").
+  // would hold its frame meanwhile (bench/README.md "Overload memory, a third look").
   return sendUnchecked(deps, from, group, body, invited).catch((error) => {
     const reason = error instanceof RelayError ? error.code : "internal";
     deps.metrics.messagesRejected.inc({ reason });
