@@ -19,8 +19,8 @@ Deno.test({
   fn: async () => {
     const handle = openPostgres(await (await sharedPostgres()).createDatabase());
     await sql`select 1`.execute(handle.db);
-    // A statement that would hold the connection for a minute; unbounded, close() waits for it.
-    const running = sql`select pg_sleep(60)`.execute(handle.db).then(
+    // A statement that would hold the connection for 30 s; unbounded, close() waits for it.
+    const running = sql`select pg_sleep(30)`.execute(handle.db).then(
       () => "finished",
       (error: Error) => `failed: ${error.message}`,
     );
