@@ -16,6 +16,7 @@ import { registerDevices } from "./fleet.ts";
 import { freePort } from "../tests/helpers/postgres.ts";
 import { startRelay } from "./relay_process.ts";
 import { round, sleep } from "./stats.ts";
+import { RawSocket } from "../tests/helpers/ws.ts";
 
 /** What the scenario measured. */
 export type QueueHeapResult = {
@@ -47,21 +48,22 @@ export async function queueHeapScenario(
   try {
     const { devices: [alice] } = await registerDevices(relay.url, 1);
     const group = await alice.api.createGroup({ members: [] });
-    const socket = await Frames.open(relay.url, alice.api.token!);
+    const socket = await RawSocket.authed(
+      relay.url.replace(/^http/, "ws") + "/v1/ws",
+      alice.api.token!,
+    );
     // Warm the send path once, so its code and caches are not counted as queue.
     socket.send({ t: "send", ref: "warm", group: group.id, body: "AAAA" });
-    await socket.until(() => socket.answered >= 1, 10_000, "the warm-up send");
+    await socket.next((f) => f.t === "sent", 10_000);
     const before = await inspector.heapUsed();
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => release = resolve);
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((resolve) => locked = resolve);
+    const held = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
     const holding = sql.begin(async (tx) => {
       await tx`lock table messages in exclusive mode`;
-      locked();
-      await held;
+      locked.resolve();
+      await held.promise;
     });
-    await lockTaken;
+    await locked.promise;
     const body = "A".repeat(options.bodyChars);
     for (let i = 0; i < options.sends; i++) {
       socket.send({ t: "send", ref: i, group: group.id, client_id: `q${i}`, body });
@@ -69,16 +71,21 @@ export async function queueHeapScenario(
     let queued = 0;
     let counted = 0;
     const deadline = Date.now() + 60_000;
-    while (queued < options.sends && Date.now() < deadline && socket.answered === 1) {
+    // Until all are queued, or an answer shows one was not (refused).
+    while (queued < options.sends && Date.now() < deadline && socket.frames.length === 0) {
       await sleep(200);
       const metrics = await relay.metrics();
       queued = metrics.get("sealpost_commit_queue_sends") ?? 0;
       counted = metrics.get("sealpost_commit_queue_bytes") ?? 0;
     }
     const after = await inspector.heapUsed();
-    release();
+    held.resolve();
     await holding;
-    await socket.until(() => socket.answered >= options.sends + 1, 120_000, "every send answered");
+    const answers = await socket.take(
+      options.sends,
+      (f) => f.t === "sent" || f.t === "error",
+      120_000,
+    );
     socket.close();
     return {
       sends: options.sends,
@@ -89,7 +96,7 @@ export async function queueHeapScenario(
       heap_queued_mib: round(after / 2 ** 20),
       heap_per_send_bytes: Math.round((after - before) / Math.max(1, queued)),
       counted_per_send_bytes: Math.round(counted / Math.max(1, queued)),
-      answered: socket.sent - 1,
+      answered: answers.filter((f) => f.t === "sent").length,
     };
   } finally {
     inspector.close();
@@ -104,50 +111,6 @@ export function queueHeapLine(r: QueueHeapResult): string {
     `heap ${r.heap_before_mib} → ${r.heap_queued_mib} MiB, ` +
     `${r.heap_per_send_bytes} B per queued send (the bound counts ${r.counted_per_send_bytes}); ` +
     `${r.answered} answered sent after the lock`;
-}
-
-/** A bare protocol client: `hello` → `auth` → `ready`, then frames out and answers counted. */
-class Frames {
-  answered = 0;
-  sent = 0;
-  private constructor(private readonly ws: WebSocket) {}
-
-  static open(url: string, token: string): Promise<Frames> {
-    const ws = new WebSocket(url.replace(/^http/, "ws") + "/v1/ws");
-    const frames = new Frames(ws);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("no ready within 10 s")), 10_000);
-      ws.onclose = (e) => reject(new Error(`socket closed ${e.code} ${e.reason}`));
-      ws.onmessage = (e) => {
-        const f = JSON.parse(e.data as string);
-        if (f.t === "hello") ws.send(JSON.stringify({ t: "auth", token }));
-        else if (f.t === "ready") {
-          clearTimeout(timer);
-          resolve(frames);
-        } else if (f.t === "sent") {
-          frames.answered++;
-          frames.sent++;
-        } else if (f.t === "error") frames.answered++;
-      };
-    });
-  }
-
-  send(frame: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify(frame));
-  }
-
-  async until(done: () => boolean, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-      await sleep(50);
-    }
-  }
-
-  close(): void {
-    this.ws.onclose = null;
-    this.ws.close();
-  }
 }
 
 /** The relay's V8 inspector (Chrome DevTools Protocol over a WebSocket). */

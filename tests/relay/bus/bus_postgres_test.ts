@@ -15,6 +15,7 @@ import {
   testBothDatabases,
 } from "../../helpers/relay.ts";
 import { RawSocket } from "../../helpers/ws.ts";
+import { waitUntil } from "../../helpers/push.ts";
 import { listenerUrl, PostgresBus, SOLO_CHECK_MS } from "../../../relay/bus/bus_postgres.ts";
 import { silentLogger } from "../../../relay/base/log.ts";
 import { systemClock } from "../../../relay/base/clock.ts";
@@ -169,15 +170,6 @@ testBothDatabases(
   { only: ["postgres"] },
 );
 
-/** Waits until `check` passes (bounded). */
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached in ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 Deno.test({
   name:
     "PostgresBus alone leaves commits unannounced; a newcomer's hello turns announcing back on and, once the unannounced commits settled, makes every instance read back",
@@ -189,7 +181,7 @@ Deno.test({
     const here = await open("here");
     try {
       assert.equal(here.announcement().channel, "sealpost_bus", "a new bus announces at first");
-      await until(() => here.solo, "alone, the bus goes solo");
+      await waitUntil("alone, the bus goes solo", () => here.solo);
       const quiet = here.announcement();
       assert.equal(quiet.channel, null, "alone: no NOTIFY in the commit");
       // A newcomer starts listening while `quiet` is still in flight.
@@ -197,12 +189,12 @@ Deno.test({
       try {
         let readBacks = 0;
         there.onGap(() => readBacks++);
-        await until(() => !here.solo, "the newcomer's hello turns announcing back on");
+        await waitUntil("the newcomer's hello turns announcing back on", () => !here.solo);
         assert.equal(here.announcement().channel, "sealpost_bus");
         await new Promise((resolve) => setTimeout(resolve, 300));
         assert.equal(readBacks, 0, "no read-back while an unannounced commit is in flight");
         quiet.settled();
-        await until(() => readBacks === 1, "the read-back once it settled");
+        await waitUntil("the read-back once it settled", () => readBacks === 1);
         // Both listen now: neither goes solo again, and nothing more is read back.
         await new Promise((resolve) => setTimeout(resolve, 300));
         assert.equal(here.solo || there.solo, false);
@@ -210,7 +202,7 @@ Deno.test({
       } finally {
         await there.close();
       }
-      await until(() => here.solo, "alone again once the other listener is gone");
+      await waitUntil("alone again once the other listener is gone", () => here.solo);
     } finally {
       await here.close();
       await handle.close();
@@ -263,9 +255,9 @@ testBothDatabases(
       const alice = await newDevice(a.url);
       const bob = await newDevice(a.url);
       const group = await alice.api.createGroup({ members: [bob.account] });
-      await until(
-        () => a.logs.some((line) => line.includes("commits go unannounced")),
+      await waitUntil(
         "the only instance stops announcing",
+        () => a.logs.some((line) => line.includes("commits go unannounced")),
         SOLO_CHECK_MS * 3,
       );
       // Sends keep committing on A while B starts and bob subscribes there.
@@ -282,7 +274,7 @@ testBothDatabases(
           }
         }
       })();
-      await until(() => b !== undefined, "B started", 20_000);
+      await waitUntil("B started", () => b !== undefined, 20_000);
       const onB = await RawSocket.authed(b!.wsUrl, bob.token);
       onB.send({ t: "sub", groups: [group.id] });
       await sending;
@@ -333,15 +325,15 @@ Deno.test({
       await pg.psql(
         `select pg_terminate_backend(pid) from pg_stat_activity where application_name like 'sealpost-listen%' and datname = '${dbName}'`,
       );
-      await until(() => !there.hearing, "the cut bus knows it is deaf", 5_000);
+      await waitUntil("the cut bus knows it is deaf", () => !there.hearing, 5_000);
       assert.equal(tokens.get("h1"), undefined, "a deaf bus's cache answers nothing");
       tokens.set("h2", token, tokens.begin());
       assert.equal(tokens.size, 1, "nor is it filled while deaf");
       await new Promise((resolve) => setTimeout(resolve, 500));
       await pg.psql(`alter database "${dbName}" allow_connections true`);
-      await until(() => there.hearing && here.hearing, "both listen again", 10_000);
+      await waitUntil("both listen again", () => there.hearing && here.hearing, 10_000);
       here.publish({ kind: "revoked", device: "d1" });
-      await until(() => heard.includes("d1"), "an event published afterwards is heard", 5_000);
+      await waitUntil("an event published afterwards is heard", () => heard.includes("d1"), 5_000);
     } finally {
       await pg.psql(`alter database "${dbName}" allow_connections true`).catch(() => {});
       await Promise.all([here.close(), there.close()]);
